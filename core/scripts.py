@@ -1,0 +1,394 @@
+"""Every Lua script docgraph runs, in one place.
+
+Each script is one atomic step of a job's life: submit, start, the hand-off
+(ack + record + enqueue successors), retry scheduling, dead-lettering, retry
+promotion, replay, cancel and retention.  Atomicity is what makes the
+guarantees hold: there is no moment where a crash leaves a job acknowledged
+but not handed on, or handed on twice.
+
+Conventions: ``KEYS[1]`` is the job record when there is one; ``ARGV[1]`` is
+the partition's key tag (``{prefix:pN}``), from which the script derives the
+partition's other key names (all in the same cluster slot); times are
+milliseconds since the epoch, passed in by the caller.
+"""
+
+from __future__ import annotations
+
+# Shared helpers, prepended to every script.
+_LIB = r"""
+local function idx(tag, state) return tag .. ':state:' .. state end
+local function stream(tag, stage, lane) return tag .. ':stream:' .. stage .. ':' .. lane end
+
+-- Move a job between state indexes; a job is in exactly one index.
+local function set_state(job, tag, id, state, now)
+  local old = redis.call('HGET', job, 'state')
+  if (old == 'failed' or old == 'dead') and (state == 'running' or state == 'retrying') then
+    old = state  -- a failure stays visible until the dead stage is replayed
+  end
+  if old == state then
+    redis.call('HSET', job, 'updated', now)
+    return
+  end
+  if old then redis.call('ZREM', idx(tag, old), id) end
+  redis.call('ZADD', idx(tag, state), now, id)
+  redis.call('HSET', job, 'state', state, 'updated', now)
+end
+
+local function remove_job(tag, id, state)
+  local job = tag .. ':job:' .. id
+  local idem = redis.call('HGET', job, 'idem')
+  if idem then redis.call('HDEL', tag .. ':idem', idem) end
+  local fields = redis.call('HGETALL', job)
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], -8) == ':delayed' then
+      redis.call('ZREM', tag .. ':delayed', fields[i + 1])
+    end
+  end
+  redis.call('DEL', job)
+  redis.call('ZREM', idx(tag, state), id)
+end
+
+-- Drop the oldest finished jobs beyond max_count and those older than max_age.
+-- Bounded work per call; the maintenance sweep catches up when idle.
+local function trim(tag, state, now, max_age, max_count)
+  local key = idx(tag, state)
+  local old = redis.call('ZRANGEBYSCORE', key, '-inf', now - max_age, 'LIMIT', 0, 100)
+  for _, id in ipairs(old) do remove_job(tag, id, state) end
+  local excess = redis.call('ZCARD', key) - max_count
+  if excess > 0 then
+    if excess > 100 then excess = 100 end
+    for _, id in ipairs(redis.call('ZRANGE', key, 0, excess - 1)) do
+      remove_job(tag, id, state)
+    end
+  end
+end
+
+-- Acknowledge and delete a handled entry: the stream keeps only unread and
+-- pending entries, so memory stays flat and nothing pending is ever trimmed.
+-- Returns false when the entry was already acknowledged (someone else won).
+local function ack(src, group, id)
+  if id == '' then return true end
+  if redis.call('XACK', src, group, id) == 0 then return false end
+  redis.call('XDEL', src, id)
+  return true
+end
+
+local function finished(state)
+  return state == 'completed' or state == 'failed' or state == 'dead' or state == 'cancelled'
+end
+
+-- A job whose work must stop: deleted, cancelled or already completed.  A
+-- failed/dead job is not gone: its other branches go on, so a replay of the
+-- dead stage can still complete it.
+local function gone(state)
+  return (not state) or state == 'cancelled' or state == 'completed' or state == 'deleted'
+end
+"""
+
+SUBMIT = (
+    _LIB
+    + r"""
+-- KEYS[1] job
+-- ARGV: tag, id, now, traceparent, lane, idem, meta_json, n_stages, stages...,
+--       n_roots, (root, payload)...
+local job, tag, id, now = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
+local tp, lane, idem, meta = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+if idem ~= '' then
+  local existing = redis.call('HGET', tag .. ':idem', idem)
+  if existing and redis.call('EXISTS', tag .. ':job:' .. existing) == 1 then
+    return {0, existing}
+  end
+end
+local prior = redis.call('HGET', job, 'state')
+if prior and prior ~= 'deleted' then return {0, id} end
+redis.call('DEL', job)
+redis.call('HSET', job, 'id', id, 'created', now, 'traceparent', tp, 'priority', lane,
+  'meta', meta)
+if idem ~= '' then
+  redis.call('HSET', job, 'idem', idem)
+  redis.call('HSET', tag .. ':idem', idem, id)
+end
+local n = tonumber(ARGV[8])
+for i = 1, n do redis.call('HSET', job, ARGV[8 + i] .. ':status', 'pending') end
+local at = 9 + n
+local nroots = tonumber(ARGV[at])
+for i = 0, nroots - 1 do
+  local root, payload = ARGV[at + 1 + 2 * i], ARGV[at + 2 + 2 * i]
+  redis.call('XADD', stream(tag, root, lane), '*', 'payload', payload, 'traceparent', tp)
+  redis.call('HSET', job, root .. ':status', 'queued', root .. ':enq', 1)
+end
+set_state(job, tag, id, 'queued', now)
+return {1, id}
+"""
+)
+
+START = (
+    _LIB
+    + r"""
+-- KEYS[1] job   ARGV: tag, id, stage, now, attempt, lane, traceparent, adopt, n_stages, stages...
+-- Returns the job state, or false when the job is gone.  An event published
+-- straight onto a root stream by another system (no record yet) is adopted
+-- when ``adopt`` is '1': its record is created here.
+local job, tag, id, stage, now = KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local state = redis.call('HGET', job, 'state')
+if not state then
+  if ARGV[8] ~= '1' then return false end
+  redis.call('HSET', job, 'id', id, 'created', now, 'traceparent', ARGV[7], 'priority', ARGV[6],
+    'meta', '{}')
+  for i = 1, tonumber(ARGV[9]) do redis.call('HSET', job, ARGV[9 + i] .. ':status', 'pending') end
+  redis.call('HSET', job, stage .. ':enq', 1)
+  set_state(job, tag, id, 'queued', now)
+  state = 'queued'
+end
+if gone(state) then return state end
+redis.call('HSET', job, stage .. ':status', 'running', stage .. ':started', now,
+  stage .. ':attempts', ARGV[5])
+redis.call('HINCRBY', job, stage .. ':runs', 1)
+if not redis.call('HGET', job, 'started') then redis.call('HSET', job, 'started', now) end
+set_state(job, tag, id, 'running', now)
+return state
+"""
+)
+
+COMPLETE = (
+    _LIB
+    + r"""
+-- The hand-off.  KEYS[1] job, KEYS[2] source stream
+-- ARGV: tag, group, entry, id, stage, now, output_json, traceparent,
+--       completed_max_age, completed_max_count,
+--       n_stages, stages..., n_skip, skip..., n_cand, (cand, lane, payload_prefix, n_preds, preds...)...
+-- payload_prefix is the successor's envelope JSON without its closing brace;
+-- the script appends the recorded outputs of every finished stage, so a join
+-- sees both branches' outputs.
+local job, src = KEYS[1], KEYS[2]
+local tag, group, entry, id, stage = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local now, output, tp = tonumber(ARGV[6]), ARGV[7], ARGV[8]
+local max_age, max_count = tonumber(ARGV[9]), tonumber(ARGV[10])
+if not ack(src, group, entry) then return 'stale' end
+local state = redis.call('HGET', job, 'state')
+if gone(state) then return 'gone' end
+redis.call('HSET', job, stage .. ':status', 'done', stage .. ':finished', now,
+  stage .. ':output', output, stage .. ':progress', 1)
+redis.call('HINCRBY', job, stage .. ':completions', 1)
+local at = 11
+local stages = {}
+for i = 1, tonumber(ARGV[at]) do stages[i] = ARGV[at + i] end
+at = at + #stages + 1
+local nskip = tonumber(ARGV[at])
+for i = 1, nskip do redis.call('HSET', job, ARGV[at + i] .. ':status', 'skipped') end
+at = at + nskip + 1
+local function satisfied(s)
+  local st = redis.call('HGET', job, s .. ':status')
+  return st == 'done' or st == 'skipped'
+end
+local ncand = tonumber(ARGV[at])
+at = at + 1
+for _ = 1, ncand do
+  local cand, lane, prefix, npreds = ARGV[at], ARGV[at + 1], ARGV[at + 2], tonumber(ARGV[at + 3])
+  local ready = true
+  for j = 1, npreds do
+    if not satisfied(ARGV[at + 3 + j]) then ready = false end
+  end
+  at = at + 4 + npreds
+  if ready and redis.call('HSETNX', job, cand .. ':enq', 1) == 1 then
+    local outs = {}
+    for _, s in ipairs(stages) do
+      local o = redis.call('HGET', job, s .. ':output')
+      if o then outs[#outs + 1] = cjson.encode(s) .. ':' .. o end
+    end
+    local payload = prefix .. ',"outputs":{' .. table.concat(outs, ',') .. '}}'
+    redis.call('XADD', stream(tag, cand, lane), '*', 'payload', payload, 'traceparent', tp)
+    redis.call('HSET', job, cand .. ':status', 'queued')
+  end
+end
+for _, s in ipairs(stages) do
+  if not satisfied(s) then
+    redis.call('HSET', job, 'updated', now)
+    return 'ok'
+  end
+end
+redis.call('HSET', job, 'finished', now)
+set_state(job, tag, id, 'completed', now)
+trim(tag, 'completed', now, max_age, max_count)
+return 'completed'
+"""
+)
+
+RETRY = (
+    _LIB
+    + r"""
+-- KEYS[1] job, KEYS[2] source stream
+-- ARGV: tag, group, entry, id, stage, now, due, member, error, attempt
+local job, src = KEYS[1], KEYS[2]
+local tag, group, entry, id, stage = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local now, due, member = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+if not ack(src, group, entry) then return 'stale' end
+local state = redis.call('HGET', job, 'state')
+if gone(state) then return 'gone' end
+redis.call('ZADD', tag .. ':delayed', due, member)
+redis.call('HSET', job, stage .. ':status', 'retrying', stage .. ':error', ARGV[9],
+  stage .. ':attempts', ARGV[10], stage .. ':due', due, stage .. ':delayed', member,
+  'error', ARGV[9])
+set_state(job, tag, id, 'retrying', now)
+return 'ok'
+"""
+)
+
+DEAD = (
+    _LIB
+    + r"""
+-- Dead-letter an entry.  KEYS[1] job (may be absent), KEYS[2] source stream, KEYS[3] dlq
+-- ARGV: tag, group, entry, id, stage, now, final_state, error, max_age, max_count,
+--       dlq_maxlen, fields...
+local job, src, dlq = KEYS[1], KEYS[2], KEYS[3]
+local tag, group, entry, id, stage = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local now, final = tonumber(ARGV[6]), ARGV[7]
+if not ack(src, group, entry) then return 'stale' end
+local fields = {}
+for i = 12, #ARGV do fields[#fields + 1] = ARGV[i] end
+local maxlen = tonumber(ARGV[11])
+if maxlen > 0 then
+  redis.call('XADD', dlq, 'MAXLEN', '~', maxlen, '*', unpack(fields))
+else
+  redis.call('XADD', dlq, '*', unpack(fields))
+end
+if id == '' then return 'ok' end
+local state = redis.call('HGET', job, 'state')
+if not state or state == 'cancelled' then return 'gone' end
+redis.call('HSET', job, stage .. ':status', final, stage .. ':error', ARGV[8],
+  stage .. ':finished', now, 'error', ARGV[8], 'finished', now)
+set_state(job, tag, id, final, now)
+trim(tag, final, now, tonumber(ARGV[9]), tonumber(ARGV[10]))
+return 'ok'
+"""
+)
+
+RELEASE = (
+    _LIB
+    + r"""
+-- Hand an in-flight entry back at shutdown: ack it and re-add it, so another
+-- consumer can take it now instead of after the visibility timeout.
+-- KEYS[1] job, KEYS[2] source stream   ARGV: group, entry, stage, payload, traceparent
+local job, src = KEYS[1], KEYS[2]
+if redis.call('XACK', src, ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XDEL', src, ARGV[2])
+redis.call('XADD', src, '*', 'payload', ARGV[4], 'traceparent', ARGV[5])
+if redis.call('EXISTS', job) == 1 then redis.call('HSET', job, ARGV[3] .. ':status', 'queued') end
+return 1
+"""
+)
+
+DROP = (
+    _LIB
+    + r"""
+-- Ack and delete an entry whose job is gone or finished.  KEYS[1] source stream
+-- ARGV: group, entry
+return ack(KEYS[1], ARGV[1], ARGV[2]) and 1 or 0
+"""
+)
+
+PROMOTE = (
+    _LIB
+    + r"""
+-- Move due retries back to their streams.  ARGV: tag, now, limit
+-- A member is JSON {job, stage, stream, payload, traceparent}.
+local tag, now = ARGV[1], tonumber(ARGV[2])
+local key = tag .. ':delayed'
+local due = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+for _, member in ipairs(due) do
+  local m = cjson.decode(member)
+  redis.call('ZREM', key, member)
+  local job = tag .. ':job:' .. m.job
+  local state = redis.call('HGET', job, 'state')
+  if not gone(state) then
+    redis.call('XADD', m.stream, '*', 'payload', m.payload, 'traceparent', m.traceparent)
+    redis.call('HSET', job, m.stage .. ':status', 'queued')
+    redis.call('HDEL', job, m.stage .. ':delayed')
+  end
+end
+return #due
+"""
+)
+
+REPLAY = (
+    _LIB
+    + r"""
+-- Replay a dead letter under the same job id.  KEYS[1] job, KEYS[2] dlq, KEYS[3] target stream
+-- ARGV: tag, dlq_entry, id, stage, now, payload, traceparent, n_done, done_stages...,
+--       n_stages, stages...
+local job, dlq, target = KEYS[1], KEYS[2], KEYS[3]
+local tag, entry, id, stage, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+if redis.call('XDEL', dlq, entry) == 0 then return 0 end
+if redis.call('EXISTS', job) == 0 then
+  -- The record expired: rebuild it from what the event says happened.
+  redis.call('HSET', job, 'id', id, 'created', now, 'traceparent', ARGV[7], 'priority', 'normal')
+  local at = 8 + tonumber(ARGV[8]) + 1
+  for i = 1, tonumber(ARGV[at]) do redis.call('HSET', job, ARGV[at + i] .. ':status', 'pending') end
+  for i = 1, tonumber(ARGV[8]) do
+    redis.call('HSET', job, ARGV[8 + i] .. ':status', 'done', ARGV[8 + i] .. ':enq', 1)
+  end
+end
+redis.call('XADD', target, '*', 'payload', ARGV[6], 'traceparent', ARGV[7])
+redis.call('HSET', job, stage .. ':status', 'queued', stage .. ':enq', 1, stage .. ':attempts', 0)
+redis.call('HDEL', job, 'finished')
+set_state(job, tag, id, 'queued', now)
+return 1
+"""
+)
+
+CANCEL = (
+    _LIB
+    + r"""
+-- KEYS[1] job   ARGV: tag, id, now, remove ('1' deletes the record), tombstone_ms
+-- Returns the previous state, or false if there is no such job.  Queued
+-- stream entries are dropped when read; delayed retries are removed now.
+local job, tag, id, now = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
+local state = redis.call('HGET', job, 'state')
+if not state or state == 'deleted' then return false end
+if ARGV[4] == '1' then
+  remove_job(tag, id, state)
+  -- a short-lived tombstone: entries still queued for this job are dropped,
+  -- not adopted as new external submissions
+  redis.call('HSET', job, 'state', 'deleted')
+  redis.call('PEXPIRE', job, tonumber(ARGV[5]))
+  return state
+end
+if finished(state) then return state end
+local fields = redis.call('HGETALL', job)
+for i = 1, #fields, 2 do
+  if string.sub(fields[i], -8) == ':delayed' then
+    redis.call('ZREM', tag .. ':delayed', fields[i + 1])
+  end
+end
+redis.call('HSET', job, 'finished', now)
+set_state(job, tag, id, 'cancelled', now)
+return state
+"""
+)
+
+SWEEP = (
+    _LIB
+    + r"""
+-- Retention while idle.  ARGV: tag, now, completed_age, completed_count, failed_age, failed_count
+local tag, now = ARGV[1], tonumber(ARGV[2])
+trim(tag, 'completed', now, tonumber(ARGV[3]), tonumber(ARGV[4]))
+for _, s in ipairs({'failed', 'dead', 'cancelled'}) do
+  trim(tag, s, now, tonumber(ARGV[5]), tonumber(ARGV[6]))
+end
+return 1
+"""
+)
+
+ALL: dict[str, str] = {
+    "submit": SUBMIT,
+    "start": START,
+    "complete": COMPLETE,
+    "retry": RETRY,
+    "dead": DEAD,
+    "release": RELEASE,
+    "drop": DROP,
+    "promote": PROMOTE,
+    "replay": REPLAY,
+    "cancel": CANCEL,
+    "sweep": SWEEP,
+}

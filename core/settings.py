@@ -1,0 +1,141 @@
+"""Typed configuration: one object, read from ``DOCGRAPH_*`` variables and ``.env``.
+
+Everything docgraph does is configured here and passed down explicitly;
+nothing reads the environment on its own.  Nested values use ``__``:
+``DOCGRAPH_RETRY__ATTEMPTS=5``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TOPOLOGY: dict[str, list[str]] = {
+    "extract": [],
+    "classify": ["extract"],
+    "ner": ["extract"],
+    "ingest": ["classify", "ner"],
+}
+
+
+class RetryPolicy(BaseModel):
+    """Exponential backoff with jitter: ``min(cap, base * 2**(attempt-1)) * (1 ± jitter)``."""
+
+    attempts: int = Field(3, ge=1, description="total tries of a stage, the first included")
+    backoff: float = Field(1.0, ge=0, description="seconds before the first retry")
+    backoff_max: float = Field(300.0, ge=0, description="cap on the delay, seconds")
+    jitter: float = Field(0.2, ge=0, le=1, description="± fraction of random spread")
+
+
+class StageOptions(BaseModel):
+    """Per-stage overrides of the global runtime options."""
+
+    concurrency: int | None = Field(None, ge=1)
+    retry: RetryPolicy | None = None
+    visibility_timeout: float | None = Field(None, gt=0)
+    max_deliveries: int | None = Field(None, ge=1)
+
+
+class Settings(BaseSettings):
+    """docgraph configuration. Every field can be set as ``DOCGRAPH_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DOCGRAPH_",
+        env_file=".env",
+        env_nested_delimiter="__",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis holding streams, job state, retries and dead letters",
+    )
+    key_prefix: str = Field("docgraph", pattern=r"^[A-Za-z0-9_.-]+$")
+    partitions: int = Field(1, ge=1, le=1024, description="hash-tagged key partitions")
+    topology: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_TOPOLOGY))
+    plugins: list[str] = Field(default_factory=list, description="extra plugin modules")
+
+    concurrency: int = Field(16, ge=1, description="jobs one worker process runs at once")
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    stages: dict[str, StageOptions] = Field(default_factory=dict)
+    visibility_timeout: float = Field(
+        60.0, gt=0, description="seconds before a silent consumer's entries are reclaimed"
+    )
+    max_deliveries: int = Field(
+        5, ge=1, description="deliveries of one entry (crashes included) before dead-lettering"
+    )
+    poll_interval: float = Field(1.0, gt=0, description="seconds a blocking read waits")
+    shutdown_grace: float = Field(30.0, ge=0, description="seconds to finish in-flight work")
+    max_event_bytes: int = Field(1_000_000, ge=1024)
+
+    completed_max_age: float = Field(3600.0, ge=0, description="keep completed jobs (s)")
+    completed_max_count: int = Field(1000, ge=0, description="keep at most this many completed")
+    failed_max_age: float = Field(86400.0, ge=0, description="keep failed/dead jobs (s)")
+    failed_max_count: int = Field(100_000, ge=0)
+    dlq_max_len: int = Field(100_000, ge=1, description="approximate cap per dead-letter stream")
+
+    data_dir: Path = Field(Path(".docgraph"), description="embedded Redis data and documents")
+    appendfsync: Literal["always", "everysec", "no"] = "everysec"
+    chaos_crash_at: str = Field(
+        "", description="testing only: kill the worker (exit 137) at this point of a job"
+    )
+    chaos_crash_probability: float = Field(0.0, ge=0, le=1)
+    trace_link_template: str = Field("", description="e.g. http://127.0.0.1:16686/trace/{trace_id}")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError(
+                f"DOCGRAPH_REDIS_URL={value!r} is not a Redis URL: it must start with "
+                "redis://, rediss:// or unix:// (e.g. redis://127.0.0.1:6379/0)"
+            )
+        if parsed.scheme != "unix":
+            if not parsed.hostname:
+                raise ValueError(
+                    f"DOCGRAPH_REDIS_URL={value!r} names no host (e.g. redis://127.0.0.1:6379/0)"
+                )
+            try:
+                parsed.port  # noqa: B018 - raises on a bad port
+            except ValueError:
+                raise ValueError(f"DOCGRAPH_REDIS_URL={value!r} has an invalid port (use 1-65535)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_topology(self) -> Settings:
+        from docgraph.core.topology import Topology
+
+        Topology(self.topology)  # raises a ValueError naming the problem
+        unknown = set(self.stages) - set(self.topology)
+        if unknown:
+            raise ValueError(
+                f"DOCGRAPH_STAGES configures {sorted(unknown)}, which are not in the topology "
+                f"{sorted(self.topology)}"
+            )
+        return self
+
+    def retry_for(self, stage: str) -> RetryPolicy:
+        options = self.stages.get(stage)
+        return options.retry if options and options.retry else self.retry
+
+    def concurrency_for(self, stage: str) -> int:
+        options = self.stages.get(stage)
+        return options.concurrency if options and options.concurrency else self.concurrency
+
+    def visibility_timeout_for(self, stage: str) -> float:
+        options = self.stages.get(stage)
+        if options and options.visibility_timeout:
+            return options.visibility_timeout
+        return self.visibility_timeout
+
+    def max_deliveries_for(self, stage: str) -> int:
+        options = self.stages.get(stage)
+        if options and options.max_deliveries:
+            return options.max_deliveries
+        return self.max_deliveries

@@ -1,0 +1,117 @@
+"""A worker process: one or more stage runners plus shared upkeep.
+
+Upkeep every worker does (idempotent, so any number may run it): move due
+retries back to their streams and apply retention while the system is idle.
+SIGTERM / SIGINT stop reading, let in-flight jobs finish within the grace
+period, hand back the rest, and return normally (exit status 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Iterable
+from typing import Any
+
+import redis.asyncio as aioredis
+from docgraph.core.jobs import now_ms
+from docgraph.core.keys import Keys
+from docgraph.core.redisio import Scripts
+from docgraph.core.runner import REDIS_DOWN, StageRunner
+from docgraph.core.settings import Settings
+from docgraph.core.stage import StageSpec
+
+log = logging.getLogger("docgraph.worker")
+
+PROMOTE_BATCH = 500
+
+
+class Upkeep:
+    """Promotes due retries and trims finished jobs; safe to run anywhere, any number of times."""
+
+    def __init__(self, settings: Settings, client: aioredis.Redis) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix, settings.partitions)
+        self.scripts = Scripts(client)
+
+    async def promote_due(self) -> int:
+        moved = 0
+        for part in self.keys.all():
+            while True:
+                n = int(
+                    await self.scripts.call("promote", [part.delayed], [part.tag, now_ms(), PROMOTE_BATCH])
+                )
+                moved += n
+                if n < PROMOTE_BATCH:
+                    break
+        return moved
+
+    async def sweep(self) -> None:
+        s = self.settings
+        for part in self.keys.all():
+            await self.scripts.call(
+                "sweep",
+                [part.state_index("completed")],
+                [
+                    part.tag,
+                    now_ms(),
+                    int(s.completed_max_age * 1000),
+                    s.completed_max_count,
+                    int(s.failed_max_age * 1000),
+                    s.failed_max_count,
+                ],
+            )
+
+    async def run(self, stopping: asyncio.Event, interval: float = 0.25) -> None:
+        ticks = 0
+        while not stopping.is_set():
+            try:
+                await self.promote_due()
+                if ticks % 40 == 0:
+                    await self.sweep()
+            except REDIS_DOWN as exc:
+                log.warning("upkeep: redis unavailable (%s)", exc)
+            except Exception:
+                log.exception("upkeep failed")
+            ticks += 1
+            try:
+                await asyncio.wait_for(stopping.wait(), interval)
+            except TimeoutError:
+                pass
+
+
+class Worker:
+    """Runs the given stages in this process until stopped."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        stages: Iterable[StageSpec],
+        client: aioredis.Redis,
+        *,
+        services: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.runners = [StageRunner(spec, settings, client, services=services) for spec in stages]
+        self.upkeep = Upkeep(settings, client)
+        self.stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for runner in self.runners:
+            runner.stop()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+
+    async def run(self) -> None:
+        upkeep = asyncio.create_task(self.upkeep.run(self.stopping))
+        try:
+            await asyncio.gather(*(r.run() for r in self.runners))
+        finally:
+            self.stopping.set()
+            await upkeep

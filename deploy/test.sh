@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set everything up and run the whole test suite against real servers.
+# In CI (DOCGRAPH_CI=1) any skipped test counts as a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./deploy/setup.sh
+# shellcheck disable=SC1091
+. .venv/bin/activate
+if [ -x deploy/local/services.sh ]; then
+  ./deploy/local/services.sh up all
+  eval "$(./deploy/local/services.sh env)"
+fi
+ruff check core stages plugins tests bench
+mypy core
+python -m pytest -q "$@"

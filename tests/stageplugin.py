@@ -1,0 +1,63 @@
+"""Test stages: behaviour chosen per job through its metadata.
+
+``metadata`` keys understood (stage name -> value):
+  sleep_ms:    {"ner": [min, max]}  random delay
+  fail:        {"ner": 2}           raise on the first N attempts (transient)
+  permanent:   {"extract": "why"}   raise PermanentError
+  crash:       {"classify": true}   kill the worker process (exit 137)
+  skip:        {"extract": ["ner"]} route around a successor
+Every successful run records an effect in the Redis hash named by
+DOCGRAPH_TEST_EFFECTS (field ``<job>:<stage>``), so tests can count stage
+effects independently of the runtime's own bookkeeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+
+import redis as sync_redis
+from docgraph.core.errors import PermanentError
+from docgraph.core.stage import StageContext, StageResult, StageSpec
+from docgraph.plugins.hookspecs import hookimpl
+
+_effects: sync_redis.Redis | None = None
+
+
+def _effects_client() -> sync_redis.Redis | None:
+    global _effects
+    url = os.environ.get("DOCGRAPH_TEST_EFFECTS_URL")
+    if url and _effects is None:
+        _effects = sync_redis.Redis.from_url(url)
+    return _effects
+
+
+def make_stage(name: str):
+    async def run(ctx: StageContext) -> StageResult:
+        meta = ctx.envelope.metadata
+        if name in meta.get("crash", {}):
+            os._exit(137)
+        if name in meta.get("permanent", {}):
+            raise PermanentError(meta["permanent"][name])
+        if ctx.envelope.attempt <= int(meta.get("fail", {}).get(name, 0)):
+            raise RuntimeError(f"injected transient failure of {name} attempt {ctx.envelope.attempt}")
+        delay = meta.get("sleep_ms", {}).get(name)
+        if delay:
+            await asyncio.sleep(random.uniform(*delay) / 1000)
+        ctx.progress(0.5, "halfway")
+        client = _effects_client()
+        if client is not None:
+            key = os.environ["DOCGRAPH_TEST_EFFECTS"]
+            await asyncio.to_thread(client.hincrby, key, f"{ctx.job_id}:{name}", 1)
+        return StageResult(
+            output={"by": name, "seen": sorted(ctx.envelope.outputs)},
+            skip=tuple(meta.get("skip", {}).get(name, ())),
+        )
+
+    return run
+
+
+@hookimpl
+def docgraph_add_stages(settings):
+    return [StageSpec(name=name, func=make_stage(name)) for name in settings.topology]
