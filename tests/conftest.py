@@ -38,10 +38,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture
-def settings(redis_server: RedisServer) -> Settings:
+def settings(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("DOCGRAPH_TEST_EFFECTS_URL", redis_server.url.rsplit("/", 1)[0] + "/1")
+    monkeypatch.setenv("DOCGRAPH_TEST_EFFECTS", f"{prefix}:effects")
     return Settings(
         redis_url=redis_server.url,
-        key_prefix=f"t{uuid.uuid4().hex[:10]}",
+        key_prefix=prefix,
         plugins=["tests.stageplugin"],
         poll_interval=0.2,
         visibility_timeout=5,
@@ -59,7 +62,9 @@ async def client(settings: Settings) -> AsyncIterator:
 
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
     """Environment for a ``docgraph worker`` subprocess using these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCGRAPH_")}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("DOCGRAPH_") or k.startswith("DOCGRAPH_TEST_")
+    }
     env.update(
         {
             "PYTHONPATH": str(ROOT),
@@ -72,7 +77,23 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
             "DOCGRAPH_RETRY__ATTEMPTS": str(settings.retry.attempts),
             "DOCGRAPH_RETRY__BACKOFF": str(settings.retry.backoff),
             "DOCGRAPH_RETRY__BACKOFF_MAX": str(settings.retry.backoff_max),
+            "DOCGRAPH_MAX_DELIVERIES": str(settings.max_deliveries),
+            "DOCGRAPH_CONCURRENCY": str(settings.concurrency),
+            "DOCGRAPH_SHUTDOWN_GRACE": str(settings.shutdown_grace),
         }
     )
     env.update(extra)
     return env
+
+
+@pytest.fixture
+async def effects(settings: Settings, redis_server: RedisServer) -> AsyncIterator:
+    """Read the test stages' effect counters: ``await effects()`` -> {field: count}."""
+    c = connect(os.environ["DOCGRAPH_TEST_EFFECTS_URL"])
+
+    async def read() -> dict[str, int]:
+        raw = await c.hgetall(os.environ["DOCGRAPH_TEST_EFFECTS"])
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    yield read
+    await c.aclose()

@@ -2,13 +2,15 @@
 
 ``metadata`` keys understood (stage name -> value):
   sleep_ms:    {"ner": [min, max]}  random delay
-  fail:        {"ner": 2}           raise on the first N attempts (transient)
+  fail:        {"ner": 2}           raise on the first N calls (transient; counted in
+                                    the effects hash, so a replay can succeed)
   permanent:   {"extract": "why"}   raise PermanentError
   crash:       {"classify": true}   kill the worker process (exit 137)
   skip:        {"extract": ["ner"]} route around a successor
 Every successful run records an effect in the Redis hash named by
-DOCGRAPH_TEST_EFFECTS (field ``<job>:<stage>``), so tests can count stage
-effects independently of the runtime's own bookkeeping.
+DOCGRAPH_TEST_EFFECTS (field ``<job>:<stage>``, or only ``total:<stage>`` when
+DOCGRAPH_TEST_EFFECTS_TOTALS is set), so tests can count stage effects
+independently of the runtime's own bookkeeping.
 """
 
 from __future__ import annotations
@@ -40,16 +42,22 @@ def make_stage(name: str):
             os._exit(137)
         if name in meta.get("permanent", {}):
             raise PermanentError(meta["permanent"][name])
-        if ctx.envelope.attempt <= int(meta.get("fail", {}).get(name, 0)):
-            raise RuntimeError(f"injected transient failure of {name} attempt {ctx.envelope.attempt}")
+        client = _effects_client()
+        key = os.environ.get("DOCGRAPH_TEST_EFFECTS", "effects")
+        fail = int(meta.get("fail", {}).get(name, 0))
+        if fail:
+            calls = await asyncio.to_thread(client.hincrby, key, f"{ctx.job_id}:{name}:calls", 1)
+            if calls <= fail:
+                raise RuntimeError(f"injected transient failure of {name}, call {calls}")
         delay = meta.get("sleep_ms", {}).get(name)
         if delay:
             await asyncio.sleep(random.uniform(*delay) / 1000)
         ctx.progress(0.5, "halfway")
-        client = _effects_client()
         if client is not None:
-            key = os.environ["DOCGRAPH_TEST_EFFECTS"]
-            await asyncio.to_thread(client.hincrby, key, f"{ctx.job_id}:{name}", 1)
+            field = (
+                f"total:{name}" if os.environ.get("DOCGRAPH_TEST_EFFECTS_TOTALS") else f"{ctx.job_id}:{name}"
+            )
+            await asyncio.to_thread(client.hincrby, key, field, 1)
         return StageResult(
             output={"by": name, "seen": sorted(ctx.envelope.outputs)},
             skip=tuple(meta.get("skip", {}).get(name, ())),
