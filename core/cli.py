@@ -12,18 +12,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
 from docgraph.core.dlq import DeadLetters
-from docgraph.core.envelope import DocumentRef
 from docgraph.core.errors import ConfigError
 from docgraph.core.jobs import JobStatus, JobStore
 from docgraph.core.keys import JOB_STATES, Lane
 from docgraph.core.redisio import connect
 from docgraph.core.settings import Settings
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 app = typer.Typer(
     help="docgraph: turn a stream of documents into a knowledge graph.",
@@ -72,10 +70,6 @@ def _expand(paths: list[Path]) -> list[Path]:
     return files
 
 
-def _document(path: Path) -> DocumentRef:
-    return DocumentRef(uri=path.resolve().as_uri(), name=path.name, size=path.stat().st_size)
-
-
 # -- run -----------------------------------------------------------------------
 
 
@@ -118,23 +112,33 @@ def run(
 
 
 async def _run(settings: Settings, files: list[Path], as_json: bool) -> list[JobStatus]:
+    from docgraph.core.objects import copy_local
+    from docgraph.core.services import build_services
     from docgraph.core.worker import Worker
     from docgraph.plugins.manager import collect_stages, plugin_manager
 
     client = connect(settings.redis_url)
     store = JobStore(client, settings)
-    specs = collect_stages(plugin_manager(settings), settings)
-    worker = Worker(settings, [specs[s] for s in store.topology.stages], client)
+    pm = plugin_manager(settings)
+    specs = collect_stages(pm, settings)
+    services = build_services(settings, pm)
+    worker = Worker(settings, [specs[s] for s in store.topology.stages], client, services=services)
     worker.install_signal_handlers()
     worker_task = asyncio.create_task(worker.run())
-    ids = [(await store.submit(_document(f)))[0] for f in files]
+    objects = services["objects"]
+    ids = [
+        (await store.submit(await asyncio.to_thread(copy_local, f, objects), metadata={"name": f.name}))[0]
+        for f in files
+    ]
     started = time.monotonic()
     jobs = await _watch(store, ids, quiet=as_json, stop=worker.stopping)
     elapsed = time.monotonic() - started
     worker.stop()
     await worker_task
     await client.aclose()
-    _summary(jobs, store.topology.stages, elapsed, as_json)
+    graph = services.get("graph")
+    counts = await asyncio.to_thread(graph.counts) if graph is not None and hasattr(graph, "counts") else {}
+    _summary(jobs, store.topology.stages, elapsed, as_json, graph=counts)
     return jobs
 
 
@@ -171,9 +175,15 @@ async def _watch(
             await asyncio.sleep(0.2)
 
 
-def _summary(jobs: list[JobStatus], stages: tuple[str, ...], elapsed: float, as_json: bool) -> None:
+def _summary(
+    jobs: list[JobStatus],
+    stages: tuple[str, ...],
+    elapsed: float,
+    as_json: bool,
+    graph: dict[str, int] | None = None,
+) -> None:
     states = Counter(j.state for j in jobs)
-    totals: Counter[str] = Counter()
+    totals: dict[str, float] = {}
     durations: dict[str, list[float]] = {s: [] for s in stages}
     for j in jobs:
         for st in j.stages:
@@ -181,19 +191,21 @@ def _summary(jobs: list[JobStatus], stages: tuple[str, ...], elapsed: float, as_
                 durations[st.name].append((st.finished - st.started) / 1000)
             for k, v in (st.output or {}).items():
                 if isinstance(v, int | float) and not isinstance(v, bool):
-                    totals[f"{st.name}.{k}"] += v
+                    totals[f"{st.name}.{k}"] = totals.get(f"{st.name}.{k}", 0) + v
     failures = [
         {"job": j.id, "name": j.metadata.get("name"), "state": j.state, "error": j.error}
         for j in jobs
         if j.state != "completed"
     ]
-    summary = {
+    summary: dict[str, Any] = {
         "jobs": len(jobs),
         "seconds": round(elapsed, 3),
         "states": dict(states),
         "totals": dict(totals),
         "stage_seconds_mean": {s: round(sum(d) / len(d), 4) if d else None for s, d in durations.items()},
         "failures": failures,
+        "graph": graph or {},
+        "documents": [_doc_row(j) for j in jobs],
     }
     if as_json:
         console.print_json(json.dumps(summary))
@@ -204,6 +216,19 @@ def _summary(jobs: list[JobStatus], stages: tuple[str, ...], elapsed: float, as_
     for s, n in states.most_common():
         table.add_row(s, str(n))
     console.print(table)
+    docs = Table(title="documents")
+    for col in ("name", "state", "type", "confidence", "chunks", "entities"):
+        docs.add_column(col)
+    for row in summary["documents"][:50]:
+        docs.add_row(
+            *(
+                str(row[c]) if row[c] is not None else ""
+                for c in ("name", "state", "type", "confidence", "chunks", "entities")
+            )
+        )
+    console.print(docs)
+    if graph:
+        console.print("graph: " + ", ".join(f"{k} {v}" for k, v in graph.items()))
     if totals:
         t = Table(title="results")
         t.add_column("measure")
@@ -213,6 +238,19 @@ def _summary(jobs: list[JobStatus], stages: tuple[str, ...], elapsed: float, as_
         console.print(t)
     for f in failures:
         console.print(f"[red]{f['state']}[/red] {f['job']}: {f['error']}")
+
+
+def _doc_row(job: JobStatus) -> dict[str, Any]:
+    out = {s.name: s.output or {} for s in job.stages}
+    return {
+        "job": job.id,
+        "name": job.metadata.get("name"),
+        "state": job.state,
+        "type": out.get("classify", {}).get("label"),
+        "confidence": out.get("classify", {}).get("confidence"),
+        "chunks": out.get("extract", {}).get("chunks"),
+        "entities": out.get("ingest", {}).get("entities"),
+    }
 
 
 # -- worker --------------------------------------------------------------------
@@ -232,11 +270,14 @@ def worker(
     """
     setup_logging(verbose)
     settings = load_settings(concurrency=concurrency)
+    from docgraph.core.services import build_services
     from docgraph.core.worker import Worker
     from docgraph.plugins.manager import collect_stages, plugin_manager
 
     try:
-        specs = collect_stages(plugin_manager(settings), settings)
+        pm = plugin_manager(settings)
+        specs = collect_stages(pm, settings)
+        services = build_services(settings, pm)
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -248,7 +289,7 @@ def worker(
 
     async def main() -> None:
         client = connect(settings.redis_url)
-        w = Worker(settings, [specs[s] for s in names], client)
+        w = Worker(settings, [specs[s] for s in names], client, services=services)
         w.install_signal_handlers()
         await w.run()
         await client.aclose()
@@ -279,8 +320,14 @@ def submit(
     files = _expand(paths)
 
     async def main() -> list[str]:
+        from docgraph.core.objects import copy_local, open_store
+
         client, store = _store(settings)
-        ids = [(await store.submit(_document(f), priority=priority))[0] for f in files]
+        objects = open_store(settings)
+        ids = []
+        for f in files:
+            ref = await asyncio.to_thread(copy_local, f, objects)
+            ids.append((await store.submit(ref, priority=priority, metadata={"name": f.name}))[0])
         if wait:
             jobs = await _watch(store, ids, quiet=as_json)
             _summary(jobs, store.topology.stages, 0.0, as_json)

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import redis
-
 from docgraph.core.errors import ConfigError
 
 

@@ -106,6 +106,7 @@ class StageRunner:
         self.inflight: dict[asyncio.Task[None], Delivery] = {}
         self.stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
+        self._upkeep_wake = asyncio.Event()
         self._progress: dict[str, tuple[float, str]] = {}
         self._executor = (
             ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"docgraph-{spec.name}")
@@ -216,8 +217,10 @@ class StageRunner:
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self.inflight.pop(task, None)
+        d = self.inflight.pop(task, None)
         self._slot_freed.set()
+        if d is not None and d.deliveries > 1:
+            self._upkeep_wake.set()  # the next suspect may run now
         if not task.cancelled() and task.exception() is not None:
             log.error("job handling crashed", exc_info=task.exception())
 
@@ -478,7 +481,11 @@ class StageRunner:
     async def _upkeep_loop(self) -> None:
         interval = min(1.0, self.visibility_ms / 4000)
         while True:
-            await asyncio.sleep(interval)
+            try:
+                await asyncio.wait_for(self._upkeep_wake.wait(), interval)
+            except TimeoutError:
+                pass
+            self._upkeep_wake.clear()
             try:
                 await self._flush_progress()
                 await self._keep_claims()
@@ -518,39 +525,50 @@ class StageRunner:
 
     async def _reclaim(self) -> None:
         """Take over entries whose consumer went silent; dead-letter those
-        delivered ``max_deliveries`` times already (their worker keeps dying)."""
+        delivered ``max_deliveries`` times already (their worker keeps dying).
+
+        A reclaimed entry is a suspect: it may be what killed its worker.  At
+        most one suspect runs per process at a time, so a poison message cannot
+        take innocent entries down with it often enough to reach their cap.
+        """
+        if any(d.deliveries > 1 for d in self.inflight.values()):
+            return
+        if len(self.inflight) >= self.concurrency:
+            return
         for part in self.keys.all():
             for lane in LANES:
-                free = self.concurrency - len(self.inflight)
-                if free <= 0:
-                    return
                 stream = part.stream(self.stage, lane)
                 pending = await self.client.xpending_range(
-                    stream, self.group, min="-", max="+", count=free, idle=self.visibility_ms
+                    stream, self.group, min="-", max="+", count=1, idle=self.visibility_ms
                 )
                 if not pending:
                     continue
-                counts: dict[Any, int] = {p["message_id"]: int(p["times_delivered"]) for p in pending}
+                entry_id = pending[0]["message_id"]
+                delivered = int(pending[0]["times_delivered"])
                 claimed: Any = await self.client.xclaim(
                     stream,
                     self.group,
                     self.consumer,
                     min_idle_time=self.visibility_ms,
-                    message_ids=list[Any](counts),
+                    message_ids=[entry_id],
                 )
-                now = time.monotonic()
-                for entry_id, fields in claimed:
-                    delivered = counts.get(entry_id, 1)
-                    d = Delivery(stream, entry_id.decode(), fields or {}, part, lane, delivered + 1, now)
-                    self.counts["reclaimed"] += 1
-                    if not fields:  # deleted while pending: nothing to run
-                        await self.batcher.call("drop", [stream], [self.group, d.entry_id])
-                    elif delivered >= self.max_deliveries:
-                        task = asyncio.create_task(self._dead_capped(d))
-                        self.inflight[task] = d
-                        task.add_done_callback(self._done)
-                    else:
-                        self._spawn(d)
+                if not claimed:
+                    continue  # another consumer was faster
+                entry_id, fields = claimed[0]
+                d = Delivery(
+                    stream, entry_id.decode(), fields or {}, part, lane, delivered + 1, time.monotonic()
+                )
+                self.counts["reclaimed"] += 1
+                if not fields:  # deleted while pending: nothing to run
+                    await self.batcher.call("drop", [stream], [self.group, d.entry_id])
+                    continue
+                if delivered >= self.max_deliveries:
+                    task = asyncio.create_task(self._dead_capped(d))
+                    self.inflight[task] = d
+                    task.add_done_callback(self._done)
+                    continue
+                self._spawn(d)
+                return
 
     async def _dead_capped(self, d: Delivery) -> None:
         try:

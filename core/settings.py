@@ -79,6 +79,26 @@ class Settings(BaseSettings):
     failed_max_count: int = Field(100_000, ge=0)
     dlq_max_len: int = Field(100_000, ge=1, description="approximate cap per dead-letter stream")
 
+    object_store_url: str = Field(
+        "", description="file:///path or s3://bucket/prefix; default: <data_dir>/objects"
+    )
+    s3_endpoint: str = Field("", description="host:port of MinIO / S3")
+    s3_access_key: str = ""
+    s3_secret_key: str = Field("", repr=False)
+    s3_secure: bool = False
+    max_document_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    chunk_chars: int = Field(1500, ge=100, description="target characters per chunk")
+
+    graph_sink: Literal["falkordb", "neo4j"] = Field(
+        "falkordb", description="falkordb: the graph module in the Redis above; neo4j: Bolt"
+    )
+    graph_name: str = Field("docgraph", description="FalkorDB graph key")
+    neo4j_uri: str = "bolt://127.0.0.1:7687"
+    neo4j_user: str = "neo4j"
+    neo4j_password: str = Field("", repr=False)
+    neo4j_database: str = "neo4j"
+    classify_model: Path | None = Field(None, description="model from `docgraph classify train`")
+
     data_dir: Path = Field(Path(".docgraph"), description="embedded Redis data and documents")
     appendfsync: Literal["always", "everysec", "no"] = "everysec"
     chaos_crash_at: str = Field(

@@ -1,0 +1,15 @@
+"""What stages use, built once per worker process from the settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from docgraph.core.objects import open_store
+from docgraph.core.settings import Settings
+
+
+def build_services(settings: Settings, pm: Any) -> dict[str, Any]:
+    """``objects`` (object store), ``pm`` (plugin manager), ``graph`` (sink, lazily)."""
+    services: dict[str, Any] = {"objects": open_store(settings), "pm": pm}
+    services["graph"] = pm.hook.docgraph_graph_sink(settings=settings)
+    return services

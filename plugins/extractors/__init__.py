@@ -1,0 +1,27 @@
+"""Built-in format extractors: one plugin module per format.
+
+``PLUGINS`` lists the modules to register with the plugin manager::
+
+    from docgraph.plugins.extractors import PLUGINS
+    for module in PLUGINS:
+        pm.register(module)
+
+* ``sniff``: the content sniffer (``docgraph_sniff_content_type``, runs last);
+* ``pdf``, ``docx``, ``html``, ``text``: one ``docgraph_extract_text`` each,
+  returning None for content types they do not handle;
+* ``unsupported``: runs last and refuses what no extractor took.
+
+Helpers (not plugins): ``chunking``, ``normalize``, ``limits``, ``errors``.
+See docs/extract.md for how to add a format.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from docgraph.plugins.extractors import docx, html, pdf, sniff, text, unsupported
+from docgraph.plugins.extractors.errors import ExtractionError
+
+PLUGINS: list[ModuleType] = [sniff, pdf, docx, html, text, unsupported]
+
+__all__ = ["PLUGINS", "ExtractionError"]

@@ -1,0 +1,153 @@
+"""Resource bounds for extraction, read from :class:`~docgraph.core.settings.Settings`.
+
+Every extractor starts with ``limits = Limits.from_settings(settings)`` and
+``limits.check_size(data)``.  ``settings`` may be None (tests, scripts): each
+field then takes the default below.  Hostile input must never hang a worker or
+exhaust its memory, so each bound here is enforced by the extractors:
+
+==========================  ============  ==========================================
+settings field              default       bounds
+==========================  ============  ==========================================
+``max_document_bytes``      50 MiB        input size, checked before parsing
+``max_pages``               2000          pages of a PDF
+``max_decompressed_ratio``  100           decompressed bytes / input bytes (zip
+                                          members of a DOCX, PDF content streams)
+``max_decompressed_bytes``  512 MiB       absolute cap on the same
+``max_text_chars``          20,000,000    characters of extracted text
+``extract_timeout``         120 s         wall-clock time of one extraction
+``chunk_chars``             1500          target chunk size (see chunking.py)
+==========================  ============  ==========================================
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from docgraph.plugins.extractors.errors import (
+    DECOMPRESSION_BOMB,
+    EMPTY,
+    TIMEOUT,
+    TOO_LARGE,
+    ExtractionError,
+)
+
+MiB = 1024 * 1024
+
+DEFAULT_MAX_DOCUMENT_BYTES = 50 * MiB
+DEFAULT_MAX_PAGES = 2000
+DEFAULT_MAX_DECOMPRESSED_RATIO = 100.0
+DEFAULT_MAX_DECOMPRESSED_BYTES = 512 * MiB
+DEFAULT_MAX_TEXT_CHARS = 20_000_000
+DEFAULT_EXTRACT_TIMEOUT = 120.0
+DEFAULT_CHUNK_CHARS = 1500
+
+# Below this many decompressed bytes a document is never called a bomb, however
+# high its ratio: a 10 KiB file that inflates to 5 MiB is harmless.
+DECOMPRESSED_FLOOR = 16 * MiB
+
+
+def human_bytes(n: float) -> str:
+    """``52428800`` -> ``'50 MiB'``; for messages people read."""
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" or n == int(n) else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _get(settings: Any, name: str, default: Any) -> Any:
+    value = getattr(settings, name, None) if settings is not None else None
+    return default if value is None else value
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds one extraction runs under."""
+
+    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+    max_pages: int = DEFAULT_MAX_PAGES
+    max_decompressed_ratio: float = DEFAULT_MAX_DECOMPRESSED_RATIO
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+    extract_timeout: float = DEFAULT_EXTRACT_TIMEOUT
+    chunk_chars: int = DEFAULT_CHUNK_CHARS
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Limits:
+        """Read each bound from ``settings`` (None allowed), falling back to the default."""
+        return cls(
+            max_document_bytes=int(_get(settings, "max_document_bytes", DEFAULT_MAX_DOCUMENT_BYTES)),
+            max_pages=int(_get(settings, "max_pages", DEFAULT_MAX_PAGES)),
+            max_decompressed_ratio=float(
+                _get(settings, "max_decompressed_ratio", DEFAULT_MAX_DECOMPRESSED_RATIO)
+            ),
+            max_decompressed_bytes=int(
+                _get(settings, "max_decompressed_bytes", DEFAULT_MAX_DECOMPRESSED_BYTES)
+            ),
+            max_text_chars=int(_get(settings, "max_text_chars", DEFAULT_MAX_TEXT_CHARS)),
+            extract_timeout=float(_get(settings, "extract_timeout", DEFAULT_EXTRACT_TIMEOUT)),
+            chunk_chars=max(1, int(_get(settings, "chunk_chars", DEFAULT_CHUNK_CHARS))),
+        )
+
+    def check_size(self, data: bytes) -> None:
+        """Reject empty and oversized input before any parser sees it."""
+        if not data:
+            raise ExtractionError(
+                EMPTY,
+                "The document is empty (0 bytes): the upload or download probably failed. "
+                "Submit the file again with its content.",
+            )
+        if len(data) > self.max_document_bytes:
+            raise ExtractionError(
+                TOO_LARGE,
+                f"The document is {human_bytes(len(data))}, over the "
+                f"{human_bytes(self.max_document_bytes)} limit (setting max_document_bytes). "
+                "Split it into smaller files, or raise the limit.",
+            )
+
+    def decompressed_budget(self, compressed_size: int) -> int:
+        """How many bytes a document of ``compressed_size`` may inflate to in total."""
+        by_ratio = int(compressed_size * self.max_decompressed_ratio)
+        return min(self.max_decompressed_bytes, max(by_ratio, DECOMPRESSED_FLOOR))
+
+    def bomb(self, what: str, size: int, compressed_size: int) -> ExtractionError:
+        """The error for input that decompresses to more than its budget."""
+        return ExtractionError(
+            DECOMPRESSION_BOMB,
+            f"The {what} would decompress to {human_bytes(size)} from "
+            f"{human_bytes(compressed_size)}, over the "
+            f"{human_bytes(self.decompressed_budget(compressed_size))} allowed "
+            f"(settings max_decompressed_ratio={self.max_decompressed_ratio:g}, "
+            f"max_decompressed_bytes={human_bytes(self.max_decompressed_bytes)}); "
+            "it looks like a decompression bomb and was not read. If the file is genuine, "
+            "split it or raise those limits.",
+        )
+
+    def deadline(self) -> Deadline:
+        return Deadline(self.extract_timeout)
+
+
+class Deadline:
+    """Wall-clock budget of one extraction; extractors call :meth:`check` in their loops."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expires = time.monotonic() + seconds
+
+    def expired(self) -> bool:
+        return time.monotonic() > self.expires
+
+    def check(self, where: str = "") -> None:
+        if self.expired():
+            raise self.error(where)
+
+    def error(self, where: str = "") -> ExtractionError:
+        at = f" (stopped at {where})" if where else ""
+        return ExtractionError(
+            TIMEOUT,
+            f"Extraction took longer than {self.seconds:g} s{at} (setting extract_timeout). "
+            "The document is very large or malformed; split it into smaller files, "
+            "or raise the limit.",
+        )

@@ -1,0 +1,1 @@
+"""Built-in graph sinks: FalkorDB (embedded default) and Neo4j."""

@@ -1,0 +1,67 @@
+"""FalkorDB sink: the graph module inside the embedded redis-server (native client)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+from docgraph.plugins.hookspecs import hookimpl
+from docgraph.plugins.sinks.cypher import document_statements
+
+
+class FalkorDBSink:
+    def __init__(self, redis_url: str, graph: str) -> None:
+        from falkordb import FalkorDB
+
+        parsed = urlparse(redis_url)
+        self.db = FalkorDB(
+            host=parsed.hostname or "127.0.0.1", port=parsed.port or 6379, password=parsed.password
+        )
+        self.graph = self.db.select_graph(graph)
+        self._schema_ready = False
+
+    def ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        existing = str(self.graph.list_indices().result_set) if self._graph_exists() else ""
+        for label, prop in (("Document", "id"), ("Chunk", "id"), ("Entity", "key")):
+            if f"'{label}'" not in existing:
+                try:
+                    self.graph.create_node_range_index(label, prop)
+                except Exception as exc:  # created concurrently by another worker
+                    if "already indexed" not in str(exc):
+                        raise
+        self._schema_ready = True
+
+    def _graph_exists(self) -> bool:
+        return self.graph.name in self.db.list_graphs()
+
+    def write_document(
+        self,
+        document: dict[str, Any],
+        chunks: list[dict[str, Any]],
+        entities: list[dict[str, Any]],
+        mentions: list[dict[str, Any]],
+    ) -> None:
+        # FalkorDB runs each query atomically; a retried ingest replays the
+        # whole sequence, which starts by removing the document's old chunks.
+        self.ensure_schema()
+        for query, params in document_statements(document, chunks, entities, mentions):
+            self.graph.query(query, params)
+
+    def counts(self) -> dict[str, int]:
+        result = {}
+        for label in ("Document", "Chunk", "Entity"):
+            result[label] = self.graph.ro_query(f"MATCH (n:{label}) RETURN count(n)").result_set[0][0]
+        result["MENTIONS"] = self.graph.ro_query("MATCH ()-[r:MENTIONS]->() RETURN count(r)").result_set[0][0]
+        return result
+
+    def close(self) -> None:
+        self.db.close()
+
+
+@hookimpl(trylast=True)
+def docgraph_graph_sink(settings: Any) -> FalkorDBSink | None:
+    if settings.graph_sink != "falkordb":
+        return None
+    return FalkorDBSink(settings.redis_url, settings.graph_name)

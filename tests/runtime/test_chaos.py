@@ -1,0 +1,171 @@
+"""Crashes and kills against real worker processes and a real redis-server.
+
+Bounded: every test stops by itself (timeouts), whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import pytest
+from docgraph.core.jobs import JobStore
+from docgraph.core.settings import Settings
+
+from tests.redis_server import RedisServer
+from tests.runtime.helpers import running_worker, wait_for_states
+from tests.runtime.procs import WorkerProcs
+
+STAGES = ("extract", "classify", "ner", "ingest")
+
+
+async def _submit(store: JobStore, n: int, **kw) -> list[str]:
+    return [(await store.submit(None, **kw))[0] for _ in range(n)]
+
+
+async def _assert_each_stage_recorded_once(store: JobStore, ids: list[str]) -> dict[str, int]:
+    """Every job completed and each stage's hand-off was recorded exactly once.
+    Returns total stage-function runs per stage (>= jobs: at-least-once execution)."""
+    runs = dict.fromkeys(STAGES, 0)
+    for i in range(0, len(ids), 500):
+        for job in await store.get_many(ids[i : i + 500]):
+            assert job is not None and job.state == "completed"
+            for st in job.stages:
+                assert st.completions == 1, (job.id, st)
+                runs[st.name] += st.runs
+    return runs
+
+
+async def _supervise(
+    procs: WorkerProcs, store: JobStore, ids: list[str], timeout: float, kill_every: float = 0
+) -> int:
+    """Restart dead workers (and kill one every ``kill_every`` s) until all jobs finish."""
+    deadline = time.monotonic() + timeout
+    last_kill = time.monotonic()
+    kills = 0
+    while time.monotonic() < deadline:
+        procs.restart_dead()
+        if kill_every and time.monotonic() - last_kill >= kill_every and procs.alive():
+            procs.kill9(random.choice(procs.alive()))
+            kills += 1
+            last_kill = time.monotonic()
+        counts = await store.count_by_state()
+        if counts["completed"] + counts["dead"] + counts["failed"] >= len(ids):
+            return kills
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not finished in {timeout}s: {await store.count_by_state()}\n{procs.logs()}")
+
+
+@pytest.mark.slow
+async def test_join_runs_ingest_exactly_once_per_job(settings: Settings, client, effects, tmp_path):
+    """1,000 jobs through the DAG, random stage delays, 4 worker processes per stage."""
+    settings = settings.model_copy(update={"concurrency": 8})
+    store = JobStore(client, settings)
+    ids = await _submit(store, 1000, metadata={"sleep_ms": {s: [0, 5] for s in STAGES}})
+    procs = WorkerProcs(settings, tmp_path)
+    try:
+        procs.start(4)  # each process runs every stage: 4 consumers per stage group
+        await _supervise(procs, store, ids, timeout=240)
+    finally:
+        codes = procs.stop()
+    assert codes == [0, 0, 0, 0], procs.logs()
+    runs = await _assert_each_stage_recorded_once(store, ids)
+    counts = await effects()
+    ingest = [counts.get(f"{i}:ingest", 0) for i in ids]
+    assert sum(ingest) == 1000 and set(ingest) == {1}
+    assert runs["ingest"] == 1000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["after_start", "after_stage", "after_handoff"])
+async def test_crash_between_hand_off_steps_loses_nothing(settings: Settings, client, tmp_path, point):
+    """Workers die at a given step of a job's life (3% of steps); nothing is lost and
+    every stage's effect (its recorded hand-off) happens exactly once."""
+    settings = settings.model_copy(update={"visibility_timeout": 1.0, "max_deliveries": 50, "concurrency": 4})
+    store = JobStore(client, settings)
+    ids = await _submit(store, 200)
+    procs = WorkerProcs(
+        settings, tmp_path, DOCGRAPH_CHAOS_CRASH_AT=point, DOCGRAPH_CHAOS_CRASH_PROBABILITY="0.03"
+    )
+    try:
+        procs.start(2)
+        await _supervise(procs, store, ids, timeout=240)
+    finally:
+        procs.stop()
+    assert procs.started > 2, "no crash was injected"
+    runs = await _assert_each_stage_recorded_once(store, ids)
+    if point != "after_handoff":
+        assert sum(runs.values()) > 4 * len(ids)  # crashed attempts ran again
+
+
+@pytest.mark.slow
+async def test_kill9_a_worker_every_second(settings: Settings, client, tmp_path):
+    settings = settings.model_copy(update={"visibility_timeout": 2.0, "max_deliveries": 50})
+    store = JobStore(client, settings)
+    ids = await _submit(store, 1000, metadata={"sleep_ms": {s: [1, 10] for s in STAGES}})
+    procs = WorkerProcs(settings, tmp_path)
+    try:
+        procs.start(3)
+        kills = await _supervise(procs, store, ids, timeout=300, kill_every=1.0)
+    finally:
+        procs.stop()
+    assert kills >= 3
+    await _assert_each_stage_recorded_once(store, ids)
+
+
+@pytest.mark.slow
+async def test_kill9_redis_mid_run_with_aof_always(tmp_path, monkeypatch):
+    server = RedisServer(tmp_path / "redis", appendfsync="always").start()
+    monkeypatch.setenv("DOCGRAPH_TEST_EFFECTS_URL", server.url.rsplit("/", 1)[0] + "/1")
+    monkeypatch.setenv("DOCGRAPH_TEST_EFFECTS", "effects")
+    settings = Settings(
+        redis_url=server.url,
+        key_prefix="aof",
+        plugins=["tests.stageplugin"],
+        poll_interval=0.2,
+        visibility_timeout=3,
+        completed_max_count=1_000_000,
+    )
+    from docgraph.core.redisio import connect
+
+    client = connect(settings.redis_url)
+    store = JobStore(client, settings)
+    try:
+        ids = await _submit(store, 300, metadata={"sleep_ms": {s: [1, 5] for s in STAGES}})
+        async with running_worker(settings, client):
+            for _ in range(200):
+                if (await store.count_by_state())["completed"] >= 50:
+                    break
+                await asyncio.sleep(0.02)
+            server.kill9()
+            await asyncio.sleep(1.0)
+            server.start()
+            await wait_for_states(store, ids, {"completed"}, timeout=120)
+        await _assert_each_stage_recorded_once(store, ids)
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+@pytest.mark.slow
+async def test_poison_message_is_dead_lettered_after_the_delivery_cap(settings: Settings, client, tmp_path):
+    from docgraph.core.dlq import DeadLetters
+
+    settings = settings.model_copy(update={"visibility_timeout": 0.5, "max_deliveries": 3})
+    store = JobStore(client, settings)
+    poison, _ = await store.submit(None, metadata={"crash": {"classify": True}})
+    good = await _submit(store, 20)
+    procs = WorkerProcs(settings, tmp_path)
+    try:
+        procs.start(2)
+        await _supervise(procs, store, [poison, *good], timeout=120)
+    finally:
+        procs.stop()
+    job = await store.get(poison)
+    assert job.state == "dead"
+    [letter] = await DeadLetters(client, settings).list("classify")
+    assert letter.fields["error_type"] == "DeliveryCapExceeded"
+    assert letter.fields["deliveries"] == "4"
+    assert procs.started - 2 == 3  # it killed exactly max_deliveries workers
+    await _assert_each_stage_recorded_once(store, good)
