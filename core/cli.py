@@ -112,12 +112,13 @@ def run(
 
 
 async def _run(settings: Settings, files: list[Path], as_json: bool) -> list[JobStatus]:
+    from docgraph.core.broker import connect_broker
     from docgraph.core.objects import copy_local
     from docgraph.core.services import build_services
     from docgraph.core.worker import Worker
     from docgraph.plugins.manager import collect_stages, plugin_manager
 
-    client = connect(settings.redis_url)
+    broker, client = await connect_broker(settings)
     store = JobStore(client, settings)
     pm = plugin_manager(settings)
     specs = collect_stages(pm, settings)
@@ -135,7 +136,7 @@ async def _run(settings: Settings, files: list[Path], as_json: bool) -> list[Job
     elapsed = time.monotonic() - started
     worker.stop()
     await worker_task
-    await client.aclose()
+    await broker.stop()
     graph = services.get("graph")
     counts = await asyncio.to_thread(graph.counts) if graph is not None and hasattr(graph, "counts") else {}
     _summary(jobs, store.topology.stages, elapsed, as_json, graph=counts)
@@ -288,11 +289,13 @@ def worker(
         raise typer.Exit(2)
 
     async def main() -> None:
-        client = connect(settings.redis_url)
+        from docgraph.core.broker import connect_broker
+
+        broker, client = await connect_broker(settings)
         w = Worker(settings, [specs[s] for s in names], client, services=services)
         w.install_signal_handlers()
         await w.run()
-        await client.aclose()
+        await broker.stop()
 
     asyncio.run(main())
 
@@ -545,6 +548,20 @@ def dlq_purge(
         raise typer.Exit(2)
     n = _dlq_call(lambda d: d.purge(stage))
     console.print(f"purged {n}")
+
+
+@app.command("asyncapi")
+def asyncapi_cmd(
+    yaml: Annotated[bool, typer.Option("--yaml", help="YAML instead of JSON")] = False,
+) -> None:
+    """Print the AsyncAPI 3 document of the event contract (every stage stream).
+
+    Example: [bold]docgraph asyncapi > asyncapi.json[/bold]
+    """
+    from docgraph.core.broker import asyncapi
+
+    spec = asyncapi(load_settings())
+    print(spec.to_yaml() if yaml else spec.to_json())
 
 
 def main() -> None:

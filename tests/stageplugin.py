@@ -24,15 +24,16 @@ from docgraph.core.errors import PermanentError
 from docgraph.core.stage import StageContext, StageResult, StageSpec
 from docgraph.plugins.hookspecs import hookimpl
 
-_effects: sync_redis.Redis | None = None
+_effects: dict[str, sync_redis.Redis] = {}
 
 
 def _effects_client() -> sync_redis.Redis | None:
-    global _effects
     url = os.environ.get("DOCGRAPH_TEST_EFFECTS_URL")
-    if url and _effects is None:
-        _effects = sync_redis.Redis.from_url(url)
-    return _effects
+    if not url:
+        return None
+    if url not in _effects:
+        _effects[url] = sync_redis.Redis.from_url(url)
+    return _effects[url]
 
 
 def make_stage(name: str):

@@ -1,0 +1,59 @@
+"""FastStream's RedisBroker: the worker's connection and the published contract.
+
+Workers take their Redis connection from a ``RedisBroker`` and the event
+contract is published as AsyncAPI from FastStream's declarations of every
+stage stream (``docgraph asyncapi``).  The runner itself reads the streams
+(see docs/runtime.md for why FastStream's subscriber loop does not fit).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from docgraph.core.envelope import Envelope
+from docgraph.core.keys import LANES, Keys
+from docgraph.core.settings import Settings
+from docgraph.core.topology import Topology
+from faststream.redis import RedisBroker, StreamSub
+from faststream.specification import AsyncAPI
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+
+def redis_broker(settings: Settings) -> RedisBroker:
+    return RedisBroker(
+        settings.redis_url,
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        health_check_interval=30,
+        socket_connect_timeout=5,
+    )
+
+
+async def connect_broker(settings: Settings) -> tuple[RedisBroker, Any]:
+    """A connected broker and its redis-py asyncio client."""
+    broker = redis_broker(settings)
+    client = await broker.connect()
+    return broker, client
+
+
+def asyncapi(settings: Settings) -> Any:
+    """The AsyncAPI 3 document of every stage stream of partition 0."""
+    broker = redis_broker(settings)
+    part = Keys(settings.key_prefix, settings.partitions).part(0)
+    topology = Topology(settings.topology)
+
+    async def handler(body: Envelope) -> None:  # documents the payload; never started
+        raise NotImplementedError
+
+    for stage in topology.stages:
+        preds = ", ".join(topology.predecessors[stage]) or "submit"
+        for lane in LANES:
+            broker.subscriber(
+                stream=StreamSub(part.stream(stage, lane), group=stage, consumer="<worker>"),
+                title=f"{stage}.{lane.value}",
+                description=(
+                    f"Events for stage '{stage}' ({lane.value} lane), published by {preds}. "
+                    "Fields: payload (this JSON), traceparent (W3C, optional)."
+                ),
+            )(handler)
+    return AsyncAPI(broker, title="docgraph events", version="1").to_specification()
