@@ -3,7 +3,7 @@
 ``eval_file(path)`` scores the trained model on a CoNLL file (``token TAB
 BIO-tag``); ``print_report`` prints per-label and micro-averaged precision,
 recall and F1.  Wired as ``docgraph ner eval FILE``; also runnable as
-``python -m docgraph.stages.ner.cli FILE [--rules] [--model DIR] [--json]``.
+``python -m docgraph.stages.ner.cli FILE [--no-rules] [--model DIR] [--json]``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from docgraph.stages.ner import LABELS
 from docgraph.stages.ner.conll import (
@@ -89,13 +89,14 @@ def eval_file(
     path: str | Path,
     *,
     model_path: str | Path | None = None,
-    rules: bool = False,
+    rules: bool = True,
     nlp: Language | None = None,
 ) -> EvalReport:
     """Score the trained NER model on a CoNLL file (``token TAB BIO-tag``).
 
-    ``rules=True`` merges the cyber/ICS entity pack's matches into the model's
-    entities first.  ``nlp`` reuses an already loaded pipeline; otherwise it is
+    By default (``rules=True``) the cyber/ICS entity pack's matches are merged
+    into the model's entities, as the ner stage does; ``rules=False`` scores the
+    model alone.  ``nlp`` reuses an already loaded pipeline; otherwise it is
     loaded with :func:`~docgraph.stages.ner.model.load_ner_model` (``model_path``).
     """
     from docgraph.stages.ner.model import find_model_dir, load_ner_model
@@ -163,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("file", type=Path)
     parser.add_argument("--model", type=Path, default=None, help="trained pipeline directory")
-    parser.add_argument("--rules", action="store_true", help="merge the cyber/ICS rule pack")
+    parser.add_argument(
+        "--no-rules", dest="rules", action="store_false", help="score the model alone"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     report = eval_file(args.file, model_path=args.model, rules=args.rules)
@@ -177,5 +180,3 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-
-__all__: list[Any] = ["eval_file", "evaluate_model", "predict_spans", "print_report"]

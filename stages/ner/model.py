@@ -81,6 +81,18 @@ def model_hash(config_path: str | Path = CONFIG_PATH, data_dir: str | Path | Non
     return digest.hexdigest()[:12]
 
 
+def input_digests(
+    config_path: str | Path = CONFIG_PATH, data_dir: str | Path | None = None
+) -> dict[str, str]:
+    """SHA-256 of the config and of each data file (recorded in ``training.json``)."""
+    data = Path(data_dir) if data_dir is not None else default_data_dir()
+    return {
+        "config": hashlib.sha256(Path(config_path).read_bytes()).hexdigest(),
+        "train.txt": hashlib.sha256((data / "train.txt").read_bytes()).hexdigest(),
+        "valid.txt": hashlib.sha256((data / "valid.txt").read_bytes()).hexdigest(),
+    }
+
+
 def cached_model_dir(
     config_path: str | Path = CONFIG_PATH, data_dir: str | Path | None = None
 ) -> Path:

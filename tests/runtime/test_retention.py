@@ -27,7 +27,7 @@ async def test_memory_stays_flat_over_20000_completed_jobs(settings, client, eff
     samples: dict[int, int] = {}
     async with running_worker(settings, client):
         done = 0
-        for batch in range(20):
+        for _batch in range(20):
             for _ in range(1000):
                 await store.submit(None)
             done += 1000
