@@ -10,6 +10,6 @@ if [ -x deploy/local/services.sh ]; then
   ./deploy/local/services.sh up all
   eval "$(./deploy/local/services.sh env)"
 fi
-ruff check core stages plugins tests bench
+ruff check .
 mypy core
 python -m pytest -q "$@"
