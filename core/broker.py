@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from docgraph.core.envelope import Envelope
-from docgraph.core.keys import LANES, Keys
-from docgraph.core.settings import Settings
-from docgraph.core.topology import Topology
 from faststream.redis import RedisBroker, StreamSub
 from faststream.specification import AsyncAPI
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from docgraph.core.envelope import Envelope
+from docgraph.core.keys import LANES, Keys
+from docgraph.core.settings import Settings
+from docgraph.core.topology import Topology
 
 
 def redis_broker(settings: Settings) -> RedisBroker:

@@ -12,16 +12,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
 from docgraph.core.dlq import DeadLetters
 from docgraph.core.errors import ConfigError
 from docgraph.core.jobs import JobStatus, JobStore
 from docgraph.core.keys import JOB_STATES, Lane
 from docgraph.core.redisio import connect
 from docgraph.core.settings import Settings
-from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 app = typer.Typer(
     help="docgraph: turn a stream of documents into a knowledge graph.",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+
 from docgraph.core.jobs import now_ms
 from docgraph.core.keys import Keys, Lane
 from docgraph.core.redisio import Scripts

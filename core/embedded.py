@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import redis
+
 from docgraph.core.errors import ConfigError
 
 

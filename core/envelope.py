@@ -22,9 +22,10 @@ import time
 import uuid
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from docgraph.core.errors import PermanentError
 from docgraph.core.keys import Lane
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SCHEMA_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+
 from docgraph.core.envelope import (
     DocumentRef,
     Envelope,

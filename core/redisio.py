@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from docgraph.core import scripts
 from redis.exceptions import NoScriptError, ResponseError
+
+from docgraph.core import scripts
 
 Arg = str | int | float | bytes
 

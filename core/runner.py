@@ -24,6 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from docgraph.core.envelope import Envelope, decode_fields
 from docgraph.core.errors import PermanentError
 from docgraph.core.jobs import now_ms
@@ -32,9 +36,6 @@ from docgraph.core.redisio import Batcher, Scripts
 from docgraph.core.settings import RetryPolicy, Settings
 from docgraph.core.stage import StageContext, StageResult, StageSpec
 from docgraph.core.topology import Topology
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger("docgraph.runner")
 

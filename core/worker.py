@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
+
 from docgraph.core.jobs import now_ms
 from docgraph.core.keys import Keys
 from docgraph.core.redisio import Scripts

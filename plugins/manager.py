@@ -6,6 +6,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 import pluggy
+
 from docgraph.core.errors import ConfigError
 from docgraph.plugins import hookspecs
 

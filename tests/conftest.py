@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
 from docgraph.core.redisio import connect
 from docgraph.core.settings import Settings
-
 from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]

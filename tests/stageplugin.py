@@ -20,6 +20,7 @@ import os
 import random
 
 import redis as sync_redis
+
 from docgraph.core.errors import PermanentError
 from docgraph.core.stage import StageContext, StageResult, StageSpec
 from docgraph.plugins.hookspecs import hookimpl

@@ -27,6 +27,8 @@ import zlib
 from typing import Any
 
 import docx
+from docx.opc.exceptions import PackageNotFoundError
+
 from docgraph.plugins.extractors.chunking import build_document
 from docgraph.plugins.extractors.errors import (
     CORRUPT,
@@ -38,7 +40,6 @@ from docgraph.plugins.extractors.limits import Limits
 from docgraph.plugins.extractors.text import base_type
 from docgraph.plugins.hookspecs import hookimpl
 from docgraph.plugins.types import ExtractedDocument
-from docx.opc.exceptions import PackageNotFoundError
 
 CONTENT_TYPES = ("application/vnd.openxmlformats-officedocument.wordprocessingml.document",)
 MAIN_PART = "word/document.xml"

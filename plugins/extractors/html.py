@@ -20,13 +20,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from lxml import etree
+
 from docgraph.plugins.extractors.chunking import build_document
 from docgraph.plugins.extractors.errors import CORRUPT, ExtractionError
 from docgraph.plugins.extractors.limits import Limits
 from docgraph.plugins.extractors.text import base_type, bom_encoding, charset_param, decode_text
 from docgraph.plugins.hookspecs import hookimpl
 from docgraph.plugins.types import ExtractedDocument
-from lxml import etree
 
 CONTENT_TYPES = ("text/html", "application/xhtml+xml")
 

@@ -29,6 +29,9 @@ import logging
 from typing import Any
 
 import pypdf
+from pypdf.errors import DependencyError, LimitReachedError, PyPdfError
+from pypdf.generic import ArrayObject, StreamObject
+
 from docgraph.plugins.extractors.chunking import build_document
 from docgraph.plugins.extractors.errors import (
     CORRUPT,
@@ -43,8 +46,6 @@ from docgraph.plugins.extractors.limits import Deadline, Limits
 from docgraph.plugins.extractors.text import base_type
 from docgraph.plugins.hookspecs import hookimpl
 from docgraph.plugins.types import ExtractedDocument
-from pypdf.errors import DependencyError, LimitReachedError, PyPdfError
-from pypdf.generic import ArrayObject, StreamObject
 
 CONTENT_TYPES = ("application/pdf",)
 PYPDF_DEFAULT_STREAM_LIMIT = 75_000_000

@@ -24,6 +24,7 @@ import re
 from typing import Any
 
 import charset_normalizer
+
 from docgraph.plugins.extractors.chunking import build_document
 from docgraph.plugins.extractors.errors import NOT_TEXT, ExtractionError
 from docgraph.plugins.extractors.limits import Limits

@@ -26,9 +26,10 @@ from docgraph.stages.ner.conll import (
 )
 
 if TYPE_CHECKING:
-    from docgraph.plugins.types import EntityPattern
     from rich.console import Console
     from spacy.language import Language
+
+    from docgraph.plugins.types import EntityPattern
 
 
 def predict_spans(
@@ -47,14 +48,15 @@ def predict_spans(
     with the model's entities as in :func:`~docgraph.stages.ner.pack.find_mentions`.
     Only ``labels`` are kept.
     """
-    from docgraph.stages.ner.pack import merge_spans, model_spans, rule_matches
+    from docgraph.stages.ner.pack import compile_patterns, merge_spans, model_spans, rule_matches
 
     keep = set(labels)
+    compiled = compile_patterns(patterns) if patterns else ()
     docs = nlp.pipe(iter_docs(sentences, nlp.vocab), batch_size=batch_size)
     predicted: list[list[tuple[str, int, int]]] = []
     for sentence, doc in zip(sentences, docs, strict=True):
         model = model_spans(doc, keep) if use_model else []
-        rules = rule_matches(sentence.text, patterns) if patterns else []
+        rules = rule_matches(sentence.text, compiled) if compiled else []
         spans: list[tuple[str, int, int]] = []
         taken: set[int] = set()
         for match in merge_spans(model, rules):

@@ -148,6 +148,7 @@ def load_ner_model(settings_path: str | None = None) -> Language:
     takes the loaded ``nlp``.
     """
     import spacy
+
     from docgraph.stages.ner.pack import apply_tokenizer_fix
 
     nlp = spacy.load(find_model_dir(settings_path))

@@ -401,10 +401,20 @@ def compile_patterns(patterns: Sequence[EntityPattern] | None) -> tuple[Compiled
     return _compile(key)
 
 
-def rule_matches(text: str, patterns: Sequence[EntityPattern] | None = None) -> list[SpanMatch]:
-    """All rule matches in ``text``, overlaps resolved (typed > gazetteer, longer, earlier)."""
+def rule_matches(
+    text: str, patterns: Sequence[EntityPattern] | tuple[CompiledPattern, ...] | None = None
+) -> list[SpanMatch]:
+    """All rule matches in ``text``, overlaps resolved (typed > gazetteer, longer, earlier).
+
+    ``patterns`` may be already compiled (:func:`compile_patterns`).
+    """
+    compiled = (
+        patterns
+        if patterns and all(isinstance(p, CompiledPattern) for p in patterns)
+        else compile_patterns(patterns)  # type: ignore[arg-type]
+    )
     found: list[SpanMatch] = []
-    for pattern in compile_patterns(patterns):
+    for pattern in compiled:  # type: ignore[union-attr]
         for m in pattern.regex.finditer(text):
             start, end = m.span()
             if pattern.label in ("url", "email", "domain"):
@@ -478,7 +488,7 @@ def find_mentions(
         raise ValueError("chunk_starts must have one offset per text")
     if chunk_indexes is not None and len(chunk_indexes) != len(texts):
         raise ValueError("chunk_indexes must have one index per text")
-    compile_patterns(patterns)  # fail early on a bad regex
+    compiled = compile_patterns(patterns)  # once, and fail early on a bad regex
     if use_model:
         docs: Iterable[Any] = nlp.pipe(texts, batch_size=batch_size)
     else:
@@ -486,7 +496,7 @@ def find_mentions(
     results: list[list[Mention]] = []
     for i, (text, doc) in enumerate(zip(texts, docs, strict=True)):
         predicted = model_spans(doc, labels) if doc is not None else []
-        merged = merge_spans(predicted, rule_matches(text, patterns))
+        merged = merge_spans(predicted, rule_matches(text, compiled) if compiled else [])
         offset = chunk_starts[i] if chunk_starts is not None else 0
         chunk = chunk_indexes[i] if chunk_indexes is not None else i
         results.append(

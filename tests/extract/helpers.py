@@ -7,6 +7,7 @@ import zlib
 from collections.abc import Sequence
 
 import pluggy
+
 from docgraph.plugins import hookspecs
 from docgraph.plugins.extractors import PLUGINS
 from docgraph.plugins.extractors.sniff import SNIFF_BYTES

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+
 from docgraph.plugins.extractors.chunking import build_document, chunk_text
 from docgraph.plugins.extractors.limits import Limits
 from docgraph.plugins.extractors.normalize import normalize_text

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from docgraph.plugins.extractors import errors
 from docgraph.plugins.extractors.errors import ExtractionError
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pluggy
 import pytest
+
 from docgraph.plugins import hookspecs
 from docgraph.plugins.extractors import PLUGINS, errors
 from docgraph.plugins.extractors.errors import ExtractionError

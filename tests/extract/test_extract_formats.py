@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import docx
 import pytest
+
 from docgraph.plugins.extractors import errors
 from docgraph.plugins.extractors.errors import ExtractionError
 from docgraph.plugins.extractors.sniff import DOCX

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import docx
 import pypdf
 import pytest
+
 from docgraph.core.errors import PermanentError
 from docgraph.plugins.extractors import errors
 from docgraph.plugins.extractors.errors import ExtractionError

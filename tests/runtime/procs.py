@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from docgraph.core.settings import Settings
-
 from tests.conftest import worker_env
 
 

@@ -10,9 +10,9 @@ import random
 import time
 
 import pytest
+
 from docgraph.core.jobs import JobStore
 from docgraph.core.settings import Settings
-
 from tests.redis_server import RedisServer
 from tests.runtime.helpers import running_worker, wait_for_states
 from tests.runtime.procs import WorkerProcs

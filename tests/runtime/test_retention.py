@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from docgraph.core.jobs import JobStore
 from docgraph.core.keys import LANES, Keys
-
 from tests.runtime.helpers import running_worker
 
 

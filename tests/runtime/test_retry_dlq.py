@@ -8,7 +8,6 @@ import json
 from docgraph.core.dlq import DeadLetters
 from docgraph.core.jobs import JobStore
 from docgraph.core.keys import Keys
-
 from tests.runtime.helpers import running_worker, wait_for_states
 
 
