@@ -565,7 +565,21 @@ def asyncapi_cmd(
     print(spec.to_yaml() if yaml else spec.to_json())
 
 
+def _add_plugin_commands() -> None:
+    """Sub-commands contributed by installed plugins (entry points only, so a
+    broken configuration still leaves ``--help`` working)."""
+    import pluggy
+
+    from docgraph.plugins import hookspecs
+
+    pm = pluggy.PluginManager("docgraph")
+    pm.add_hookspecs(hookspecs)
+    pm.load_setuptools_entrypoints("docgraph")
+    pm.hook.docgraph_add_commands(app=app)
+
+
 def main() -> None:
+    _add_plugin_commands()
     app()
 
 

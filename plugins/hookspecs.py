@@ -67,3 +67,11 @@ def docgraph_entity_patterns(settings: Settings) -> list[EntityPattern]:
 def docgraph_graph_sink(settings: Settings) -> Any:
     """Return the graph sink ingest writes to (Neo4j, FalkorDB...), or None."""
     raise NotImplementedError
+
+
+@hookspec
+def docgraph_add_commands(app: Any) -> None:
+    """Add sub-commands to the ``docgraph`` CLI (a ``typer.Typer``), e.g.
+    ``app.add_typer(my_app, name="ner")``.  Keep imports inside the commands so
+    ``docgraph --help`` stays fast."""
+    raise NotImplementedError
