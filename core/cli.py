@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from docgraph.core import telemetry
 from docgraph.core.dlq import DeadLetters
 from docgraph.core.errors import ConfigError
 from docgraph.core.jobs import JobStatus, JobStore
@@ -47,12 +48,25 @@ def load_settings(**overrides: Any) -> Settings:
         raise typer.Exit(2) from None
 
 
-def setup_logging(verbose: bool) -> None:
+def setup_logging(verbose: bool, json_logs: bool = False) -> None:
+    """Plain text on stderr, or (``--log-json`` / DOCGRAPH_LOG_JSON) one JSON object
+    per line carrying trace_id, span_id, job_id and stage."""
+    level = logging.INFO if verbose else logging.WARNING
+    if json_logs:
+        logging.basicConfig(level=level, handlers=[telemetry.json_log_handler(sys.stderr)])
+        return
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+
+
+def setup_telemetry() -> None:
+    """OpenTelemetry from the standard OTEL_* variables (nothing when unset)."""
+    try:
+        telemetry.configure()
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
 
 
 def _expand(paths: list[Path]) -> list[Path]:
@@ -93,6 +107,7 @@ def run(
     from docgraph.core.embedded import EmbeddedRedis
 
     base = load_settings()
+    setup_telemetry()
     files = _expand(paths)
     if not files:
         err.print("[yellow]nothing to process[/yellow]")
@@ -265,13 +280,19 @@ def worker(
     ] = None,
     concurrency: Annotated[int | None, typer.Option(help="jobs at once per stage")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    log_json: Annotated[
+        bool, typer.Option("--log-json", help="JSON log lines with trace_id/span_id/job_id/stage")
+    ] = False,
 ) -> None:
     """Run stage workers against the configured Redis until SIGTERM / Ctrl-C.
 
+    Tracing and metrics follow the standard OTEL_* variables (docs/telemetry.md).
+
     Example: [bold]DOCGRAPH_REDIS_URL=redis://127.0.0.1:6379/0 docgraph worker --stage ner[/bold]
     """
-    setup_logging(verbose)
     settings = load_settings(concurrency=concurrency)
+    setup_logging(verbose, log_json or settings.log_json)
+    setup_telemetry()
     from docgraph.core.services import build_services
     from docgraph.core.worker import Worker
     from docgraph.plugins.manager import collect_stages, plugin_manager
@@ -298,7 +319,10 @@ def worker(
         await w.run()
         await broker.stop()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        telemetry.shutdown()  # export the last spans before the process exits
 
 
 # -- jobs ------------------------------------------------------------------------
@@ -321,6 +345,7 @@ def submit(
     Example: [bold]docgraph submit reports/*.pdf --priority high --wait[/bold]
     """
     settings = load_settings()
+    setup_telemetry()
     files = _expand(paths)
 
     async def main() -> list[str]:
@@ -549,6 +574,37 @@ def dlq_purge(
         raise typer.Exit(2)
     n = _dlq_call(lambda d: d.purge(stage))
     console.print(f"purged {n}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Serve the HTTP API (FastAPI under uvicorn); OpenAPI docs at /docs.
+
+    Tokens come from DOCGRAPH_API_TOKENS='["<secret>"]'; without them auth is off.
+
+    Example: [bold]DOCGRAPH_API_TOKENS='["s3cret"]' docgraph serve --port 8000[/bold]
+    """
+    setup_logging(verbose)
+    settings = load_settings()
+    import uvicorn
+
+    from docgraph.core.api import create_app
+
+    if not settings.api_tokens and host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(
+            f"[yellow]warning:[/yellow] serving on {host} without DOCGRAPH_API_TOKENS: anyone who can "
+            "reach the port can submit and delete jobs"
+        )
+    try:
+        application = create_app(settings)
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    uvicorn.run(application, host=host, port=port, log_level="info" if verbose else "warning")
 
 
 @app.command("asyncapi")

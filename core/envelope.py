@@ -98,6 +98,17 @@ def decode_fields(fields: dict[bytes, bytes] | dict[str, str], max_bytes: int) -
             f"event has no 'payload' field (fields: {sorted(raw)}); publish "
             "XADD <stream> * payload '<json>' [traceparent <w3c>]"
         )
+    try:  # fast path: one pass through pydantic-core
+        envelope = Envelope.model_validate_json(payload)
+        if envelope.v in SUPPORTED_VERSIONS:
+            return envelope
+    except ValidationError:
+        pass
+    return _explain(payload)
+
+
+def _explain(payload: str | bytes) -> Envelope:
+    """Slow path for a bad event: say exactly what is wrong."""
     try:
         data = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:

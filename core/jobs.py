@@ -17,11 +17,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from docgraph.core import telemetry
 from docgraph.core.envelope import (
     DocumentRef,
     Envelope,
     new_job_id,
-    new_traceparent,
     trace_id_of,
 )
 from docgraph.core.keys import JOB_STATES, Keys, Lane
@@ -176,7 +176,6 @@ class JobStore:
             job_id = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
         job_id = job_id or new_job_id()
         part = self.keys.for_job(job_id)
-        traceparent = traceparent or new_traceparent()
         now = now_ms()
         roots: list[str] = []
         for root in self.topology.roots:
@@ -190,24 +189,30 @@ class JobStore:
             )
             roots += [root, env.model_dump_json()]
         stages = self.topology.stages
-        result: Any = await self.scripts.call(
-            "submit",
-            [part.job(job_id)],
-            [
-                part.tag,
-                job_id,
-                now,
-                traceparent,
-                lane.value,
-                idempotency_key or "",
-                json.dumps(metadata or {}),
-                len(stages),
-                *stages,
-                len(self.topology.roots),
-                *roots,
-            ],
-        )
-        created, existing = int(result[0]), bytes(result[1]).decode()
+        # PRODUCER span `send <stream>`: the root of the job's trace unless a span is
+        # active or a traceparent was passed in; its context is what the job record and
+        # the root events carry (a random traceparent when tracing is off)
+        root_stream = part.stream(self.topology.roots[0], lane)
+        with telemetry.send_span(root_stream, job_id, traceparent, priority=lane.value) as span:
+            result: Any = await self.scripts.call(
+                "submit",
+                [part.job(job_id)],
+                [
+                    part.tag,
+                    job_id,
+                    now,
+                    span.traceparent,
+                    lane.value,
+                    idempotency_key or "",
+                    json.dumps(metadata or {}),
+                    len(stages),
+                    *stages,
+                    len(self.topology.roots),
+                    *roots,
+                ],
+            )
+            created, existing = int(result[0]), bytes(result[1]).decode()
+            span.submitted(bool(created))
         return existing, bool(created)
 
     async def get(self, job_id: str) -> JobStatus | None:

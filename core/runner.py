@@ -10,6 +10,7 @@ shutdown.  The stage function only computes.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import json
 import logging
@@ -28,6 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from docgraph.core import telemetry
 from docgraph.core.envelope import Envelope, decode_fields
 from docgraph.core.errors import PermanentError
 from docgraph.core.jobs import now_ms
@@ -58,11 +60,17 @@ class Delivery:
     lane: Lane
     deliveries: int = 1
     received: float = 0.0
+    span: telemetry.JobSpan | None = None  # while its stage runs
 
     @property
     def traceparent(self) -> str:
         value = self.fields.get(b"traceparent")
         return value.decode() if value else ""
+
+    @property
+    def out_traceparent(self) -> str:
+        """Trace context for what this run emits: its process span's when tracing is on."""
+        return self.span.traceparent if self.span is not None else self.traceparent
 
 
 def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random | None = None) -> float:
@@ -114,6 +122,9 @@ class StageRunner:
             if spec.cpu_bound
             else None
         )
+        self._lanes = {p.partition: [p.stream(spec.name, lane) for lane in LANES] for p in self.keys.all()}
+        self._routes: dict[tuple[str, ...], tuple[list[Any], tuple[str, ...]]] = {}
+        self._completed_age_ms = int(settings.completed_max_age * 1000)
         self.counts = {"completed": 0, "retried": 0, "dead": 0, "failed": 0, "reclaimed": 0}
 
     # -- lifecycle --------------------------------------------------------
@@ -230,24 +241,27 @@ class StageRunner:
         now = time.monotonic()
         got: list[Delivery] = []
         for part in self.keys.all():
-            for lane in LANES:
-                need = count - len(got)
-                if need <= 0:
-                    return got
-                resp = await self.client.xreadgroup(
-                    self.group, self.consumer, {part.stream(self.stage, lane): ">"}, count=need
-                )
-                got += self._deliveries(resp, part, now)
+            need = count - len(got)
+            if need <= 0:
+                return got
+            flat = await self.scripts.call(
+                "read", self._lanes[part.partition], [self.group, self.consumer, need]
+            )
+            resp = [
+                (flat[i], [(e[0], dict(zip(e[1][::2], e[1][1::2], strict=True))) for e in flat[i + 1]])
+                for i in range(0, len(flat), 2)
+            ]
+            got += self._deliveries(resp, part, now)
         if got or self.stopping.is_set():
             return got
         block_ms = max(1, int(self.settings.poll_interval * 1000) // self.settings.partitions)
         per_stream = max(1, count // len(LANES))
         for part in self.keys.all():
             streams: dict[Any, Any] = {part.stream(self.stage, lane): ">" for lane in LANES}
-            resp = await self.client.xreadgroup(
+            blocked: Any = await self.client.xreadgroup(
                 self.group, self.consumer, streams, count=per_stream, block=block_ms
             )
-            got += self._deliveries(resp, part, now)
+            got += self._deliveries(blocked, part, now)
             if got:
                 break
         got.sort(key=lambda d: LANES.index(d.lane))
@@ -265,6 +279,12 @@ class StageRunner:
     # -- one job ----------------------------------------------------------
 
     async def _handle(self, d: Delivery) -> None:
+        """One delivery inside its ``process <stream>`` span (a stand-in when tracing is off)."""
+        with telemetry.process_span(d.stream, d.entry_id, self.group, d.traceparent, d.deliveries) as span:
+            d.span = span
+            await self._handle_traced(d)
+
+    async def _handle_traced(self, d: Delivery) -> None:
         try:
             env = decode_fields(d.fields, self.settings.max_event_bytes)
             if env.stage != self.stage:
@@ -282,6 +302,8 @@ class StageRunner:
             return
         job_key = d.part.job(env.job_id)
         attempt = env.attempt + d.deliveries - 1
+        if d.span is not None:
+            d.span.job(env.job_id, attempt)
         state = await self.batcher.call(
             "start",
             [job_key],
@@ -292,7 +314,7 @@ class StageRunner:
                 now_ms(),
                 attempt,
                 env.priority.value,
-                d.traceparent,
+                d.out_traceparent,
                 "1" if self.is_root and env.attempt == 1 else "0",
                 len(self.topology.stages),
                 *self.topology.stages,
@@ -300,6 +322,8 @@ class StageRunner:
         )
         if state is None or state in (b"cancelled", b"completed", b"deleted"):
             await self.batcher.call("drop", [d.stream], [self.group, d.entry_id])
+            if d.span is not None:
+                d.span.outcome("dropped")
             return
         self._chaos("after_start")
         try:
@@ -328,7 +352,8 @@ class StageRunner:
         )
         func = self.spec.func
         if self._executor is not None and not inspect.iscoroutinefunction(func):
-            result = await loop.run_in_executor(self._executor, func, ctx)
+            # copy_context: the stage's thread sees the process span as current
+            result = await loop.run_in_executor(self._executor, contextvars.copy_context().run, func, ctx)
         else:
             result = func(ctx)
         if inspect.isawaitable(result):
@@ -343,11 +368,20 @@ class StageRunner:
             f"stage {self.stage!r} returned {type(result).__name__}; return a dict, a StageResult or None"
         )
 
+    def _route(self, skipped: tuple[str, ...]) -> tuple[list[Any], tuple[str, ...]]:
+        """Hand-off arguments that depend only on the routing (cached per skip set)."""
+        cached = self._routes.get(skipped)
+        if cached is None:
+            topo = self.topology
+            skip = topo.skip_closure(skipped)
+            candidates = topo.candidates_after(self.stage, skipped)
+            tail = [len(topo.stages), *topo.stages, len(skip), *skip, len(candidates)]
+            cached = self._routes[skipped] = (tail, candidates)
+        return cached
+
     async def _complete(self, d: Delivery, env: Envelope, result: StageResult) -> None:
-        topo = self.topology
-        skip = topo.skip_closure(result.skip)
-        candidates = topo.candidates_after(self.stage, result.skip)
-        base = env.model_copy(update={"attempt": 1, "outputs": {}})
+        tail, candidates = self._route(tuple(result.skip))
+        output = json.dumps(result.output, separators=(",", ":")) if result.output else ""
         args: list[Any] = [
             d.part.tag,
             self.group,
@@ -355,23 +389,23 @@ class StageRunner:
             env.job_id,
             self.stage,
             now_ms(),
-            json.dumps(result.output, separators=(",", ":")),
-            d.traceparent,
-            int(self.settings.completed_max_age * 1000),
+            output,
+            d.out_traceparent,
+            self._completed_age_ms,
             self.settings.completed_max_count,
-            len(topo.stages),
-            *topo.stages,
-            len(skip),
-            *skip,
-            len(candidates),
+            *tail,
         ]
         for cand in candidates:
-            prefix = base.model_copy(update={"stage": cand}).model_dump_json(exclude={"outputs"})
-            preds = topo.predecessors[cand]
+            prefix = env.model_copy(update={"stage": cand, "attempt": 1}).model_dump_json(exclude={"outputs"})
+            preds = self.topology.predecessors[cand]
             args += [cand, env.priority.value, prefix[:-1], len(preds), *preds]
         outcome = await self.batcher.call("complete", [d.part.job(env.job_id), d.stream], args)
         if outcome in (b"ok", b"completed"):
             self.counts["completed"] += 1
+        if d.span is not None:
+            d.span.outcome("completed" if outcome in (b"ok", b"completed") else "duplicate")
+            if outcome == b"completed":
+                d.span.job_completed()
 
     async def _schedule_retry(self, d: Delivery, env: Envelope, exc: Exception) -> None:
         delay = backoff_delay(self.retry, env.attempt)
@@ -384,7 +418,7 @@ class StageRunner:
                 "stage": self.stage,
                 "stream": d.part.stream(self.stage, env.priority),
                 "payload": retried.model_dump_json(),
-                "traceparent": d.traceparent,
+                "traceparent": d.out_traceparent,
             }
         )
         log.info(
@@ -412,6 +446,8 @@ class StageRunner:
             ],
         )
         self.counts["retried"] += 1
+        if d.span is not None:
+            d.span.fail(exc, "retry")
 
     async def _dead(self, d: Delivery, env: Envelope | None, exc: BaseException, final: str) -> None:
         payload = d.fields.get(b"payload", b"")
@@ -424,7 +460,7 @@ class StageRunner:
             "payload_truncated",
             "1" if truncated else "0",
             "traceparent",
-            d.traceparent,
+            d.out_traceparent,
             "stage",
             self.stage,
             "job_id",
@@ -471,6 +507,8 @@ class StageRunner:
             ],
         )
         self.counts[final] += 1
+        if d.span is not None:
+            d.span.fail(exc, final)
 
     def _chaos(self, point: str) -> None:
         s = self.settings
@@ -572,6 +610,11 @@ class StageRunner:
                 return
 
     async def _dead_capped(self, d: Delivery) -> None:
+        with telemetry.process_span(d.stream, d.entry_id, self.group, d.traceparent, d.deliveries) as span:
+            d.span = span
+            await self._dead_capped_traced(d)
+
+    async def _dead_capped_traced(self, d: Delivery) -> None:
         try:
             env: Envelope | None = decode_fields(d.fields, self.settings.max_event_bytes)
         except PermanentError:

@@ -38,10 +38,12 @@ local function remove_job(tag, id, state)
   local job = tag .. ':job:' .. id
   local idem = redis.call('HGET', job, 'idem')
   if idem then redis.call('HDEL', tag .. ':idem', idem) end
-  local fields = redis.call('HGETALL', job)
-  for i = 1, #fields, 2 do
-    if string.sub(fields[i], -8) == ':delayed' then
-      redis.call('ZREM', tag .. ':delayed', fields[i + 1])
+  if state ~= 'completed' then  -- only unfinished work can have scheduled retries
+    local fields = redis.call('HGETALL', job)
+    for i = 1, #fields, 2 do
+      if string.sub(fields[i], -8) == ':delayed' then
+        redis.call('ZREM', tag .. ':delayed', fields[i + 1])
+      end
     end
   end
   redis.call('DEL', job)
@@ -102,8 +104,8 @@ end
 local prior = redis.call('HGET', job, 'state')
 if prior and prior ~= 'deleted' then return {0, id} end
 redis.call('DEL', job)
-redis.call('HSET', job, 'id', id, 'created', now, 'traceparent', tp, 'priority', lane,
-  'meta', meta)
+redis.call('HSET', job, 'id', id, 'created', now, 'traceparent', tp, 'priority', lane)
+if meta ~= '{}' then redis.call('HSET', job, 'meta', meta) end
 if idem ~= '' then
   redis.call('HSET', job, 'idem', idem)
   redis.call('HSET', tag .. ':idem', idem, id)
@@ -133,8 +135,7 @@ local job, tag, id, stage, now = KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(AR
 local state = redis.call('HGET', job, 'state')
 if not state then
   if ARGV[8] ~= '1' then return false end
-  redis.call('HSET', job, 'id', id, 'created', now, 'traceparent', ARGV[7], 'priority', ARGV[6],
-    'meta', '{}')
+  redis.call('HSET', job, 'id', id, 'created', now, 'traceparent', ARGV[7], 'priority', ARGV[6])
   for i = 1, tonumber(ARGV[9]) do redis.call('HSET', job, ARGV[9 + i] .. ':status', 'pending') end
   redis.call('HSET', job, stage .. ':enq', 1)
   set_state(job, tag, id, 'queued', now)
@@ -167,8 +168,8 @@ local max_age, max_count = tonumber(ARGV[9]), tonumber(ARGV[10])
 if not ack(src, group, entry) then return 'stale' end
 local state = redis.call('HGET', job, 'state')
 if gone(state) then return 'gone' end
-redis.call('HSET', job, stage .. ':status', 'done', stage .. ':finished', now,
-  stage .. ':output', output, stage .. ':progress', 1)
+redis.call('HSET', job, stage .. ':status', 'done', stage .. ':finished', now)
+if output ~= '' then redis.call('HSET', job, stage .. ':output', output) end
 redis.call('HINCRBY', job, stage .. ':completions', 1)
 local at = 11
 local stages = {}
@@ -207,6 +208,8 @@ for _, s in ipairs(stages) do
     return 'ok'
   end
 end
+-- done: drop what only mattered while the job ran, to keep retained records small
+for _, s in ipairs(stages) do redis.call('HDEL', job, s .. ':enq', s .. ':progress', s .. ':message') end
 redis.call('HSET', job, 'finished', now)
 set_state(job, tag, id, 'completed', now)
 trim(tag, 'completed', now, max_age, max_count)
@@ -379,7 +382,27 @@ return 1
 """
 )
 
+READ = r"""
+-- Strict-priority read in one round trip: take up to ARGV[3] new entries
+-- from the lanes in KEYS order (high, normal, low).  ARGV: group, consumer, count
+-- Returns {stream, entries, stream, entries, ...} as XREADGROUP gives them.
+local need = tonumber(ARGV[3])
+local out = {}
+for _, stream in ipairs(KEYS) do
+  if need <= 0 then break end
+  local got = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', need, 'STREAMS', stream, '>')
+  if got and got[1] then
+    local entries = got[1][2]
+    out[#out + 1] = stream
+    out[#out + 1] = entries
+    need = need - #entries
+  end
+end
+return out
+"""
+
 ALL: dict[str, str] = {
+    "read": READ,
     "submit": SUBMIT,
     "start": START,
     "complete": COMPLETE,

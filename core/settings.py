@@ -69,7 +69,9 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(
         5, ge=1, description="deliveries of one entry (crashes included) before dead-lettering"
     )
-    poll_interval: float = Field(1.0, gt=0, description="seconds a blocking read waits")
+    poll_interval: float = Field(
+        1.0, gt=0, le=4, description="seconds a blocking read waits (below the 5 s socket timeout)"
+    )
     shutdown_grace: float = Field(30.0, ge=0, description="seconds to finish in-flight work")
     max_event_bytes: int = Field(1_000_000, ge=1024)
 
@@ -105,7 +107,27 @@ class Settings(BaseSettings):
         "", description="testing only: kill the worker (exit 137) at this point of a job"
     )
     chaos_crash_probability: float = Field(0.0, ge=0, le=1)
+    log_json: bool = Field(
+        False, description="log one JSON object per line with trace_id, span_id, job_id and stage"
+    )
     trace_link_template: str = Field("", description="e.g. http://127.0.0.1:16686/trace/{trace_id}")
+
+    api_tokens: list[str] = Field(
+        default_factory=list,
+        repr=False,
+        description='bearer tokens the HTTP API accepts, e.g. \'["t1","t2"]\'; empty: auth off (logged)',
+    )
+    api_max_upload_bytes: int | None = Field(
+        None,
+        ge=1024,
+        description="largest request body the HTTP API reads; default: max_document_bytes + 1 MiB",
+    )
+    api_max_json_bytes: int = Field(1024 * 1024, ge=1024, description="largest JSON request body")
+
+    @property
+    def api_upload_limit(self) -> int:
+        """Largest multipart request body (the document plus form overhead)."""
+        return self.api_max_upload_bytes or self.max_document_bytes + 1024 * 1024
 
     @field_validator("redis_url")
     @classmethod

@@ -16,6 +16,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from docgraph.core import telemetry
 from docgraph.core.jobs import now_ms
 from docgraph.core.keys import Keys
 from docgraph.core.redisio import Scripts
@@ -116,3 +117,4 @@ class Worker:
         finally:
             self.stopping.set()
             await upkeep
+            await telemetry.aflush()  # export this worker's last spans (no-op when tracing is off)
