@@ -82,6 +82,7 @@ def document_statements(
     for e in entities:
         by_label[e["label"]].append({"key": e["key"], "name": e["name"]})
     for label, rows in sorted(by_label.items()):
+        rows.sort(key=lambda r: r["key"])  # one lock order for every writer: fewer deadlocks
         for batch in batches(rows, batch_size):
             out.append((merge_entities(label), {"rows": batch}))
     for rows in batches(mentions, batch_size):

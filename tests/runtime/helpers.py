@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 
 from docgraph.core.jobs import JobStore
+from docgraph.core.services import build_services
 from docgraph.core.settings import Settings
 from docgraph.core.worker import Worker
 from docgraph.plugins.manager import collect_stages, plugin_manager
@@ -15,11 +16,13 @@ from docgraph.plugins.manager import collect_stages, plugin_manager
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    settings: Settings, client, stages: list[str] | None = None
+    settings: Settings, client, stages: list[str] | None = None, *, with_services: bool = False
 ) -> AsyncIterator[Worker]:
-    specs = collect_stages(plugin_manager(settings), settings)
+    pm = plugin_manager(settings)
+    specs = collect_stages(pm, settings)
     chosen = [specs[s] for s in (stages or list(settings.topology))]
-    worker = Worker(settings, chosen, client)
+    services = build_services(settings, pm) if with_services else None
+    worker = Worker(settings, chosen, client, services=services)
     task = asyncio.create_task(worker.run())
     try:
         yield worker

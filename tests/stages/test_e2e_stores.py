@@ -1,0 +1,125 @@
+"""End to end on real stores: S3 (versitygw from deploy/local) for documents and
+artifacts, Neo4j for the graph, real redis-server, the built-in stages."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from docgraph.core.dlq import DeadLetters
+from docgraph.core.jobs import JobStore
+from docgraph.core.objects import copy_local, open_store
+from docgraph.core.settings import Settings
+from tests.runtime.helpers import running_worker, wait_for_states
+from tests.stages import corpus
+
+SERVICES = (
+    "DOCGRAPH_TEST_NEO4J_URI",
+    "DOCGRAPH_TEST_NEO4J_PASSWORD",
+    "DOCGRAPH_TEST_S3_ENDPOINT",
+    "DOCGRAPH_TEST_S3_ACCESS_KEY",
+    "DOCGRAPH_TEST_S3_SECRET_KEY",
+    "DOCGRAPH_TEST_S3_BUCKET",
+)
+pytestmark = [
+    pytest.mark.service,
+    pytest.mark.skipif(
+        any(not os.environ.get(v) for v in SERVICES),
+        reason="Neo4j/S3 not configured: run deploy/local/services.sh up all and eval its env",
+    ),
+    pytest.mark.skipif(not corpus.PDF_CORPUS.is_dir(), reason="../shared/corpus/pdf is absent"),
+]
+
+SNAPSHOT = {
+    "documents": "MATCH (d:Document) RETURN d.id AS id, d.sha256 AS sha, d.name AS name, d.type AS type, "
+    "d.confidence AS conf ORDER BY id",
+    "chunks": "MATCH (c:Chunk)-[:PART_OF]->(d:Document) RETURN c.id AS id, c.index AS i, c.page AS page, "
+    "c.text AS text, d.id AS doc ORDER BY id",
+    "entities": "MATCH (e:Entity) RETURN e.key AS key, e.name AS name, labels(e) AS labels ORDER BY key",
+    "mentions": "MATCH (c:Chunk)-[m:MENTIONS]->(e:Entity) RETURN c.id AS c, e.key AS e, m.start AS s, "
+    "m.end AS end, m.source AS src ORDER BY c, s, e",
+    "next": "MATCH (a:Chunk)-[:NEXT_CHUNK]->(b:Chunk) RETURN a.id AS a, b.id AS b ORDER BY a",
+}
+
+
+def _snapshot(sink) -> dict[str, list[dict]]:
+    out = {}
+    for name, query in SNAPSHOT.items():
+        records, _, _ = sink.driver.execute_query(query, database_=sink.database)
+        out[name] = [r.data() for r in records]
+    return out
+
+
+@pytest.fixture
+def store_settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "plugins": [],
+            "graph_sink": "neo4j",
+            "neo4j_uri": os.environ["DOCGRAPH_TEST_NEO4J_URI"],
+            "neo4j_user": os.environ.get("DOCGRAPH_TEST_NEO4J_USER", "neo4j"),
+            "neo4j_password": os.environ["DOCGRAPH_TEST_NEO4J_PASSWORD"],
+            "object_store_url": f"s3://{os.environ['DOCGRAPH_TEST_S3_BUCKET']}/t{uuid.uuid4().hex[:8]}",
+            "s3_endpoint": os.environ["DOCGRAPH_TEST_S3_ENDPOINT"],
+            "s3_access_key": os.environ["DOCGRAPH_TEST_S3_ACCESS_KEY"],
+            "s3_secret_key": os.environ["DOCGRAPH_TEST_S3_SECRET_KEY"],
+            "concurrency": 4,
+            "visibility_timeout": 120,
+        }
+    )
+
+
+async def _process(settings: Settings, client, docs: list[corpus.Doc]) -> dict[str, str]:
+    store = JobStore(client, settings)
+    objects = open_store(settings)
+    ids = {}
+    for doc in docs:
+        ref = copy_local(doc.path, objects)
+        job_id, _ = await store.submit(ref, metadata={"name": doc.path.name})
+        ids[job_id] = doc.path.name
+    async with running_worker(settings, client, with_services=True):
+        await wait_for_states(store, list(ids), {"completed", "failed", "dead"}, timeout=900)
+    return ids
+
+
+@pytest.mark.slow
+async def test_200_documents_into_neo4j_twice_changes_nothing(store_settings, client, tmp_path):
+    from docgraph.plugins.sinks.neo4j import Neo4jSink
+
+    s = store_settings
+    sink = Neo4jSink(s.neo4j_uri, s.neo4j_user, s.neo4j_password, s.neo4j_database)
+    sink.driver.execute_query("MATCH (n) DETACH DELETE n", database_=s.neo4j_database)
+    docs = corpus.build(tmp_path / "docs", total=200)
+    expected = {d.path.name: d.expect for d in docs}
+    store = JobStore(client, s)
+
+    ids = await _process(s, client, docs)
+    jobs = {j.id: j for j in await store.get_many(list(ids))}
+    letters = {
+        lt.job_id: lt.fields["error"]
+        for stage in s.topology
+        for lt in await DeadLetters(client, s).list(stage, limit=500)
+    }
+    completed = []
+    for job_id, name in ids.items():
+        job, want = jobs[job_id], expected[name]
+        if want == "completed":
+            assert job.state == "completed", (name, job.state, job.error)
+            completed.append(job)
+        else:
+            assert job.state == "failed", (name, job.state)
+            assert want.lower() in letters[job_id].lower(), (name, letters[job_id])
+    outputs = [{st.name: st.output for st in j.stages} for j in completed]
+    snap = _snapshot(sink)
+    assert len(snap["documents"]) == len({o["ingest"]["document_id"] for o in outputs})
+    assert len(snap["chunks"]) == sum(o["extract"]["chunks"] for o in outputs)
+    assert len(snap["mentions"]) == sum(o["ner"]["mentions"] for o in outputs)
+    assert len(snap["next"]) == sum(max(0, o["extract"]["chunks"] - 1) for o in outputs)
+    assert len(snap["entities"]) == len({e["key"] for e in snap["entities"]})  # never duplicated
+
+    # the same batch again: the graph is exactly the same, nodes, relationships and values
+    await _process(s, client, docs)
+    assert _snapshot(sink) == snap
+    sink.close()
