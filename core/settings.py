@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     neo4j_user: str = "neo4j"
     neo4j_password: str = Field("", repr=False)
     neo4j_database: str = "neo4j"
+    neo4j_retry_seconds: float = Field(
+        15.0, gt=0, description="how long the driver retries transient errors before the stage fails"
+    )
     classify_model: Path | None = Field(None, description="model from `docgraph classify train`")
 
     data_dir: Path = Field(Path(".docgraph"), description="embedded Redis data and documents")

@@ -21,10 +21,19 @@ CONSTRAINTS = (
 
 
 class Neo4jSink:
-    def __init__(self, uri: str, user: str, password: str, database: str) -> None:
+    def __init__(
+        self, uri: str, user: str, password: str, database: str, retry_seconds: float = 15.0
+    ) -> None:
         import neo4j
 
-        self.driver = neo4j.GraphDatabase.driver(uri, auth=(user, password))
+        # the driver retries transient errors for up to retry_seconds; after
+        # that the runtime's per-stage retry policy (backoff in Redis) takes over
+        self.driver = neo4j.GraphDatabase.driver(
+            uri,
+            auth=(user, password),
+            max_transaction_retry_time=retry_seconds,
+            connection_acquisition_timeout=retry_seconds,
+        )
         self.database = database
         self._schema_ready = False
 
@@ -35,8 +44,13 @@ class Neo4jSink:
             self.driver.execute_query(statement, database_=self.database)
         self._schema_ready = True
 
-    def write_document(self, document: dict[str, Any], chunks: list[dict[str, Any]],
-                       entities: list[dict[str, Any]], mentions: list[dict[str, Any]]) -> None:
+    def write_document(
+        self,
+        document: dict[str, Any],
+        chunks: list[dict[str, Any]],
+        entities: list[dict[str, Any]],
+        mentions: list[dict[str, Any]],
+    ) -> None:
         self.ensure_schema()
         statements = document_statements(document, chunks, entities, mentions)
 
@@ -68,4 +82,10 @@ class Neo4jSink:
 def docgraph_graph_sink(settings: Any) -> Neo4jSink | None:
     if settings.graph_sink != "neo4j":
         return None
-    return Neo4jSink(settings.neo4j_uri, settings.neo4j_user, settings.neo4j_password, settings.neo4j_database)
+    return Neo4jSink(
+        settings.neo4j_uri,
+        settings.neo4j_user,
+        settings.neo4j_password,
+        settings.neo4j_database,
+        settings.neo4j_retry_seconds,
+    )
