@@ -15,7 +15,6 @@ from docgraph.core.settings import RetryPolicy, StageOptions
 from tests.runtime.helpers import running_worker, wait_for_states
 from tests.stages import corpus
 from tests.stages.test_e2e_stores import pytestmark as _services_needed
-from tests.stages.test_e2e_stores import store_settings  # noqa: F401 - fixture
 
 pytestmark = _services_needed
 SERVICES = str(corpus.REPO / "deploy" / "local" / "services.sh")
@@ -31,7 +30,7 @@ async def _submit(settings, client, docs) -> list[str]:
 
 
 @pytest.mark.slow
-async def test_ingest_survives_a_20s_neo4j_outage(store_settings, client, tmp_path):  # noqa: F811
+async def test_ingest_survives_a_20s_neo4j_outage(store_settings, client, tmp_path):
     settings = store_settings.model_copy(
         update={
             "neo4j_retry_seconds": 2,
@@ -58,7 +57,7 @@ async def test_ingest_survives_a_20s_neo4j_outage(store_settings, client, tmp_pa
 async def test_outage_past_the_retry_budget_dead_letters_then_replay_completes(
     store_settings,
     client,
-    tmp_path,  # noqa: F811
+    tmp_path,
 ):
     settings = store_settings.model_copy(
         update={
