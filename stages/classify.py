@@ -107,5 +107,11 @@ def classify_text(
 
 def classify(ctx: StageContext) -> StageResult:
     text = load_extracted(ctx)["text"]
-    label, confidence, scores = classify_text(text)
-    return StageResult(output={"label": label, "confidence": confidence})
+    model = ctx.settings.classify_model
+    if model is not None:
+        from docgraph.stages.classify_model import predict
+
+        label, confidence = predict(str(model), text)
+        return StageResult(output={"label": label, "confidence": confidence, "by": "model"})
+    label, confidence, _scores = classify_text(text)
+    return StageResult(output={"label": label, "confidence": confidence, "by": "rules"})
