@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import sys
 import time
 from collections import Counter
@@ -590,6 +591,7 @@ def serve(
     """
     setup_logging(verbose)
     settings = load_settings()
+    setup_telemetry()  # submits are `send` spans: the roots of the jobs' traces
     import uvicorn
 
     from docgraph.core.api import create_app
@@ -604,6 +606,9 @@ def serve(
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the
+    # handler it found: make that an exit 0, as `docgraph worker` does
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(application, host=host, port=port, log_level="info" if verbose else "warning")
 
 

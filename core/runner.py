@@ -508,6 +508,8 @@ class StageRunner:
         )
         self.counts[final] += 1
         if d.span is not None:
+            if env is not None:
+                d.span.job(env.job_id, env.attempt + d.deliveries - 1)
             d.span.fail(exc, final)
 
     def _chaos(self, point: str) -> None:

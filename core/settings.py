@@ -7,12 +7,13 @@ nothing reads the environment on its own.  Nested values use ``__``:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_TOPOLOGY: dict[str, list[str]] = {
     "extract": [],
@@ -115,10 +116,10 @@ class Settings(BaseSettings):
     )
     trace_link_template: str = Field("", description="e.g. http://127.0.0.1:16686/trace/{trace_id}")
 
-    api_tokens: list[str] = Field(
+    api_tokens: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         repr=False,
-        description='bearer tokens the HTTP API accepts, e.g. \'["t1","t2"]\'; empty: auth off (logged)',
+        description='bearer tokens the HTTP API accepts: \'["t1","t2"]\' or t1,t2; empty: auth off (logged)',
     )
     api_max_upload_bytes: int | None = Field(
         None,
@@ -150,6 +151,21 @@ class Settings(BaseSettings):
                 parsed.port  # noqa: B018 - raises on a bad port
             except ValueError:
                 raise ValueError(f"DOCGRAPH_REDIS_URL={value!r} has an invalid port (use 1-65535)") from None
+        return value
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _parse_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except ValueError as exc:
+                    raise ValueError(
+                        f'DOCGRAPH_API_TOKENS is not a JSON list ({exc}); use \'["t1","t2"]\''
+                    ) from None
+            return [t.strip() for t in text.split(",") if t.strip()]
         return value
 
     @model_validator(mode="after")

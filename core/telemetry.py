@@ -57,6 +57,7 @@ _tracer_provider: Any = None
 _meter_provider: Any = None
 _tracer: Any = None
 _instruments: Instruments | None = None
+_prometheus_server: Any = None
 _configured = False
 
 # Job and stage of the code running now, for log records (see JsonFormatter).
@@ -215,9 +216,43 @@ def build_meter_provider(env: Mapping[str, str] | None = None) -> Any:
                     OTLPMetricExporter(endpoint=_endpoint(env, "metrics", protocol))
                 )
             )
+        elif name == "prometheus":
+            readers.append(_prometheus_reader(env))
         else:
-            raise ConfigError(f"OTEL_METRICS_EXPORTER={name!r} is not supported; use otlp, console or none")
+            raise ConfigError(
+                f"OTEL_METRICS_EXPORTER={name!r} is not supported; use otlp, prometheus, console or none"
+            )
     return MeterProvider(metric_readers=readers, resource=_resource(env))
+
+
+def _prometheus_reader(env: Mapping[str, str]) -> Any:
+    """Serve ``/metrics`` for Prometheus to scrape, on OTEL_EXPORTER_PROMETHEUS_HOST
+    (default localhost) : OTEL_EXPORTER_PROMETHEUS_PORT (default 9464)."""
+    global _prometheus_server
+    try:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from prometheus_client import CollectorRegistry, start_http_server
+    except ImportError:
+        raise ConfigError(
+            "OTEL_METRICS_EXPORTER=prometheus needs opentelemetry-exporter-prometheus (pip install it)"
+        ) from None
+    host = env.get("OTEL_EXPORTER_PROMETHEUS_HOST") or "localhost"
+    port_s = env.get("OTEL_EXPORTER_PROMETHEUS_PORT") or "9464"
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise ConfigError(f"OTEL_EXPORTER_PROMETHEUS_PORT={port_s!r} is not a port number") from None
+    registry = CollectorRegistry()
+    reader = PrometheusMetricReader(registry=registry)
+    try:
+        server, _ = start_http_server(port, host, registry=registry)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve Prometheus metrics on {host}:{port} ({exc}); "
+            "set OTEL_EXPORTER_PROMETHEUS_HOST / OTEL_EXPORTER_PROMETHEUS_PORT"
+        ) from None
+    _prometheus_server = server
+    return reader
 
 
 def configure(env: Mapping[str, str] | None = None) -> bool:
@@ -292,7 +327,7 @@ async def aflush(timeout_s: float = 5.0) -> None:
 
 def shutdown() -> None:
     """Flush and stop the providers configure() installed (worker exit)."""
-    global _configured
+    global _configured, _prometheus_server
     for provider in (_tracer_provider, _meter_provider):
         if provider is not None and hasattr(provider, "shutdown"):
             try:
@@ -302,6 +337,9 @@ def shutdown() -> None:
     use_tracer_provider(None)
     use_meter_provider(None)
     _configured = False
+    if _prometheus_server is not None:
+        _prometheus_server.shutdown()
+        _prometheus_server = None
 
 
 # -- metrics ------------------------------------------------------------------------
@@ -482,6 +520,7 @@ def process_span(
         inst.inflight.add(1, {"docgraph.stage": stage})
     stage_token = current_stage.set(stage)
     job_token = current_job.set(None)
+    handle: JobSpan | None = None
     try:
         if not enabled():
             handle = JobSpan(None, traceparent, stage, attrs)
@@ -525,7 +564,8 @@ def process_span(
         current_job.reset(job_token)
         if inst is not None and attrs is not None:
             inst.inflight.add(-1, {"docgraph.stage": stage})
-            inst.duration.record(time.perf_counter() - handle._t0, attrs)
+            if handle is not None:
+                inst.duration.record(time.perf_counter() - handle._t0, attrs)
 
 
 # -- logs -----------------------------------------------------------------------------

@@ -103,7 +103,8 @@ async def test_crash_between_hand_off_steps_loses_nothing(settings: Settings, cl
 async def test_kill9_a_worker_every_second(settings: Settings, client, tmp_path):
     settings = settings.model_copy(update={"visibility_timeout": 2.0, "max_deliveries": 50})
     store = JobStore(client, settings)
-    ids = await _submit(store, 1000, metadata={"sleep_ms": {s: [1, 10] for s in STAGES}})
+    # stages take 10-40 ms so that the run lasts long enough for several kills
+    ids = await _submit(store, 1000, metadata={"sleep_ms": {s: [10, 40] for s in STAGES}})
     procs = WorkerProcs(settings, tmp_path)
     try:
         procs.start(3)
