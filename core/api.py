@@ -28,7 +28,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 
-from docgraph.core.api_errors import BodyLimit, Problem, install_problem_handlers
+from docgraph.core.api_errors import BodyLimit, Problem, document_problems, install_problem_handlers
 from docgraph.core.dlq import DeadLetters
 from docgraph.core.envelope import DocumentRef
 from docgraph.core.errors import PermanentError
@@ -43,10 +43,11 @@ log = logging.getLogger("docgraph.api")
 JobState = Literal["queued", "running", "retrying", "completed", "failed", "dead", "cancelled"]
 assert set(get_args(JobState)) == set(JOB_STATES), "JobState is out of date with keys.JOB_STATES"
 
-JOB_ID = r"^[A-Za-z0-9._:-]{1,200}$"
+JOB_ID = r"^[^/\x00-\x20\x7f]{1,200}$"  # ids of adopted events are free-form; no "/" or blanks
 LETTER_REF = re.compile(r"^(\d{1,4})/(\d{1,20}-\d{1,20})$")
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+API_REDIS_CONNECTIONS = 256
 
 
 # -- models (the OpenAPI schema) ------------------------------------------------
@@ -255,7 +256,7 @@ def decode_cursor(cursor: str) -> str:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise bad from None
     score, sep, job_id = raw.partition(":")
-    if not sep or not score.isdigit() or not re.match(JOB_ID, job_id):
+    if not sep or not score.isdigit() or not re.fullmatch(JOB_ID, job_id):
         raise bad
     return raw
 
@@ -322,6 +323,17 @@ def locate_document(store: ObjectStore, doc: DocumentIn, max_bytes: int) -> Docu
     return DocumentRef(uri=uri, sha256=sha, size=size, content_type=content_type, name=doc.name or name)
 
 
+def _store_unavailable(api: ApiState, exc: Exception) -> Problem:
+    log.warning("object store error: %r", exc)
+    where = api.settings.object_store_url or "the default folder (<data_dir>/objects)"
+    return Problem(
+        503,
+        f"the object store {where} failed ({type(exc).__name__}: {exc}); check that it is reachable "
+        "and writable (DOCGRAPH_OBJECT_STORE_URL, DOCGRAPH_S3_*), then retry",
+        headers={"Retry-After": "5"},
+    )
+
+
 def _metadata_field(value: Any) -> dict[str, Any]:
     if value is None or value == "":
         return {}
@@ -374,6 +386,8 @@ async def _from_upload(request: Request, api: ApiState) -> tuple[DocumentRef, La
             )
         except PermanentError as exc:
             raise Problem(413, str(exc)) from None
+        except Exception as exc:  # disk full, S3 down, credentials ...
+            raise _store_unavailable(api, exc) from exc
         return ref, priority, metadata
     finally:
         await form.close()
@@ -390,7 +404,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = connect(settings.redis_url)
+        # past the pool size a request gets 503 + Retry-After (see api_errors)
+        client = connect(settings.redis_url, max_connections=API_REDIS_CONNECTIONS)
         app.state.api = ApiState(
             settings=settings,
             jobs=JobStore(client, settings),
@@ -423,6 +438,7 @@ def create_app(settings: Settings) -> FastAPI:
         BodyLimit, upload_limit=settings.api_upload_limit, json_limit=settings.api_max_json_bytes
     )
     install_problem_handlers(app, settings.redis_url)
+    document_problems(app)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     async def healthz() -> dict[str, str]:
@@ -488,7 +504,16 @@ def _router() -> APIRouter:
         summary="Submit a document (multipart upload, or JSON naming an object in the store)",
         openapi_extra=SUBMIT_BODY,
         responses={
-            200: {"model": Submitted, "description": "the Idempotency-Key already named this job"},
+            202: {
+                "headers": {"Location": {"description": "the job's status URL", "schema": {"type": "string"}}}
+            },
+            200: {
+                "model": Submitted,
+                "description": "the Idempotency-Key already named this job",
+                "headers": {
+                    "Location": {"description": "the job's status URL", "schema": {"type": "string"}}
+                },
+            },
             413: {"description": "document or body too large"},
             415: {"description": "neither multipart/form-data nor application/json"},
             **auth_errors,
@@ -525,9 +550,14 @@ def _router() -> APIRouter:
                     f"invalid JSON body: {detail}; send "
                     '{"document": {"uri": "..."}, "priority": "normal", "metadata": {}}',
                 ) from None
-            ref = await asyncio.to_thread(
-                locate_document, api.objects, body.document, api.settings.max_document_bytes
-            )
+            try:
+                ref = await asyncio.to_thread(
+                    locate_document, api.objects, body.document, api.settings.max_document_bytes
+                )
+            except Problem:
+                raise
+            except Exception as exc:
+                raise _store_unavailable(api, exc) from exc
             priority, metadata = body.priority, body.metadata
         else:
             raise Problem(
@@ -565,7 +595,10 @@ def _router() -> APIRouter:
         state: Annotated[JobState, Query(description="job state to list")],
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         cursor: Annotated[
-            str | None, Query(max_length=400, description="next_cursor of the previous page")
+            str | None,
+            Query(
+                max_length=400, pattern=r"^[A-Za-z0-9_-]+$", description="next_cursor of the previous page"
+            ),
         ] = None,
     ) -> dict[str, Any]:
         raw = decode_cursor(cursor) if cursor else None

@@ -16,14 +16,20 @@ from urllib.parse import urlparse
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 log = logging.getLogger("docgraph.api")
 
 PROBLEM = "application/problem+json"
+DRAIN_MAX = 16 * 1024 * 1024  # bytes of a refused body read and discarded before answering
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -105,6 +111,8 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         multipart = headers.get(b"content-type", b"").lower().startswith(b"multipart/")
         limit, what = (self.upload_limit, "upload") if multipart else (self.json_limit, "JSON")
+        # a client that waits for "100 Continue" never sent the body: nothing to drain
+        expects_continue = headers.get(b"expect", b"").lower() == b"100-continue"
         declared = headers.get(b"content-length")
         if declared is not None:
             try:
@@ -113,6 +121,8 @@ class BodyLimit:
                 await problem_response(400, "Content-Length is not a number")(scope, receive, send)
                 return
             if too_big:
+                if not expects_continue:
+                    await _drain(receive, 0)
                 response = problem_response(
                     413, _too_large_detail(limit, what), headers={"Connection": "close"}
                 )
@@ -126,15 +136,82 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    if message.get("more_body", False) and not expects_continue:
+                        await _drain(receive, received)
                     raise BodyTooLarge(limit, what)
             return message
 
         await self.app(scope, limited, send)
 
 
+async def _drain(receive: Receive, received: int) -> None:
+    """Read and discard what the client is still sending (up to DRAIN_MAX), so
+    that it reads the 413 instead of a connection reset."""
+    while received < DRAIN_MAX:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        received += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 def _redis_where(url: str) -> str:
     parsed = urlparse(url)
     return f"{parsed.scheme}://{parsed.hostname or ''}{f':{parsed.port}' if parsed.port else ''}{parsed.path}"
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
+class ProblemDoc(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+
+
+def document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the API does: every 4xx/5xx response
+    is application/problem+json."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = ProblemDoc.model_json_schema()
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                if (
+                    any(k == "422" for k in responses)
+                    or operation.get("parameters")
+                    or operation.get("requestBody")
+                ):
+                    responses.setdefault("422", {"description": "invalid request"})
+                for code, response in responses.items():
+                    if code[0] in "45":
+                        response["content"] = problem
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def install_problem_handlers(app: FastAPI, redis_url: str) -> None:
@@ -149,9 +226,11 @@ def install_problem_handlers(app: FastAPI, redis_url: str) -> None:
         detail = str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no such endpoint {request.url.path}; the endpoints are listed at /docs"
-        elif exc.status_code == 405:
-            detail = f"{request.method} is not allowed on {request.url.path}; see /docs"
         headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            allowed = _allowed_methods(request)
+            detail = f"{request.method} is not allowed on {request.url.path}; use {', '.join(allowed)}"
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
         return problem_response(exc.status_code, detail, instance=request.url.path, headers=headers)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -177,6 +256,13 @@ def install_problem_handlers(app: FastAPI, redis_url: str) -> None:
         )
 
     async def on_redis(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, MaxConnectionsError):
+            return problem_response(
+                503,
+                "the API is serving as many requests as it has Redis connections; retry shortly",
+                instance=request.url.path,
+                headers={"Retry-After": "1"},
+            )
         log.warning("redis unavailable: %s", exc)
         return problem_response(
             503,
@@ -185,6 +271,11 @@ def install_problem_handlers(app: FastAPI, redis_url: str) -> None:
             instance=request.url.path,
             headers={"Retry-After": "5"},
         )
+
+    async def on_disconnect(request: Request, exc: Exception) -> JSONResponse:
+        # the client went away mid-request (e.g. an aborted upload): nobody reads this
+        log.info("client disconnected during %s %s", request.method, request.url.path)
+        return problem_response(400, "the client disconnected before the request body was complete")
 
     async def on_error(request: Request, exc: Exception) -> JSONResponse:
         ref = uuid.uuid4().hex[:12]
@@ -201,4 +292,5 @@ def install_problem_handlers(app: FastAPI, redis_url: str) -> None:
     app.add_exception_handler(BodyTooLarge, on_too_large)
     app.add_exception_handler(RedisConnectionError, on_redis)
     app.add_exception_handler(RedisTimeoutError, on_redis)
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
     app.add_exception_handler(Exception, on_error)

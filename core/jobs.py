@@ -258,26 +258,27 @@ class JobStore:
         """
         if state not in JOB_STATES:
             raise ValueError(f"unknown state {state!r}; use one of {', '.join(JOB_STATES)}")
-        max_score: str = "+inf"
-        after_id: str | None = None
+        bound: tuple[int, str] | None = None
         if cursor:
             score_s, _, after_id = cursor.partition(":")
-            max_score = score_s
+            bound = (int(score_s), after_id)
         entries: list[tuple[str, int]] = []
         for part in self.keys.all():
-            raw: Any = await self.client.zrevrangebyscore(
-                part.state_index(state),
-                max_score,
-                "-inf",
-                start=0,
-                num=limit + 200,
-                withscores=True,
-            )
-            entries += [(m.decode(), int(s)) for m, s in raw]
+            index = part.state_index(state)
+            raw: Any
+            if bound is None:
+                raw = await self.client.zrevrangebyscore(
+                    index, "+inf", "-inf", start=0, num=limit, withscores=True
+                )
+            else:
+                # the cursor's own millisecond (ids below the cursor's), then older ones
+                same: Any = await self.client.zrevrangebyscore(index, bound[0], bound[0], withscores=True)
+                raw = [(m, sc) for m, sc in same if m.decode() < bound[1]][:limit]
+                raw += await self.client.zrevrangebyscore(
+                    index, f"({bound[0]}", "-inf", start=0, num=limit, withscores=True
+                )
+            entries += [(m.decode(), int(sc)) for m, sc in raw]
         entries.sort(key=lambda e: (e[1], e[0]), reverse=True)
-        if cursor and after_id is not None:
-            bound = (int(max_score), after_id)
-            entries = [e for e in entries if (e[1], e[0]) < bound]
         page = entries[:limit]
         jobs = [j for j in await self.get_many([e[0] for e in page]) if j is not None]
         next_cursor = f"{page[-1][1]}:{page[-1][0]}" if len(page) == limit else None
