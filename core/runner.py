@@ -304,42 +304,62 @@ class StageRunner:
         attempt = env.attempt + d.deliveries - 1
         if d.span is not None:
             d.span.job(env.job_id, attempt)
-        state = await self.batcher.call(
-            "start",
-            [job_key],
-            [
-                d.part.tag,
-                env.job_id,
-                self.stage,
-                now_ms(),
-                attempt,
-                env.priority.value,
-                d.out_traceparent,
-                "1" if self.is_root and env.attempt == 1 else "0",
-                len(self.topology.stages),
-                *self.topology.stages,
-            ],
+        # The start record and the stage run overlap: the hand-off that follows
+        # is queued behind ``start`` on the same ordered pipeline, so Redis
+        # always applies them in order, and a stage that finishes first does not
+        # wait a round trip.  A job found cancelled/deleted stops its stage.
+        start = asyncio.ensure_future(
+            self.batcher.call(
+                "start",
+                [job_key],
+                [
+                    d.part.tag,
+                    env.job_id,
+                    self.stage,
+                    now_ms(),
+                    attempt,
+                    env.priority.value,
+                    d.out_traceparent,
+                    "1" if self.is_root and env.attempt == 1 else "0",
+                    len(self.topology.stages),
+                    *self.topology.stages,
+                ],
+            )
         )
-        if state is None or state in (b"cancelled", b"completed", b"deleted"):
-            await self.batcher.call("drop", [d.stream], [self.group, d.entry_id])
-            if d.span is not None:
-                d.span.outcome("dropped")
-            return
-        self._chaos("after_start")
+        work = asyncio.ensure_future(self._invoke(env, job_key))
         try:
-            result = await self._invoke(env, job_key)
+            await asyncio.wait({start, work}, return_when=asyncio.FIRST_COMPLETED)
+            if start.done():
+                state = start.result()
+                if state is None or state in (b"cancelled", b"completed", b"deleted"):
+                    work.cancel()
+                    await asyncio.gather(work, return_exceptions=True)
+                    await self.batcher.call("drop", [d.stream], [self.group, d.entry_id])
+                    if d.span is not None:
+                        d.span.outcome("dropped")
+                    return
+                self._chaos("after_start")
+        except BaseException:
+            work.cancel()
+            raise
+        try:
+            result = await work
         except PermanentError as exc:
             await self._dead(d, env, exc, "failed")
-            return
         except Exception as exc:
             if env.attempt >= self.retry.attempts:
                 await self._dead(d, env, exc, "dead")
             else:
                 await self._schedule_retry(d, env, exc)
-            return
-        self._chaos("after_stage")
-        await self._complete(d, env, result)
-        self._chaos("after_handoff")
+        else:
+            self._chaos("after_stage")
+            await self._complete(d, env, result)
+            self._chaos("after_handoff")
+        finally:
+            if not start.done():
+                await asyncio.wait({start})
+            if not start.cancelled() and start.exception() is not None:
+                log.warning("recording the start of %s failed: %s", env.job_id, start.exception())
 
     async def _invoke(self, env: Envelope, job_key: str) -> StageResult:
         loop = asyncio.get_running_loop()
