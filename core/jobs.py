@@ -25,7 +25,7 @@ from docgraph.core.envelope import (
     trace_id_of,
 )
 from docgraph.core.keys import JOB_STATES, Keys, Lane
-from docgraph.core.redisio import Scripts
+from docgraph.core.redisio import Batcher, Scripts
 from docgraph.core.settings import Settings
 from docgraph.core.topology import Topology
 
@@ -154,6 +154,7 @@ class JobStore:
         self.keys = Keys(settings.key_prefix, settings.partitions)
         self.topology = Topology(settings.topology)
         self.scripts = Scripts(client)
+        self.batcher = Batcher(self.scripts)  # concurrent submits share round trips
 
     async def submit(
         self,
@@ -194,7 +195,7 @@ class JobStore:
         # the root events carry (a random traceparent when tracing is off)
         root_stream = part.stream(self.topology.roots[0], lane)
         with telemetry.send_span(root_stream, job_id, traceparent, priority=lane.value) as span:
-            result: Any = await self.scripts.call(
+            result: Any = await self.batcher.call(
                 "submit",
                 [part.job(job_id)],
                 [
