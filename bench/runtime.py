@@ -447,8 +447,29 @@ class FastStreamSystem(RawSystem):
         return target
 
 
+def _tracing_env(name: str, ratio: float) -> dict[str, str]:
+    """Worker env for tracing on: OTLP/HTTP to the local Jaeger, batch span
+    processor, sampling by trace id (the same decision in every process)."""
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("DOCGRAPH_TEST_OTLP_ENDPOINT", "")
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_SERVICE_NAME": f"docgraph-bench-{name}",
+        "OTEL_TRACES_SAMPLER": "traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": str(ratio),
+        "OTEL_METRICS_EXPORTER": "none",
+    }
+
+
 class DocgraphSystem(System):
-    def __init__(self, bench: Bench, name: str, topology: dict[str, list[str]], concurrency: int) -> None:
+    def __init__(
+        self,
+        bench: Bench,
+        name: str,
+        topology: dict[str, list[str]],
+        concurrency: int,
+        env: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(bench)
         from docgraph.core.jobs import JobStore
         from docgraph.core.settings import Settings
@@ -482,6 +503,7 @@ class DocgraphSystem(System):
             "DOCGRAPH_TOPOLOGY": json.dumps(topology, separators=(",", ":")),
             "DOCGRAPH_CONCURRENCY": str(concurrency),
             **bench.extra_env,
+            **(env or {}),
         }
         self._base_finished = 0
 
@@ -1038,10 +1060,18 @@ async def bench_main(args: argparse.Namespace, workdir: Path) -> int:
                 chosen = values[0]
             bench.log(f"== DOCGRAPH_CONCURRENCY={chosen} chosen")
         env_note = ""
-        for name, topo in (("docgraph-3", LINEAR3), ("docgraph-dag", DEFAULT_DAG)):
+        for name, topo, env in (
+            ("docgraph-3", LINEAR3, None),
+            ("docgraph-dag", DEFAULT_DAG, None),
+            ("docgraph-3-trace100", LINEAR3, _tracing_env(name="trace100", ratio=1.0)),
+            ("docgraph-3-trace10", LINEAR3, _tracing_env(name="trace10", ratio=0.1)),
+        ):
             if name not in wanted:
                 continue
-            dg = DocgraphSystem(bench, name, topo, chosen)
+            if env is not None and not env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+                bench.log(f"== {name} skipped: set DOCGRAPH_TEST_OTLP_ENDPOINT (deploy/local/services.sh env)")
+                continue
+            dg = DocgraphSystem(bench, name, topo, chosen, env)
             env_note = ", ".join(
                 f"{k}={v}" for k, v in dg.env_used.items() if k not in ("DOCGRAPH_REDIS_URL",)
             )
