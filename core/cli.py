@@ -483,6 +483,44 @@ def cancel(
     console.print(f"{job_id}: was {prev}, now {'deleted' if delete else 'cancelled'}")
 
 
+@app.command()
+def monitor(
+    interval: Annotated[float, typer.Option(min=0.2, help="seconds between refreshes")] = 1.0,
+    once: Annotated[bool, typer.Option("--once", help="print one frame and exit")] = False,
+) -> None:
+    """Live full-screen view: per-stage queue depth and in-flight entries, jobs by
+    state, completions per second, active jobs with progress bars, recent failures.
+
+    Example: [bold]docgraph monitor[/bold]   (one Redis round trip per refresh)
+    """
+    from rich.live import Live
+
+    from docgraph.core.monitor import render, snapshot
+
+    settings = load_settings()
+
+    async def main() -> None:
+        client, store = _store(settings)
+        try:
+            previous = await snapshot(store)
+            if once:
+                console.print(render(previous))
+                return
+            with Live(render(previous), console=console, screen=True, auto_refresh=False) as live:
+                while True:
+                    await asyncio.sleep(interval)
+                    current = await snapshot(store)
+                    live.update(render(current, previous), refresh=True)
+                    previous = current
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+
+
 # -- dead letters -------------------------------------------------------------
 
 

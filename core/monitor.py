@@ -1,0 +1,109 @@
+"""``docgraph monitor``: a live view of queues, jobs and failures.
+
+One pipelined snapshot per refresh (XLEN and XPENDING per stage stream, ZCARD
+per state, the newest running and failed jobs), so a monitor costs Redis one
+round trip a second however many jobs there are.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+
+from docgraph.core.jobs import JobStatus, JobStore
+from docgraph.core.keys import JOB_STATES, LANES
+
+
+@dataclass
+class Snapshot:
+    taken: float
+    queued: dict[str, int] = field(default_factory=dict)  # stage -> entries waiting or in flight
+    pending: dict[str, int] = field(default_factory=dict)  # stage -> delivered, not yet handed off
+    dead_letters: dict[str, int] = field(default_factory=dict)
+    states: dict[str, int] = field(default_factory=dict)
+    delayed: int = 0
+    active: list[JobStatus] = field(default_factory=list)
+    failures: list[JobStatus] = field(default_factory=list)
+
+
+async def snapshot(store: JobStore, active: int = 10, failures: int = 5) -> Snapshot:
+    stages = store.topology.stages
+    parts = store.keys.all()
+    pipe = store.client.pipeline(transaction=False)
+    for part in parts:
+        for stage in stages:
+            for lane in LANES:
+                pipe.xlen(part.stream(stage, lane))
+                pipe.xpending(part.stream(stage, lane), stage)
+            pipe.xlen(part.dlq(stage))
+        for state in JOB_STATES:
+            pipe.zcard(part.state_index(state))
+        pipe.zcard(part.delayed)
+        pipe.zrevrange(part.state_index("running"), 0, active - 1)
+        pipe.zrevrange(part.state_index("dead"), 0, failures - 1)
+        pipe.zrevrange(part.state_index("failed"), 0, failures - 1)
+    values: Any = await pipe.execute(raise_on_error=False)
+    snap = Snapshot(taken=time.time())
+    snap.queued = dict.fromkeys(stages, 0)
+    snap.pending = dict.fromkeys(stages, 0)
+    snap.dead_letters = dict.fromkeys(stages, 0)
+    snap.states = dict.fromkeys(JOB_STATES, 0)
+    running: list[str] = []
+    failed: list[str] = []
+    it = iter(values)
+    for _ in parts:
+        for stage in stages:
+            for _lane in LANES:
+                length, pend = next(it), next(it)
+                snap.queued[stage] += int(length) if isinstance(length, int) else 0
+                snap.pending[stage] += int(pend["pending"]) if isinstance(pend, dict) else 0
+            dl = next(it)
+            snap.dead_letters[stage] += int(dl) if isinstance(dl, int) else 0
+        for state in JOB_STATES:
+            snap.states[state] += int(next(it))
+        snap.delayed += int(next(it))
+        running += [m.decode() for m in next(it)]
+        failed += [m.decode() for m in next(it)] + [m.decode() for m in next(it)]
+    snap.active = [j for j in await store.get_many(running[:active]) if j]
+    snap.failures = [j for j in await store.get_many(failed) if j][:failures]
+    return snap
+
+
+def render(snap: Snapshot, previous: Snapshot | None = None) -> Group:
+    stages = Table(title="stages", expand=True)
+    for col in ("stage", "waiting", "in flight", "dead letters"):
+        stages.add_column(col, justify="right" if col != "stage" else "left")
+    for stage, queued in snap.queued.items():
+        pend = snap.pending[stage]
+        stages.add_row(stage, str(max(0, queued - pend)), str(pend), str(snap.dead_letters[stage]))
+    states = Table(title="jobs by state", expand=True)
+    for state in JOB_STATES:
+        states.add_column(state, justify="right")
+    states.add_row(*(str(snap.states[s]) for s in JOB_STATES))
+    rate = ""
+    if previous is not None and snap.taken > previous.taken:
+        done = snap.states["completed"] - previous.states["completed"]
+        rate = f"  completed/s {max(0, done) / (snap.taken - previous.taken):.1f}"
+    active = Table(title=f"active jobs (retries waiting: {snap.delayed}){rate}", expand=True)
+    active.add_column("job")
+    active.add_column("stage")
+    active.add_column("progress", ratio=2)
+    active.add_column("message")
+    for job in snap.active:
+        running = [s for s in job.stages if s.status == "running"] or job.stages[:1]
+        st = running[0]
+        active.add_row(job.id[:12], st.name, ProgressBar(total=1.0, completed=job.progress), st.message)
+    failures = Table(title="recent failures", expand=True)
+    failures.add_column("job")
+    failures.add_column("state")
+    failures.add_column("error")
+    for job in snap.failures:
+        failures.add_row(job.id[:12], job.state, (job.error or "")[:120])
+    stamp = time.strftime("%H:%M:%S", time.localtime(snap.taken))
+    return Group(Panel(f"docgraph monitor  {stamp}  (Ctrl-C to quit)"), stages, states, active, failures)

@@ -1,0 +1,114 @@
+"""The real `docgraph` command as a subprocess, and the monitor in a pseudo-terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from docgraph.core.jobs import JobStore
+from tests.conftest import worker_env
+from tests.runtime.helpers import running_worker, wait_for_states
+
+
+def docgraph(settings, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**worker_env(settings), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "docgraph.core.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+async def test_submit_status_jobs_cancel_dlq(settings, client, tmp_path):
+    settings = settings.model_copy(update={"object_store_url": (tmp_path / "objects").as_uri()})
+    doc = tmp_path / "a.txt"
+    doc.write_text("hello")
+    env_extra = {"DOCGRAPH_OBJECT_STORE_URL": settings.object_store_url}
+    os.environ.update(env_extra)
+    try:
+        out = docgraph(settings, "submit", str(doc), "--json")
+    finally:
+        for k in env_extra:
+            os.environ.pop(k)
+    assert out.returncode == 0, out.stderr
+    [job_id] = json.loads(out.stdout)["jobs"]
+    store = JobStore(client, settings)
+    async with running_worker(settings, client):
+        await wait_for_states(store, [job_id], {"completed"})
+    status = docgraph(settings, "status", job_id, "--json")
+    data = json.loads(status.stdout)
+    assert data["state"] == "completed" and len(data["trace_id"]) == 32
+    assert [s["status"] for s in data["stages"]] == ["done"] * 4
+    listing = json.loads(docgraph(settings, "jobs", "--state", "completed", "--json").stdout)
+    assert job_id in [j["id"] for j in listing["jobs"]]
+    missing = docgraph(settings, "status", "nope")
+    assert missing.returncode == 1 and "no job nope" in missing.stderr
+    assert docgraph(settings, "jobs", "--state", "bogus").returncode == 2
+    queued, _ = await store.submit(None)
+    cancel = docgraph(settings, "cancel", queued)
+    assert cancel.returncode == 0 and "now cancelled" in cancel.stdout
+    assert docgraph(settings, "dlq", "purge", "ner").returncode == 2  # needs --yes
+    assert docgraph(settings, "dlq", "purge", "ner", "--yes").returncode == 0
+
+
+def test_every_command_has_help_with_an_example(settings):
+    for cmd in (
+        "run",
+        "worker",
+        "submit",
+        "status",
+        "jobs",
+        "cancel",
+        "monitor",
+        "serve",
+        "asyncapi",
+        "dlq list",
+        "dlq replay",
+        "ner eval",
+        "classify train",
+    ):
+        out = docgraph(settings, *cmd.split(), "--help")
+        assert out.returncode == 0, (cmd, out.stderr)
+        assert "Example" in out.stdout, cmd
+
+
+async def test_monitor_once_shows_queues_states_and_failures(settings, client):
+    store = JobStore(client, settings)
+    ok = [(await store.submit(None))[0] for _ in range(3)]
+    bad, _ = await store.submit(None, metadata={"permanent": {"extract": "encrypted; decrypt it first"}})
+    async with running_worker(settings, client):
+        await wait_for_states(store, [*ok, bad], {"completed", "failed"})
+    await store.submit(None)  # one waiting
+    screen = docgraph(settings, "monitor", "--once").stdout
+    for text in ("stages", "extract", "jobs by state", "recent failures", "encrypted; decrypt it first"):
+        assert text in screen, (text, screen)
+    row = next(line for line in screen.splitlines() if line.strip().startswith("│ extract"))
+    assert row.split("│")[2].strip() == "1"  # waiting
+    assert row.split("│")[4].strip() == "1"  # dead letters
+
+
+def test_monitor_live_in_a_pty(settings):
+    pexpect = pytest.importorskip("pexpect")
+    env = {**worker_env(settings), "COLUMNS": "120", "LINES": "40", "TERM": "xterm"}
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "docgraph.core.cli", "monitor", "--interval", "0.3"],
+        env=env,
+        dimensions=(40, 120),
+        encoding="utf-8",
+        timeout=30,
+    )
+    child.expect("docgraph monitor")
+    child.expect("jobs by state")
+    time.sleep(1)
+    child.sendcontrol("c")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
