@@ -143,12 +143,12 @@ async def _run(settings: Settings, files: list[Path], as_json: bool) -> list[Job
     worker = Worker(settings, [specs[s] for s in store.topology.stages], client, services=services)
     worker.install_signal_handlers()
     worker_task = asyncio.create_task(worker.run())
+    started = time.monotonic()  # from the first submit: what a user waits for
     objects = services["objects"]
     ids = [
         (await store.submit(await asyncio.to_thread(copy_local, f, objects), metadata={"name": f.name}))[0]
         for f in files
     ]
-    started = time.monotonic()
     jobs = await _watch(store, ids, quiet=as_json, stop=worker.stopping)
     elapsed = time.monotonic() - started
     worker.stop()
