@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, unquote_plus, urlparse
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -581,6 +581,55 @@ def _router() -> APIRouter:
         if not created:
             response.status_code = 200
         return Submitted(id=job_id, state=job.state if job else "unknown", created=created, status_url=url)
+
+    @router.post(
+        "/events/s3",
+        tags=["events"],
+        status_code=202,
+        summary="S3 / MinIO bucket notification webhook: one job per created object",
+        responses={**auth_errors},
+    )
+    async def s3_event(request: Request, api: Api) -> dict[str, Any]:
+        """Point a bucket notification (MinIO ``notify_webhook``, or any S3
+        ``ObjectCreated`` event in the AWS record format) here: uploading to the
+        bucket starts the pipeline.  A redelivered notification of the same object
+        version maps to the same job (idempotency key from bucket, key and eTag)."""
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            raise Problem(422, 'the notification body is not JSON (expected {"Records": [...]})') from None
+        records = body.get("Records") if isinstance(body, dict) else None
+        if not isinstance(records, list):
+            raise Problem(422, 'expected an S3 event {"Records": [{"eventName": ..., "s3": {...}}]}')
+        jobs, ignored = [], 0
+        for record in records:
+            event = str(record.get("eventName", "")) if isinstance(record, dict) else ""
+            s3 = record.get("s3", {}) if isinstance(record, dict) else {}
+            bucket = str(s3.get("bucket", {}).get("name", ""))
+            obj = s3.get("object", {})
+            key = unquote_plus(str(obj.get("key", "")))
+            if "ObjectCreated" not in event or not bucket or not key:
+                ignored += 1
+                continue
+            doc = DocumentIn(uri=f"s3://{bucket}/{key}", content_type=obj.get("contentType"))
+            try:
+                ref = await asyncio.to_thread(
+                    locate_document, api.objects, doc, api.settings.max_document_bytes
+                )
+            except Problem:
+                raise
+            except Exception as exc:
+                raise _store_unavailable(api, exc) from exc
+            version = obj.get("eTag") or obj.get("versionId") or obj.get("sequencer") or ""
+            job_id, created = await api.jobs.submit(
+                ref,
+                metadata={"name": key.rsplit("/", 1)[-1], "source": f"s3:{event}"},
+                idempotency_key=f"s3:{bucket}/{key}@{version}",
+            )
+            jobs.append(
+                {"id": job_id, "created": created, "uri": doc.uri, "status_url": _job_url(request, job_id)}
+            )
+        return {"jobs": jobs, "ignored": ignored}
 
     @router.get(
         "/jobs",

@@ -78,3 +78,67 @@ async def test_readyz_reports_a_missing_bucket(s3_settings):
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             body = assert_problem(await http.get("/readyz"), 503, "objects")
             assert body["checks"]["redis"] == "ok" and "does not exist" in body["checks"]["objects"]
+
+
+async def test_bucket_notification_starts_one_job_per_created_object(s3_settings, client):
+    """An object uploaded to the bucket + its ObjectCreated notification (the AWS
+    record format MinIO's webhook target sends) -> a job reading that object."""
+    from docgraph.core.jobs import JobStore
+    from docgraph.core.objects import open_store
+
+    bucket = os.environ["DOCGRAPH_TEST_S3_BUCKET"]
+    prefix = s3_settings.object_store_url.split("/", 3)[3]
+    key = f"{prefix}/inbox/report 1.txt"
+    store = open_store(s3_settings)
+    data = b"CVE-2015-5374 affects Siemens SIPROTEC."
+    import io
+
+    store.client.put_object(bucket, key, io.BytesIO(data), len(data), content_type="text/plain")
+    event = {
+        "EventName": "s3:ObjectCreated:Put",
+        "Key": f"{bucket}/{key}",
+        "Records": [
+            {
+                "eventName": "s3:ObjectCreated:Put",
+                "s3": {
+                    "bucket": {"name": bucket},
+                    "object": {
+                        "key": key.replace(" ", "+"),
+                        "size": len(data),
+                        "eTag": "abc",
+                        "contentType": "text/plain",
+                    },
+                },
+            },
+            {
+                "eventName": "s3:ObjectRemoved:Delete",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": key}},
+            },
+        ],
+    }
+    with serve(s3_settings) as server:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers={"Authorization": f"Bearer {TOKENS[0]}"}, timeout=30
+        ) as http:
+            r = await http.post("/v1/events/s3", json=event)
+            assert r.status_code == 202, r.text
+            body = r.json()
+            assert body["ignored"] == 1 and len(body["jobs"]) == 1
+            job = body["jobs"][0]
+            assert job["created"] and job["uri"] == f"s3://{bucket}/{key}"
+            again = (await http.post("/v1/events/s3", json=event)).json()
+            assert again["jobs"][0]["id"] == job["id"] and not again["jobs"][0]["created"]
+            outside = {
+                "Records": [
+                    {
+                        "eventName": "s3:ObjectCreated:Put",
+                        "s3": {"bucket": {"name": "elsewhere"}, "object": {"key": "x"}},
+                    }
+                ]
+            }
+            assert_problem(await http.post("/v1/events/s3", json=outside), 422, "not in this")
+            assert (
+                await http.post("/v1/events/s3", json=event, headers={"Authorization": ""})
+            ).status_code == 401
+    status = await JobStore(client, s3_settings).get(job["id"])
+    assert status is not None and status.metadata["name"] == "report 1.txt"
