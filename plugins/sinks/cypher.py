@@ -37,6 +37,14 @@ MERGE (a)-[:NEXT_CHUNK]->(b)
 """
 
 
+COUNTS = {
+    "Document": "MATCH (n:Document) RETURN count(n)",
+    "Chunk": "MATCH (n:Chunk) RETURN count(n)",
+    "Entity": "MATCH (n:Entity) RETURN count(n)",
+    "MENTIONS": "MATCH ()-[r:MENTIONS]->() RETURN count(r)",
+}
+
+
 def merge_entities(label: str) -> str:
     if not LABEL.match(label):
         raise ValueError(f"entity label {label!r} is not a valid graph label")

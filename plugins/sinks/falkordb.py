@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from docgraph.plugins.hookspecs import hookimpl
-from docgraph.plugins.sinks.cypher import document_statements
+from docgraph.plugins.sinks.cypher import COUNTS, document_statements
 
 
 class FalkorDBSink:
@@ -50,11 +50,7 @@ class FalkorDBSink:
             self.graph.query(query, params)
 
     def counts(self) -> dict[str, int]:
-        result = {}
-        for label in ("Document", "Chunk", "Entity"):
-            result[label] = self.graph.ro_query(f"MATCH (n:{label}) RETURN count(n)").result_set[0][0]
-        result["MENTIONS"] = self.graph.ro_query("MATCH ()-[r:MENTIONS]->() RETURN count(r)").result_set[0][0]
-        return result
+        return {name: self.graph.ro_query(query).result_set[0][0] for name, query in COUNTS.items()}
 
     def close(self) -> None:
         self.db.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from docgraph.plugins.hookspecs import hookimpl
-from docgraph.plugins.sinks.cypher import document_statements
+from docgraph.plugins.sinks.cypher import COUNTS, document_statements
 
 CONSTRAINTS = (
     "CREATE CONSTRAINT document_id IF NOT EXISTS FOR (d:Document) REQUIRE d.id IS UNIQUE",
@@ -62,17 +62,10 @@ class Neo4jSink:
             session.execute_write(work)
 
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for label in ("Document", "Chunk", "Entity"):
-            records, _, _ = self.driver.execute_query(
-                f"MATCH (n:{label}) RETURN count(n) AS n", database_=self.database
-            )
-            out[label] = records[0]["n"]
-        records, _, _ = self.driver.execute_query(
-            "MATCH ()-[r:MENTIONS]->() RETURN count(r) AS n", database_=self.database
-        )
-        out["MENTIONS"] = records[0]["n"]
-        return out
+        return {
+            name: self.driver.execute_query(query, database_=self.database).records[0][0]
+            for name, query in COUNTS.items()
+        }
 
     def close(self) -> None:
         self.driver.close()
