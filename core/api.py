@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal, get_args
 from urllib.parse import unquote, unquote_plus, urlparse
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
+from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
@@ -471,6 +472,18 @@ def create_app(settings: Settings) -> FastAPI:
                 checks=checks,
             )
         return {"status": "ready", "checks": checks}
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Pipeline gauges in the Prometheus text format (jobs by state, queues, dead letters)",
+        response_class=PlainTextResponse,
+    )
+    async def metrics(api: Api) -> PlainTextResponse:
+        from docgraph.core.monitor import prometheus_text, snapshot
+
+        snap = await snapshot(api.jobs, active=0, failures=0)
+        return PlainTextResponse(prometheus_text(snap), media_type="text/plain; version=0.0.4")
 
     app.include_router(_router())
     return app

@@ -45,9 +45,9 @@ async def snapshot(store: JobStore, active: int = 10, failures: int = 5) -> Snap
         for state in JOB_STATES:
             pipe.zcard(part.state_index(state))
         pipe.zcard(part.delayed)
-        pipe.zrevrange(part.state_index("running"), 0, active - 1)
-        pipe.zrevrange(part.state_index("dead"), 0, failures - 1)
-        pipe.zrevrange(part.state_index("failed"), 0, failures - 1)
+        pipe.zrevrange(part.state_index("running"), 0, max(active, 1) - 1)
+        pipe.zrevrange(part.state_index("dead"), 0, max(failures, 1) - 1)
+        pipe.zrevrange(part.state_index("failed"), 0, max(failures, 1) - 1)
     values: Any = await pipe.execute(raise_on_error=False)
     snap = Snapshot(taken=time.time())
     snap.queued = dict.fromkeys(stages, 0)
@@ -70,9 +70,41 @@ async def snapshot(store: JobStore, active: int = 10, failures: int = 5) -> Snap
         snap.delayed += int(next(it))
         running += [m.decode() for m in next(it)]
         failed += [m.decode() for m in next(it)] + [m.decode() for m in next(it)]
-    snap.active = [j for j in await store.get_many(running[:active]) if j]
-    snap.failures = [j for j in await store.get_many(failed) if j][:failures]
+    snap.active = [j for j in await store.get_many(running[:active]) if j] if active else []
+    snap.failures = [j for j in await store.get_many(failed) if j][:failures] if failures else []
     return snap
+
+
+def prometheus_text(snap: Snapshot) -> str:
+    """The snapshot as Prometheus gauges: what a queue exporter shows (BullMQ's
+    and Celery's exporters have the same), read from Redis, so any replica of
+    the API reports the whole pipeline."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import GaugeMetricFamily
+
+    class _Collector:
+        def collect(self) -> Any:
+            jobs = GaugeMetricFamily("docgraph_jobs", "Jobs by state (retained records)", labels=["state"])
+            for state, n in snap.states.items():
+                jobs.add_metric([state], n)
+            waiting = GaugeMetricFamily(
+                "docgraph_queue_waiting", "Stage entries not yet delivered", labels=["stage"]
+            )
+            flight = GaugeMetricFamily(
+                "docgraph_queue_in_flight", "Stage entries delivered, not yet handed off", labels=["stage"]
+            )
+            dead = GaugeMetricFamily("docgraph_dead_letters", "Dead letters per stage", labels=["stage"])
+            for stage, queued in snap.queued.items():
+                waiting.add_metric([stage], max(0, queued - snap.pending[stage]))
+                flight.add_metric([stage], snap.pending[stage])
+                dead.add_metric([stage], snap.dead_letters[stage])
+            delayed = GaugeMetricFamily("docgraph_retries_scheduled", "Retries waiting for their due time")
+            delayed.add_metric([], snap.delayed)
+            yield from (jobs, waiting, flight, dead, delayed)
+
+    registry = CollectorRegistry()
+    registry.register(_Collector())  # type: ignore[arg-type]
+    return generate_latest(registry).decode()
 
 
 def render(snap: Snapshot, previous: Snapshot | None = None) -> Group:

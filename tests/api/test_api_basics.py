@@ -115,3 +115,28 @@ async def test_cancel_keeps_the_record(api, http, client):
     r = await http.post(f"/v1/jobs/{job_id}/cancel")
     assert r.status_code == 200 and r.json()["state"] == "cancelled"
     assert (await http.get(f"/v1/jobs/{job_id}")).json()["state"] == "cancelled"
+
+
+async def test_metrics_match_the_jobs_run(api, client):
+    from tests.runtime.helpers import running_worker, wait_for_states
+
+    store = JobStore(client, api.settings)
+    ok = [(await store.submit(None))[0] for _ in range(4)]
+    bad, _ = await store.submit(None, metadata={"permanent": {"ner": "unreadable"}})
+    async with running_worker(api.settings, client):
+        await wait_for_states(store, [*ok, bad], {"completed", "failed"})
+    waiting, _ = await store.submit(None)
+    async with httpx.AsyncClient(base_url=api.url) as c:
+        r = await c.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    values = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in r.text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert values['docgraph_jobs{state="completed"}'] == 4
+    assert values['docgraph_jobs{state="failed"}'] == 1
+    assert values['docgraph_jobs{state="queued"}'] == 1
+    assert values['docgraph_dead_letters{stage="ner"}'] == 1
+    assert values['docgraph_queue_waiting{stage="extract"}'] == 1
+    assert values['docgraph_queue_in_flight{stage="extract"}'] == 0
