@@ -161,31 +161,49 @@ async def _run(settings: Settings, files: list[Path], as_json: bool) -> list[Job
 
 
 async def _watch(
-    store: JobStore, ids: list[str], *, quiet: bool, stop: asyncio.Event | None = None
+    store: JobStore,
+    ids: list[str],
+    *,
+    quiet: bool,
+    stop: asyncio.Event | None = None,
+    names: list[str] | None = None,
 ) -> list[JobStatus]:
-    """Progress bars per stage until every job is finished."""
+    """Progress bars until every job is finished: one per job when ``names``
+    are given (a few submitted files), else one per stage."""
     stages = store.topology.stages
     with Progress(
-        TextColumn("{task.description:>10}"),
+        TextColumn("{task.description:>24.24}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        MofNCompleteColumn() if names is None else TextColumn(""),
         TimeElapsedColumn(),
         console=err,
         disable=quiet,
         transient=False,
     ) as progress:
-        bars = {s: progress.add_task(s, total=len(ids)) for s in stages}
-        overall = progress.add_task("jobs", total=len(ids))
+        if names is not None:
+            bars = {
+                i: progress.add_task(n, total=1.0, status="queued") for i, n in zip(ids, names, strict=True)
+            }
+        else:
+            bars = {s: progress.add_task(s, total=len(ids), status="") for s in stages}
+        overall = progress.add_task("jobs", total=len(ids), status="")
         while True:
             jobs = [j for j in await store.get_many(ids) if j is not None]
-            for s in stages:
-                done = sum(
-                    1
-                    for j in jobs
-                    for st in j.stages
-                    if st.name == s and st.status in ("done", "skipped", "failed", "dead")
-                )
-                progress.update(bars[s], completed=done)
+            if names is not None:
+                for j in jobs:
+                    running = next((st.name for st in j.stages if st.status == "running"), "")
+                    label = j.state if j.state in FINAL or not running else f"{j.state}: {running}"
+                    progress.update(bars[j.id], completed=j.progress, status=label)
+            else:
+                for s in stages:
+                    done = sum(
+                        1
+                        for j in jobs
+                        for st in j.stages
+                        if st.name == s and st.status in ("done", "skipped", "failed", "dead")
+                    )
+                    progress.update(bars[s], completed=done)
             finished = sum(1 for j in jobs if j.state in FINAL)
             progress.update(overall, completed=finished + len(ids) - len(jobs))
             if finished == len(jobs) or (stop is not None and stop.is_set()):
@@ -354,13 +372,15 @@ def submit(
 
         client, store = _store(settings)
         objects = open_store(settings)
+        started = time.monotonic()
         ids = []
         for f in files:
             ref = await asyncio.to_thread(copy_local, f, objects)
             ids.append((await store.submit(ref, priority=priority, metadata={"name": f.name}))[0])
         if wait:
-            jobs = await _watch(store, ids, quiet=as_json)
-            _summary(jobs, store.topology.stages, 0.0, as_json)
+            per_job = [f.name for f in files] if len(files) <= 20 else None
+            jobs = await _watch(store, ids, quiet=as_json, names=per_job)
+            _summary(jobs, store.topology.stages, time.monotonic() - started, as_json)
         await client.aclose()
         return ids
 
