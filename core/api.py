@@ -185,7 +185,8 @@ class ApiState:
     client: Any
 
 
-def get_api(request: Request) -> ApiState:
+async def get_api(request: Request) -> ApiState:
+    # async: a plain def dependency would cost a thread-pool hop per request
     api: ApiState = request.app.state.api
     return api
 
@@ -498,6 +499,10 @@ def _version() -> str:
         return "0"
 
 
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _job_url(request: Request, job_id: str) -> str:
     return str(request.url_for("get_job", job_id=job_id))
 
@@ -588,19 +593,40 @@ def _router() -> APIRouter:
             idempotency_key=idempotency_key or None,
             traceparent=traceparent,
         )
-        job = await api.jobs.get(job_id)
+        state = "queued"  # a new job always starts queued; only a replayed key needs a read
+        if not created:
+            job = await api.jobs.get(job_id)
+            state = job.state if job else "unknown"
         url = _job_url(request, job_id)
         response.headers["Location"] = url
         if not created:
             response.status_code = 200
-        return Submitted(id=job_id, state=job.state if job else "unknown", created=created, status_url=url)
+        return Submitted(id=job_id, state=state, created=created, status_url=url)
 
     @router.post(
         "/events/s3",
         tags=["events"],
         status_code=202,
         summary="S3 / MinIO bucket notification webhook: one job per created object",
-        responses={**auth_errors},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["Records"],
+                            "properties": {"Records": {"type": "array", "items": {"type": "object"}}},
+                        }
+                    }
+                },
+            }
+        },
+        responses={
+            422: {"description": "not an S3 event, or an object outside this deployment's store"},
+            503: {"description": "the object store is unreachable"},
+            **auth_errors,
+        },
     )
     async def s3_event(request: Request, api: Api) -> dict[str, Any]:
         """Point a bucket notification (MinIO ``notify_webhook``, or any S3
@@ -612,14 +638,14 @@ def _router() -> APIRouter:
         except ValueError:
             raise Problem(422, 'the notification body is not JSON (expected {"Records": [...]})') from None
         records = body.get("Records") if isinstance(body, dict) else None
-        if not isinstance(records, list):
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise Problem(422, 'expected an S3 event {"Records": [{"eventName": ..., "s3": {...}}]}')
         jobs, ignored = [], 0
         for record in records:
-            event = str(record.get("eventName", "")) if isinstance(record, dict) else ""
-            s3 = record.get("s3", {}) if isinstance(record, dict) else {}
-            bucket = str(s3.get("bucket", {}).get("name", ""))
-            obj = s3.get("object", {})
+            event = str(record.get("eventName", ""))
+            s3: dict[str, Any] = _as_dict(record.get("s3"))
+            bucket = str(_as_dict(s3.get("bucket")).get("name", ""))
+            obj: dict[str, Any] = _as_dict(s3.get("object"))
             key = unquote_plus(str(obj.get("key", "")))
             if "ObjectCreated" not in event or not bucket or not key:
                 ignored += 1
