@@ -97,3 +97,31 @@ async def effects(settings: Settings, redis_server: RedisServer) -> AsyncIterato
 
     yield read
     await c.aclose()
+
+
+S3_ENV = (
+    "DOCGRAPH_TEST_S3_ENDPOINT",
+    "DOCGRAPH_TEST_S3_ACCESS_KEY",
+    "DOCGRAPH_TEST_S3_SECRET_KEY",
+    "DOCGRAPH_TEST_S3_BUCKET",
+)
+NEO4J_ENV = ("DOCGRAPH_TEST_NEO4J_URI", "DOCGRAPH_TEST_NEO4J_PASSWORD")
+
+
+def requires_env(names: tuple[str, ...], reason: str) -> list[pytest.MarkDecorator]:
+    """Marks for a test module that needs the local services' environment
+    (``deploy/local/services.sh env``); in CI the skip becomes a failure."""
+    return [
+        pytest.mark.service,
+        pytest.mark.skipif(any(not os.environ.get(v) for v in names), reason=reason),
+    ]
+
+
+def s3_store(prefix: str) -> dict[str, str]:
+    """Settings for a private prefix of the local S3 server's bucket."""
+    return {
+        "object_store_url": f"s3://{os.environ['DOCGRAPH_TEST_S3_BUCKET']}/{prefix}-{uuid.uuid4().hex[:8]}",
+        "s3_endpoint": os.environ["DOCGRAPH_TEST_S3_ENDPOINT"],
+        "s3_access_key": os.environ["DOCGRAPH_TEST_S3_ACCESS_KEY"],
+        "s3_secret_key": os.environ["DOCGRAPH_TEST_S3_SECRET_KEY"],
+    }

@@ -11,34 +11,14 @@ import pytest
 
 from tests.api.conftest import TOKENS, serve
 from tests.api.test_api_basics import assert_problem
+from tests.conftest import S3_ENV, requires_env, s3_store
 
-S3 = (
-    "DOCGRAPH_TEST_S3_ENDPOINT",
-    "DOCGRAPH_TEST_S3_ACCESS_KEY",
-    "DOCGRAPH_TEST_S3_SECRET_KEY",
-    "DOCGRAPH_TEST_S3_BUCKET",
-)
-pytestmark = [
-    pytest.mark.service,
-    pytest.mark.skipif(
-        any(not os.environ.get(v) for v in S3),
-        reason="S3 not configured: run deploy/local/services.sh up s3 and eval its env",
-    ),
-]
+pytestmark = requires_env(S3_ENV, "S3 not configured: run deploy/local/services.sh up s3 and eval its env")
 
 
 @pytest.fixture
 def s3_settings(settings):
-    bucket = os.environ["DOCGRAPH_TEST_S3_BUCKET"]
-    return settings.model_copy(
-        update={
-            "object_store_url": f"s3://{bucket}/api-{uuid.uuid4().hex[:8]}",
-            "s3_endpoint": os.environ["DOCGRAPH_TEST_S3_ENDPOINT"],
-            "s3_access_key": os.environ["DOCGRAPH_TEST_S3_ACCESS_KEY"],
-            "s3_secret_key": os.environ["DOCGRAPH_TEST_S3_SECRET_KEY"],
-            "api_tokens": list(TOKENS),
-        }
-    )
+    return settings.model_copy(update={**s3_store("api"), "api_tokens": list(TOKENS)})
 
 
 async def test_upload_and_submit_by_s3_uri(s3_settings):

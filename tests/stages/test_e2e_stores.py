@@ -3,30 +3,19 @@ artifacts, Neo4j for the graph, real redis-server, the built-in stages."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from docgraph.core.dlq import DeadLetters
 from docgraph.core.jobs import JobStore
 from docgraph.core.objects import copy_local, open_store
 from docgraph.core.settings import Settings
+from tests.conftest import NEO4J_ENV, S3_ENV, requires_env
 from tests.runtime.helpers import running_worker, wait_for_states
 from tests.stages import corpus
 
-SERVICES = (
-    "DOCGRAPH_TEST_NEO4J_URI",
-    "DOCGRAPH_TEST_NEO4J_PASSWORD",
-    "DOCGRAPH_TEST_S3_ENDPOINT",
-    "DOCGRAPH_TEST_S3_ACCESS_KEY",
-    "DOCGRAPH_TEST_S3_SECRET_KEY",
-    "DOCGRAPH_TEST_S3_BUCKET",
-)
 pytestmark = [
-    pytest.mark.service,
-    pytest.mark.skipif(
-        any(not os.environ.get(v) for v in SERVICES),
-        reason="Neo4j/S3 not configured: run deploy/local/services.sh up all and eval its env",
+    *requires_env(
+        (*NEO4J_ENV, *S3_ENV), "Neo4j/S3 not configured: run deploy/local/services.sh up all and eval its env"
     ),
     pytest.mark.skipif(not corpus.PDF_CORPUS.is_dir(), reason="../shared/corpus/pdf is absent"),
 ]
