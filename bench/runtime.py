@@ -448,14 +448,17 @@ class FastStreamSystem(RawSystem):
 
 
 def _tracing_env(name: str, ratio: float) -> dict[str, str]:
-    """Worker env for tracing on: OTLP/HTTP to the local Jaeger, batch span
-    processor, sampling by trace id (the same decision in every process)."""
-    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("DOCGRAPH_TEST_OTLP_ENDPOINT", "")
+    """Env for tracing on (workers and the submitting bench process): OTLP/HTTP
+    to the local Jaeger, batch span processor, parent-based ratio sampling (the
+    submit's root span decides; every stage follows its traceparent's flag)."""
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
+        "DOCGRAPH_TEST_OTLP_ENDPOINT", ""
+    )
     return {
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_SERVICE_NAME": f"docgraph-bench-{name}",
-        "OTEL_TRACES_SAMPLER": "traceidratio",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
         "OTEL_TRACES_SAMPLER_ARG": str(ratio),
         "OTEL_METRICS_EXPORTER": "none",
     }
@@ -506,6 +509,22 @@ class DocgraphSystem(System):
             **(env or {}),
         }
         self._base_finished = 0
+        self._tracing_env = {**os.environ, **env} if env else None
+
+    async def setup(self) -> None:
+        await super().setup()
+        if self._tracing_env is not None:  # the submitter traces too: its send span decides sampling
+            from docgraph.core import telemetry
+
+            telemetry.use_tracer_provider(telemetry.build_tracer_provider(self._tracing_env))
+
+    async def close(self) -> None:
+        if self._tracing_env is not None:
+            from docgraph.core import telemetry
+
+            await telemetry.aflush()
+            telemetry.shutdown()
+        await super().close()
 
     def worker_cmd(self, index: int) -> tuple[list[str], dict[str, str]]:
         env = _child_env()
@@ -1069,7 +1088,9 @@ async def bench_main(args: argparse.Namespace, workdir: Path) -> int:
             if name not in wanted:
                 continue
             if env is not None and not env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-                bench.log(f"== {name} skipped: set DOCGRAPH_TEST_OTLP_ENDPOINT (deploy/local/services.sh env)")
+                bench.log(
+                    f"== {name} skipped: set DOCGRAPH_TEST_OTLP_ENDPOINT (deploy/local/services.sh env)"
+                )
                 continue
             dg = DocgraphSystem(bench, name, topo, chosen, env)
             env_note = ", ".join(
