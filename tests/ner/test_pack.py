@@ -8,6 +8,8 @@ import spacy
 from docgraph.plugins.types import EntityPattern, Mention
 from docgraph.stages.ner.pack import (
     COARSE_LABELS,
+    _pattern_spans,
+    compile_patterns,
     default_patterns,
     docgraph_entity_patterns,
     find_mentions,
@@ -65,9 +67,7 @@ def test_ipv6(address: str) -> None:
     assert found(f"C2 server {address}.") == [(address, "ipv6")]
 
 
-@pytest.mark.parametrize(
-    "text", ["at 12:30:45 today", "MAC 00:1a:2b:3c:4d:5e", "std::vector<int>", "a::b"]
-)
+@pytest.mark.parametrize("text", ["at 12:30:45 today", "MAC 00:1a:2b:3c:4d:5e", "std::vector<int>", "a::b"])
 def test_not_ipv6(text: str) -> None:
     assert [t for t in found(text) if t[1] == "ipv6"] == []
 
@@ -197,3 +197,25 @@ def test_find_mentions_rules_only_and_model_only(fake_model) -> None:
     assert [m.source for m in model_only[0]] == ["model", "model"]
     with pytest.raises(ValueError):
         find_mentions(fake_model, text, chunk_starts=[0, 1])
+
+
+GAZETTEER_TEXTS = [
+    "Sandworm and APT28 used Modbus/TCP and DNP3 against Siemens and Schneider Electric PLCs.",
+    "xAPT28 apt28's MODBUS modbusx (Lazarus Group) lazarus   group,EtherNet/IP ethernet/ip.",
+    "İstanbul İİ APT28 ß Straße: case folding that changes the length of the text — then Dragonfly.",
+    "",
+    "IEC 61850\nIEC\t60870-5-104 iec 61850 OPC UA opc-ua BACnet/IP PROFINET profinetx _Siemens Siemens_",
+]
+
+
+@pytest.mark.parametrize("text", GAZETTEER_TEXTS + [t.upper() for t in GAZETTEER_TEXTS])
+def test_fast_gazetteer_scan_finds_what_the_plain_regex_finds(text: str) -> None:
+    lowered = text.lower()
+    compiled = [p for p in compile_patterns(None) if not p.typed]
+    assert compiled and all(p.fast is not None for p in compiled)
+    found = 0
+    for p in compiled:
+        expected = [m.span() for m in p.regex.finditer(text)]
+        assert list(_pattern_spans(p, text, lowered if len(lowered) == len(text) else None)) == expected
+        found += len(expected)
+    assert found or not text.strip() or text.startswith("İ")
