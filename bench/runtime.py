@@ -164,6 +164,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def _trace_backend_pid() -> int | None:
+    """The Jaeger that deploy/local/services.sh started (it shares these 2 cores)."""
+    cache = Path(os.environ.get("DOCGRAPH_CACHE") or Path.home() / ".cache" / "docgraph")
+    run = Path(os.environ.get("DOCGRAPH_RUN_DIR") or cache / "run")
+    try:
+        pid = int((run / "jaeger.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if Path(f"/proc/{pid}").exists() else None
+
+
 def loadavg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -246,6 +257,7 @@ class Result:
     hwm_max_kb: int = 0
     worker_cpu_s: float = 0.0
     redis_cpu_s: float = 0.0
+    backend_cpu_s: float = 0.0  # the trace backend (Jaeger) on this machine, tracing rows only
     mem_delta: int = 0
     freed_bytes: int = 0
     freed_jobs: int = 0
@@ -510,6 +522,7 @@ class DocgraphSystem(System):
         }
         self._base_finished = 0
         self._tracing_env = {**os.environ, **env} if env else None
+        self.traced = env is not None
 
     async def setup(self) -> None:
         await super().setup()
@@ -726,6 +739,8 @@ class Bench:
                 cmds_a = await self.commandstats()
                 cpu_a = sum(cpu_seconds(p.pid) for p in workers)
                 rcpu_a = cpu_seconds(self.redis.proc.pid) if self.redis.proc else 0.0
+                backend = _trace_backend_pid() if getattr(system, "traced", False) else None
+                bcpu_a = cpu_seconds(backend) if backend else 0.0
                 t0 = time.perf_counter()
                 c0 = time.process_time()
                 await system.submit_many(args.jobs)
@@ -735,6 +750,8 @@ class Bench:
                 seconds = time.perf_counter() - t0
                 res.worker_cpu_s += sum(cpu_seconds(p.pid) for p in workers) - cpu_a
                 res.redis_cpu_s += (cpu_seconds(self.redis.proc.pid) if self.redis.proc else 0.0) - rcpu_a
+                if backend:
+                    res.backend_cpu_s += cpu_seconds(backend) - bcpu_a
                 cmds_b = await self.commandstats()
                 for k, v in cmds_b.items():
                     if v > cmds_a.get(k, 0) and not k.startswith("info"):
@@ -810,7 +827,7 @@ class Bench:
 
     async def profile(self, system: DocgraphSystem, worker: subprocess.Popen[bytes]) -> None:
         """py-spy a worker through a longer N-at-once run (optional)."""
-        py_spy = shutil.which("py-spy")
+        py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
         if not py_spy:
             self.log("   --profile: py-spy not found (uv pip install py-spy); skipped")
             return
@@ -1169,6 +1186,11 @@ async def bench_main(args: argparse.Namespace, workdir: Path) -> int:
                 f"(plain used_memory {r.used_memory_delta / r.retained:,.0f})"
             )
         out.append(mem)
+        if r.backend_cpu_s:
+            out.append(
+                f"    trace backend (Jaeger, same machine) CPU {r.backend_cpu_s / jobs * 1e6:,.0f} us/job "
+                "over the N-at-once rounds"
+            )
         calls = {k: v for k, v in r.commands.items() if not k.endswith(":usec")}
         top = sorted(calls.items(), key=lambda kv: -kv[1])[:8]
         cmds = ", ".join(f"{k} {v / jobs:.1f}" for k, v in top)
