@@ -4,6 +4,8 @@ On the wire a stage event is a Redis stream entry with plain fields::
 
     payload      JSON of :class:`Envelope`
     traceparent  W3C trace context (optional)
+    links        space-separated traceparents the span links to (optional;
+                 a join's other branches)
 
 so any Redis client can publish one, e.g.::
 

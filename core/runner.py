@@ -68,6 +68,12 @@ class Delivery:
         return value.decode() if value else ""
 
     @property
+    def links(self) -> list[str]:
+        """Traceparents this run's span links to (a join's other branches)."""
+        value = self.fields.get(b"links")
+        return value.decode().split() if value else []
+
+    @property
     def out_traceparent(self) -> str:
         """Trace context for what this run emits: its process span's when tracing is on."""
         return self.span.traceparent if self.span is not None else self.traceparent
@@ -280,7 +286,9 @@ class StageRunner:
 
     async def _handle(self, d: Delivery) -> None:
         """One delivery inside its ``process <stream>`` span (a stand-in when tracing is off)."""
-        with telemetry.process_span(d.stream, d.entry_id, self.group, d.traceparent, d.deliveries) as span:
+        with telemetry.process_span(
+            d.stream, d.entry_id, self.group, d.traceparent, d.deliveries, links=d.links
+        ) as span:
             d.span = span
             await self._handle_traced(d)
 

@@ -160,7 +160,9 @@ COMPLETE = (
 --       n_stages, stages..., n_skip, skip..., n_cand, (cand, lane, payload_prefix, n_preds, preds...)...
 -- payload_prefix is the successor's envelope JSON without its closing brace;
 -- the script appends the recorded outputs of every finished stage, so a join
--- sees both branches' outputs.
+-- sees both branches' outputs.  A branch into a join records its traceparent
+-- (<stage>:tp); the join's event carries the other branches' as ``links``, so
+-- its span links to every branch, not only the parent that enqueued it.
 local job, src = KEYS[1], KEYS[2]
 local tag, group, entry, id, stage = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now, output, tp = tonumber(ARGV[6]), ARGV[7], ARGV[8]
@@ -190,6 +192,15 @@ for _ = 1, ncand do
   for j = 1, npreds do
     if not satisfied(ARGV[at + 3 + j]) then ready = false end
   end
+  local links = {}
+  if npreds > 1 and tp ~= '' then
+    redis.call('HSET', job, stage .. ':tp', tp)
+    for j = 1, npreds do
+      local pred = ARGV[at + 3 + j]
+      local other = pred ~= stage and redis.call('HGET', job, pred .. ':tp')
+      if other then links[#links + 1] = other end
+    end
+  end
   at = at + 4 + npreds
   if ready and redis.call('HSETNX', job, cand .. ':enq', 1) == 1 then
     local outs = {}
@@ -198,7 +209,12 @@ for _ = 1, ncand do
       if o then outs[#outs + 1] = cjson.encode(s) .. ':' .. o end
     end
     local payload = prefix .. ',"outputs":{' .. table.concat(outs, ',') .. '}}'
-    redis.call('XADD', stream(tag, cand, lane), '*', 'payload', payload, 'traceparent', tp)
+    local sid = stream(tag, cand, lane)
+    if #links > 0 then
+      redis.call('XADD', sid, '*', 'payload', payload, 'traceparent', tp, 'links', table.concat(links, ' '))
+    else
+      redis.call('XADD', sid, '*', 'payload', payload, 'traceparent', tp)
+    end
     redis.call('HSET', job, cand .. ':status', 'queued')
   end
 end
@@ -209,7 +225,7 @@ for _, s in ipairs(stages) do
   end
 end
 -- done: drop what only mattered while the job ran, to keep retained records small
-for _, s in ipairs(stages) do redis.call('HDEL', job, s .. ':enq', s .. ':progress', s .. ':message') end
+for _, s in ipairs(stages) do redis.call('HDEL', job, s .. ':enq', s .. ':progress', s .. ':message', s .. ':tp') end
 redis.call('HSET', job, 'finished', now)
 set_state(job, tag, id, 'completed', now)
 trim(tag, 'completed', now, max_age, max_count)

@@ -39,7 +39,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from docgraph.core.envelope import new_traceparent
@@ -417,6 +417,17 @@ def traceparent_of(span: Any) -> str | None:
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 
+def _span_context(traceparent: str) -> SpanContext | None:
+    """The remote SpanContext a version-00 ``traceparent`` names (None otherwise)."""
+    m = _TRACEPARENT.fullmatch(traceparent)
+    if m is None:
+        return None
+    trace_id, span_id = int(m[1], 16), int(m[2], 16)
+    if not trace_id or not span_id:
+        return None
+    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(int(m[3], 16)))
+
+
 def context_from(traceparent: str | None) -> Context | None:
     """The parent context a W3C ``traceparent`` names (None when absent/invalid).
 
@@ -424,15 +435,11 @@ def context_from(traceparent: str | None) -> Context | None:
     versions go through the propagator, which knows their rules."""
     if not traceparent:
         return None
-    m = _TRACEPARENT.fullmatch(traceparent)
-    if m is None:
+    if not traceparent.startswith("00-"):
         ctx = _PROPAGATOR.extract({"traceparent": traceparent})
         return ctx if trace.get_current_span(ctx).get_span_context().is_valid else None
-    trace_id, span_id = int(m[1], 16), int(m[2], 16)
-    if not trace_id or not span_id:
-        return None
-    parent = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(int(m[3], 16)))
-    return trace.set_span_in_context(NonRecordingSpan(parent))
+    parent = _span_context(traceparent)
+    return trace.set_span_in_context(NonRecordingSpan(parent)) if parent is not None else None
 
 
 def _sampled_out(traceparent: str) -> bool:
@@ -547,10 +554,16 @@ def send_span(
 
 @contextmanager
 def process_span(
-    stream: str, entry_id: str, stage: str, traceparent: str, deliveries: int = 1
+    stream: str,
+    entry_id: str,
+    stage: str,
+    traceparent: str,
+    deliveries: int = 1,
+    links: list[str] | None = None,
 ) -> Iterator[JobSpan]:
     """CONSUMER span ``process <stream>`` around one stage run of one entry;
-    its parent is the event's ``traceparent``."""
+    its parent is the event's ``traceparent``; ``links`` (traceparents, a
+    join's other branches) become span links."""
     inst = instruments()
     attrs: dict[str, Any] | None = None
     if inst is not None:
@@ -585,6 +598,7 @@ def process_span(
                 "docgraph.stage": stage,
                 "docgraph.deliveries": deliveries,
             },
+            links=[Link(c) for c in map(_span_context, links) if c is not None] if links else None,
         )
         handle = JobSpan(span, traceparent_of(span) or traceparent, stage, attrs)
         try:

@@ -129,9 +129,13 @@ async def test_one_trace_per_job_across_worker_processes(
         assert tr.parent_stage(tr.stage_spans("classify")[0]) == "extract"
         ner = tr.stage_spans("ner")
         assert tr.parent_stage(ner[0]) == "extract"
-        # the join is enqueued by whichever branch finished last: ingest is its child
+        # the join is enqueued by whichever branch finished last: ingest is its child,
+        # and it links to the other branch
         (ingest,) = tr.stage_spans("ingest")
-        assert parent_of(ingest) in {tr.stage_spans("classify")[0]["spanID"], ner[-1]["spanID"]}
+        branches = {tr.stage_spans("classify")[0]["spanID"], ner[-1]["spanID"]}
+        assert parent_of(ingest) in branches
+        linked = [r["spanID"] for r in ingest.get("references", []) if r["refType"] == "FOLLOWS_FROM"]
+        assert linked == list(branches - {parent_of(ingest)}), ingest.get("references")
         if ner_runs == 1:
             assert tr.errors() == []
             continue
