@@ -12,22 +12,16 @@ from typing import Any
 
 from faststream.redis import RedisBroker, StreamSub
 from faststream.specification import AsyncAPI
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from docgraph.core.envelope import Envelope
 from docgraph.core.keys import LANES, Keys
+from docgraph.core.redisio import connection_options
 from docgraph.core.settings import Settings
 from docgraph.core.topology import Topology
 
 
 def redis_broker(settings: Settings) -> RedisBroker:
-    return RedisBroker(
-        settings.redis_url,
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        health_check_interval=30,
-        socket_connect_timeout=5,
-    )
+    return RedisBroker(settings.redis_url, **connection_options())
 
 
 async def connect_broker(settings: Settings) -> tuple[RedisBroker, Any]:

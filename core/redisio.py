@@ -20,18 +20,25 @@ from docgraph.core import scripts
 Arg = str | int | float | bytes
 
 
-def connect(url: str, **kwargs: Any) -> aioredis.Redis:
-    """A client with health checks and retries on dropped connections."""
+def connection_options() -> dict[str, Any]:
+    """What every docgraph Redis connection shares (plain clients and FastStream's
+    broker): health checks, a connect timeout, retries on dropped connections."""
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    kwargs.setdefault("health_check_interval", 30)
-    kwargs.setdefault("socket_connect_timeout", 5)
-    kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=2, base=0.05), retries=3))
-    kwargs.setdefault("retry_on_error", [RedisConnectionError, RedisTimeoutError])
-    return aioredis.from_url(url, **kwargs)
+    return {
+        "health_check_interval": 30,
+        "socket_connect_timeout": 5,
+        "retry": Retry(ExponentialBackoff(cap=2, base=0.05), retries=3),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
+
+
+def connect(url: str, **kwargs: Any) -> aioredis.Redis:
+    """A client with :func:`connection_options` (``kwargs`` override them)."""
+    return aioredis.from_url(url, **{**connection_options(), **kwargs})
 
 
 class Scripts:
