@@ -326,6 +326,16 @@ def locate_document(store: ObjectStore, doc: DocumentIn, max_bytes: int) -> Docu
     return DocumentRef(uri=uri, sha256=sha, size=size, content_type=content_type, name=doc.name or name)
 
 
+async def _locate(api: ApiState, doc: DocumentIn) -> DocumentRef:
+    """:func:`locate_document` off the event loop; a store error becomes a 503."""
+    try:
+        return await asyncio.to_thread(locate_document, api.objects, doc, api.settings.max_document_bytes)
+    except Problem:
+        raise
+    except Exception as exc:
+        raise _store_unavailable(api, exc) from exc
+
+
 def _store_unavailable(api: ApiState, exc: Exception) -> Problem:
     log.warning("object store error: %r", exc)
     where = api.settings.object_store_url or "the default folder (<data_dir>/objects)"
@@ -574,14 +584,7 @@ def _router() -> APIRouter:
                     f"invalid JSON body: {detail}; send "
                     '{"document": {"uri": "..."}, "priority": "normal", "metadata": {}}',
                 ) from None
-            try:
-                ref = await asyncio.to_thread(
-                    locate_document, api.objects, body.document, api.settings.max_document_bytes
-                )
-            except Problem:
-                raise
-            except Exception as exc:
-                raise _store_unavailable(api, exc) from exc
+            ref = await _locate(api, body.document)
             priority, metadata = body.priority, body.metadata
         else:
             raise Problem(
@@ -643,6 +646,8 @@ def _router() -> APIRouter:
             body = json.loads(await request.body() or b"{}")
         except ValueError:
             raise Problem(422, 'the notification body is not JSON (expected {"Records": [...]})') from None
+        if isinstance(body, dict) and body.get("Event") == "s3:TestEvent":
+            return {"jobs": [], "ignored": 0}  # sent when a webhook target is set up
         records = body.get("Records") if isinstance(body, dict) else None
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise Problem(422, 'expected an S3 event {"Records": [{"eventName": ..., "s3": {...}}]}')
@@ -652,19 +657,20 @@ def _router() -> APIRouter:
             s3: dict[str, Any] = _as_dict(record.get("s3"))
             bucket = str(_as_dict(s3.get("bucket")).get("name", ""))
             obj: dict[str, Any] = _as_dict(s3.get("object"))
-            key = unquote_plus(str(obj.get("key", "")))
+            raw_key = str(obj.get("key", ""))
+            key = unquote_plus(raw_key)  # AWS and MinIO URL-encode keys ...
             if "ObjectCreated" not in event or not bucket or not key:
                 ignored += 1
                 continue
             doc = DocumentIn(uri=f"s3://{bucket}/{key}", content_type=obj.get("contentType"))
             try:
-                ref = await asyncio.to_thread(
-                    locate_document, api.objects, doc, api.settings.max_document_bytes
-                )
-            except Problem:
-                raise
-            except Exception as exc:
-                raise _store_unavailable(api, exc) from exc
+                ref = await _locate(api, doc)
+            except Problem as problem:
+                if raw_key == key or problem.status != 422:
+                    raise
+                # ... some S3 servers (versitygw) send them as they are
+                key, doc = raw_key, DocumentIn(uri=f"s3://{bucket}/{raw_key}", content_type=doc.content_type)
+                ref = await _locate(api, doc)
             version = obj.get("eTag") or obj.get("versionId") or obj.get("sequencer") or ""
             job_id, created = await api.jobs.submit(
                 ref,

@@ -117,6 +117,14 @@ async def test_bucket_notification_starts_one_job_per_created_object(s3_settings
                 ]
             }
             assert_problem(await http.post("/v1/events/s3", json=outside), 422, "not in this")
+            test_event = {
+                "Service": "S3",
+                "Event": "s3:TestEvent",
+                "Bucket": bucket,
+                "Time": "2026-11-28T00:00:00Z",
+            }
+            r = await http.post("/v1/events/s3", json=test_event)  # sent when a target is set up
+            assert r.status_code == 202 and r.json() == {"jobs": [], "ignored": 0}
             assert (
                 await http.post("/v1/events/s3", json=event, headers={"Authorization": ""})
             ).status_code == 401
