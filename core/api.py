@@ -19,6 +19,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import quote, unquote, unquote_plus, urlparse
@@ -34,7 +35,7 @@ from docgraph.core.api_errors import BodyLimit, Problem, document_problems, inst
 from docgraph.core.dlq import DeadLetters
 from docgraph.core.envelope import DocumentRef
 from docgraph.core.errors import PermanentError
-from docgraph.core.jobs import JobStore
+from docgraph.core.jobs import JobStore, epoch_ms
 from docgraph.core.keys import JOB_STATES, Lane
 from docgraph.core.objects import FileStore, ObjectStore, S3Store, open_store
 from docgraph.core.redisio import connect
@@ -687,7 +688,14 @@ def _router() -> APIRouter:
         tags=["jobs"],
         response_model=JobPage,
         summary="Jobs in a state, newest first, paged by an opaque cursor",
-        responses={400: {"description": "bad cursor"}, **auth_errors},
+        description=(
+            "Filters: `stage` keeps jobs whose stage of that name is itself in `state` "
+            "(e.g. `state=dead&stage=ner`: jobs dead-lettered at ner; queued, running, retrying, "
+            "failed and dead only); `since`/`until` (ISO 8601, inclusive) bound when the job "
+            "entered the state. With `stage`, a page may hold fewer than `limit` jobs while "
+            "`next_cursor` is set: follow it until it is null."
+        ),
+        responses={400: {"description": "bad cursor or filter"}, **auth_errors},
     )
     async def list_jobs(
         request: Request,
@@ -700,9 +708,23 @@ def _router() -> APIRouter:
                 max_length=400, pattern=r"^[A-Za-z0-9_-]+$", description="next_cursor of the previous page"
             ),
         ] = None,
+        stage: Annotated[
+            str | None, Query(max_length=100, description="only jobs in `state` at this stage")
+        ] = None,
+        since: Annotated[
+            datetime | None, Query(description="entered the state at or after (ISO 8601)")
+        ] = None,
+        until: Annotated[
+            datetime | None, Query(description="entered the state at or before (ISO 8601)")
+        ] = None,
     ) -> dict[str, Any]:
         raw = decode_cursor(cursor) if cursor else None
-        page = await api.jobs.list(state, limit=limit, cursor=raw)
+        try:
+            page = await api.jobs.list(
+                state, limit=limit, cursor=raw, stage=stage, since=epoch_ms(since), until=epoch_ms(until)
+            )
+        except ValueError as exc:
+            raise Problem(400, str(exc)) from None
         template = api.settings.trace_link_template
         next_cursor = encode_cursor(page.next_cursor) if page.next_cursor else None
         next_url = str(request.url.include_query_params(cursor=next_cursor)) if next_cursor else None

@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +22,7 @@ from rich.table import Table
 from docgraph.core import telemetry
 from docgraph.core.dlq import DeadLetters
 from docgraph.core.errors import ConfigError
-from docgraph.core.jobs import JobStatus, JobStore
+from docgraph.core.jobs import JobStatus, JobStore, epoch_ms
 from docgraph.core.keys import JOB_STATES, Lane
 from docgraph.core.redisio import connect
 from docgraph.core.settings import Settings
@@ -441,18 +442,28 @@ def jobs(
     state: Annotated[str, typer.Option(help=f"one of {', '.join(JOB_STATES)}")] = "completed",
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
     cursor: Annotated[str | None, typer.Option(help="from the previous page's output")] = None,
+    stage: Annotated[
+        str | None,
+        typer.Option(help="only jobs in STATE at this stage (queued/running/retrying/failed/dead)"),
+    ] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="entered the state at or after (ISO 8601, UTC if no zone)")
+    ] = None,
+    until: Annotated[datetime | None, typer.Option(help="entered the state at or before")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List jobs in a state, newest first, a page at a time.
 
-    Example: [bold]docgraph jobs --state dead --limit 50[/bold]
+    Example: [bold]docgraph jobs --state dead --stage ner --since 2026-11-28T09:00[/bold]
     """
     settings = load_settings()
 
     async def main() -> Any:
         client, store = _store(settings)
         try:
-            return await store.list(state, limit=limit, cursor=cursor)
+            return await store.list(
+                state, limit=limit, cursor=cursor, stage=stage, since=epoch_ms(since), until=epoch_ms(until)
+            )
         finally:
             await client.aclose()
 
@@ -474,7 +485,12 @@ def jobs(
         table.add_row(j.id, when, f"{j.progress:.0%}", j.error or "")
     console.print(table)
     if page.next_cursor:
-        console.print(f"next page: docgraph jobs --state {state} --cursor {page.next_cursor}")
+        filters = "".join(
+            f" --{name} {value.isoformat() if isinstance(value, datetime) else value}"
+            for name, value in (("stage", stage), ("since", since), ("until", until))
+            if value is not None
+        )
+        console.print(f"next page: docgraph jobs --state {state}{filters} --cursor {page.next_cursor}")
 
 
 @app.command()

@@ -13,6 +13,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -145,6 +146,23 @@ class Page:
     next_cursor: str | None
 
 
+Entries = list[tuple[str, int]]  # (job id, score) from a state index
+
+#: job states in which a stage has the same status (the stage filter of JobStore.list)
+STAGE_FILTER_STATES = ("queued", "running", "retrying", "failed", "dead")
+
+
+def epoch_ms(when: datetime | None) -> int | None:
+    """A date-time as epoch milliseconds, the time scale of the state indexes (naive = UTC)."""
+    if when is None:
+        return None
+    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def _stage_status(job: JobStatus, stage: str) -> str | None:
+    return next((s.status for s in job.stages if s.name == stage), None)
+
+
 class JobStore:
     """Submit jobs and read their state. Safe to share within one event loop."""
 
@@ -250,37 +268,80 @@ class JobStore:
             counts[JOB_STATES[i % len(JOB_STATES)]] += int(value)
         return counts
 
-    async def list(self, state: str, *, limit: int = 50, cursor: str | None = None) -> Page:
+    async def list(
+        self,
+        state: str,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        stage: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> Page:
         """Jobs in ``state``, newest first, paged by an opaque cursor.
 
-        The cursor is ``<score>:<job id>`` of the last job returned; the next
+        The cursor is ``<score>:<job id>`` of the last job looked at; the next
         page starts strictly after it in (score desc, id desc) order, so a job
         is never shown twice and no job that stays in the state is skipped.
+        ``since``/``until`` (epoch ms, inclusive) bound the time the job entered
+        the state.  ``stage`` keeps jobs whose stage of that name is itself in
+        ``state`` (queued, running, retrying, failed or dead there); such a
+        page may hold fewer than ``limit`` jobs while ``next_cursor`` is set.
         """
         if state not in JOB_STATES:
             raise ValueError(f"unknown state {state!r}; use one of {', '.join(JOB_STATES)}")
+        if stage is not None:
+            if state not in STAGE_FILTER_STATES:
+                raise ValueError(
+                    f"the stage filter applies to {', '.join(STAGE_FILTER_STATES)} jobs, not {state}"
+                )
+            if stage not in self.topology.stages:
+                raise ValueError(f"no stage {stage!r}; the stages are {', '.join(self.topology.stages)}")
         bound: tuple[int, str] | None = None
         if cursor:
             score_s, _, after_id = cursor.partition(":")
             bound = (int(score_s), after_id)
-        entries: list[tuple[str, int]] = []
+        jobs: list[JobStatus] = []
+        budget = limit * 10  # entries looked at per call when filtering by stage
+        while True:
+            batch = await self._scan(state, limit, bound, since, until)
+            found = await self.get_many([e[0] for e in batch])
+            for (job_id, score), job in zip(batch, found, strict=True):
+                bound = (score, job_id)
+                budget -= 1
+                if job is not None and (stage is None or _stage_status(job, stage) == state):
+                    jobs.append(job)
+                    if len(jobs) == limit:
+                        return Page(jobs=jobs, next_cursor=f"{score}:{job_id}")
+            if len(batch) < limit:
+                return Page(jobs=jobs, next_cursor=None)
+            if budget <= 0:
+                assert bound is not None
+                return Page(jobs=jobs, next_cursor=f"{bound[0]}:{bound[1]}")
+
+    async def _scan(
+        self, state: str, limit: int, bound: tuple[int, str] | None, since: int | None, until: int | None
+    ) -> Entries:
+        """The next ``limit`` (id, score) entries of every partition's state index, merged."""
+        low = since if since is not None else "-inf"
+        entries: Entries = []
         for part in self.keys.all():
             index = part.state_index(state)
             raw: Any
             if bound is None:
+                high = until if until is not None else "+inf"
                 raw = await self.client.zrevrangebyscore(
-                    index, "+inf", "-inf", start=0, num=limit, withscores=True
+                    index, high, low, start=0, num=limit, withscores=True
                 )
+            elif since is not None and bound[0] < since:
+                raw = []
             else:
                 # the cursor's own millisecond (ids below the cursor's), then older ones
                 same: Any = await self.client.zrevrangebyscore(index, bound[0], bound[0], withscores=True)
                 raw = [(m, sc) for m, sc in same if m.decode() < bound[1]][:limit]
                 raw += await self.client.zrevrangebyscore(
-                    index, f"({bound[0]}", "-inf", start=0, num=limit, withscores=True
+                    index, f"({bound[0]}", low, start=0, num=limit, withscores=True
                 )
             entries += [(m.decode(), int(sc)) for m, sc in raw]
         entries.sort(key=lambda e: (e[1], e[0]), reverse=True)
-        page = entries[:limit]
-        jobs = [j for j in await self.get_many([e[0] for e in page]) if j is not None]
-        next_cursor = f"{page[-1][1]}:{page[-1][0]}" if len(page) == limit else None
-        return Page(jobs=jobs, next_cursor=next_cursor)
+        return entries[:limit]

@@ -48,6 +48,17 @@ async def test_submit_status_jobs_cancel_dlq(settings, client, tmp_path):
     assert [s["status"] for s in data["stages"]] == ["done"] * 4
     listing = json.loads(docgraph(settings, "jobs", "--state", "completed", "--json").stdout)
     assert job_id in [j["id"] for j in listing["jobs"]]
+    window = ("--since", "2020-01-01T00:00:00", "--until", "2999-01-01T00:00:00+00:00", "--json")
+    assert job_id in [
+        j["id"]
+        for j in json.loads(docgraph(settings, "jobs", "--state", "completed", *window).stdout)["jobs"]
+    ]
+    later = json.loads(
+        docgraph(settings, "jobs", "--state", "completed", "--since", "2999-01-01", "--json").stdout
+    )
+    assert later["jobs"] == []
+    wrong = docgraph(settings, "jobs", "--state", "completed", "--stage", "ner")
+    assert wrong.returncode == 2 and "applies to" in wrong.stderr
     missing = docgraph(settings, "status", "nope")
     assert missing.returncode == 1 and "no job nope" in missing.stderr
     assert docgraph(settings, "jobs", "--state", "bogus").returncode == 2
