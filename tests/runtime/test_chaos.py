@@ -153,7 +153,7 @@ async def test_kill9_redis_mid_run_with_aof_always(tmp_path, monkeypatch):
 async def test_poison_message_is_dead_lettered_after_the_delivery_cap(settings: Settings, client, tmp_path):
     from docgraph.core.dlq import DeadLetters
 
-    settings = settings.model_copy(update={"visibility_timeout": 0.5, "max_deliveries": 3})
+    settings = settings.model_copy(update={"visibility_timeout": 1.0, "max_deliveries": 3})
     store = JobStore(client, settings)
     poison, _ = await store.submit(None, metadata={"crash": {"classify": True}})
     good = await _submit(store, 20)
