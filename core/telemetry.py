@@ -67,6 +67,11 @@ _drops_unsampled_children = False
 # Job and stage of the code running now, for log records (see JsonFormatter).
 current_job: contextvars.ContextVar[str | None] = contextvars.ContextVar("docgraph_job", default=None)
 current_stage: contextvars.ContextVar[str | None] = contextvars.ContextVar("docgraph_stage", default=None)
+# The run's traceparent when no span is recorded (tracing off, or sampled out), so
+# its log lines still carry the job's trace id.
+current_traceparent: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "docgraph_traceparent", default=None
+)
 
 
 # -- set-up -----------------------------------------------------------------------
@@ -578,11 +583,14 @@ def process_span(
             traceparent = f"{traceparent[:36]}{os.urandom(8).hex()}{traceparent[52:]}"
         if sampled_out or not enabled():
             handle = JobSpan(None, traceparent, stage, attrs)
+            tp_token = current_traceparent.set(traceparent)
             try:
                 yield handle
             except asyncio.CancelledError:
                 handle.outcome("released")
                 raise
+            finally:
+                current_traceparent.reset(tp_token)
             return
         span = tracer().start_span(
             f"process {stream}",
@@ -631,8 +639,12 @@ class TraceContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         ctx = trace.get_current_span().get_span_context()
-        record.trace_id = f"{ctx.trace_id:032x}" if ctx.is_valid else None
-        record.span_id = f"{ctx.span_id:016x}" if ctx.is_valid else None
+        tp = None if ctx.is_valid else current_traceparent.get()
+        if tp is not None and len(tp) == 55:  # no span recorded: the run's own traceparent
+            record.trace_id, record.span_id = tp[3:35], tp[36:52]
+        else:
+            record.trace_id = f"{ctx.trace_id:032x}" if ctx.is_valid else None
+            record.span_id = f"{ctx.span_id:016x}" if ctx.is_valid else None
         record.job_id = current_job.get()
         record.stage = current_stage.get()
         return True

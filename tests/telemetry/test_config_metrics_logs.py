@@ -144,11 +144,8 @@ async def test_job_and_stage_metrics(settings: Settings, client, metrics: InMemo
 # -- JSON logs -------------------------------------------------------------------
 
 
-async def test_json_logs_carry_trace_and_job(settings: Settings, client) -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    telemetry.use_tracer_provider(provider)
+async def _retry_log_line(settings: Settings, client) -> tuple[dict, Any]:
+    """The JSON log line of a ner retry, and the job."""
     out = io.StringIO()
     handler = telemetry.json_log_handler(out)
     logger = logging.getLogger("docgraph.runner")
@@ -164,14 +161,33 @@ async def test_json_logs_carry_trace_and_job(settings: Settings, client) -> None
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
-        telemetry.use_tracer_provider(None)
-        provider.shutdown()
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     retry = [r for r in lines if r.get("job_id") == job_id and "retry in" in r["message"]]
     assert len(retry) == 1, lines
     (rec,) = retry
     assert job is not None and rec["trace_id"] == job.trace_id
     assert rec["stage"] == "ner" and rec["level"] == "INFO" and rec["logger"] == "docgraph.runner"
+    assert rec["time"].endswith("Z")
+    return rec, job
+
+
+async def test_json_logs_carry_trace_and_job(settings: Settings, client) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry.use_tracer_provider(provider)
+    try:
+        rec, _ = await _retry_log_line(settings, client)
+    finally:
+        telemetry.use_tracer_provider(None)
+        provider.shutdown()
     failed = next(s for s in exporter.get_finished_spans() if s.attributes.get("docgraph.outcome") == "retry")
     assert rec["span_id"] == f"{failed.context.span_id:016x}"
-    assert rec["time"].endswith("Z")
+
+
+async def test_json_logs_carry_the_trace_id_with_tracing_off(settings: Settings, client) -> None:
+    """No span is recorded, but the line still names the job's trace (the span id is
+    the propagated context's: with tracing off every run carries the job's own)."""
+    assert not telemetry.enabled()
+    rec, job = await _retry_log_line(settings, client)
+    assert job.traceparent and rec["span_id"] == job.traceparent[36:52]
