@@ -299,28 +299,15 @@ build_jaeger() {
         timed jaeger "jaeger $JAEGER_VERSION (go)" go_build_module "$JAEGER_MODULE" "$JAEGER_VERSION" \
             ./cmd/jaeger "$JAEGER_BIN" "-X $JAEGER_MODULE/internal/version.latestVersion=$JAEGER_VERSION"
     fi
-    build_otelcol
+    build_otelcol >/dev/null
 }
 
 # The OpenTelemetry Collector that CI runs otel-collector.yaml with: built from
-# deploy/local/otelcol (collector modules pinned by its go.mod/go.sum, the same
-# release Jaeger is built on, so most packages come from the build cache: ~20 s
-# after Jaeger). Not a service: tests/telemetry/test_collector.py starts it.
+# deploy/local/otelcol (collector modules pinned by its go.mod/go.sum at the
+# versions Jaeger's build selects, so after Jaeger it compiles 4 packages: ~2 s).
+# Not a service: tests/telemetry/test_collector.py starts it. Prints its path.
 OTELCOL_SRC="$SCRIPT_DIR/otelcol"
-otelcol_bin() {
-    echo "$BIN/docgraph-otelcol-$(cat "$OTELCOL_SRC/go.mod" "$OTELCOL_SRC/go.sum" "$OTELCOL_SRC"/*.go | sha256sum | cut -c1-16)"
-}
-build_otelcol() {
-    local out
-    out="$(otelcol_bin)"
-    [ -x "$out" ] && return 0
-    go_env
-    mkdir -p "$BIN"
-    # shellcheck disable=SC2016
-    timed otelcol "docgraph-otelcol (go)" bash -c \
-        'cd "$1" && go build -p "$2" -trimpath -ldflags "-s -w" -o "$3.tmp" . && mv -f "$3.tmp" "$3"' \
-        _ "$OTELCOL_SRC" "$BUILD_JOBS" "$out"
-}
+build_otelcol() { "$OTELCOL_SRC/build.sh" || die "building docgraph-otelcol failed (see above)"; }
 
 # --- per-service: command line and env ------------------------------------------
 
@@ -400,7 +387,7 @@ write_env() {
             export_line DOCGRAPH_TEST_OTLP_ENDPOINT "http://$HOST:$DOCGRAPH_JAEGER_OTLP_HTTP_PORT"
             export_line DOCGRAPH_TEST_OTLP_ENDPOINT_GRPC "http://$HOST:$DOCGRAPH_JAEGER_OTLP_GRPC_PORT"
             export_line DOCGRAPH_TEST_JAEGER_QUERY "http://$HOST:$DOCGRAPH_JAEGER_QUERY_PORT"
-            export_line DOCGRAPH_TEST_OTELCOL_BIN "$(otelcol_bin)" ;;
+            export_line DOCGRAPH_TEST_OTELCOL_BIN "$(build_otelcol 2>/dev/null)" ;;
     esac >"$f.tmp"
     mv -f "$f.tmp" "$f"
 }
@@ -418,7 +405,7 @@ up_one() {
         # Ours and alive: idempotent no-op if ready; if it is still starting, wait for it.
         # shellcheck disable=SC2046
         if probe $(probe_args "$svc") --wait "$timeout" --pid "$pid"; then
-            if [ "$svc" = jaeger ]; then build_otelcol; fi   # new collector sources, Jaeger unchanged
+            if [ "$svc" = jaeger ]; then build_otelcol >/dev/null; fi   # new collector sources
             write_env "$svc"
             say "$svc: already running (pid $pid), ready"
             return 0

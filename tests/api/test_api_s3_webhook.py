@@ -1,11 +1,12 @@
-"""Uploading to a real S3 bucket starts the pipeline: an S3 server of the
-test's own (the versitygw that deploy/local/services.sh builds; MinIO's server
-is AGPL, which this project does not use) is started with its bucket
-notifications pointed at the API's ``POST /v1/events/s3``.
+"""Uploading to a real S3 bucket starts the pipeline through ``POST /v1/events/s3``.
 
-versitygw sends no ``Authorization`` header with its notifications, so this API
-runs without tokens (deploy it on a trusted interface, or put the webhook
-behind a proxy that adds the header)."""
+The test runs an S3 server of its own: the versitygw that deploy/local/services.sh
+builds (MinIO's server is AGPL, which this project does not use), on a loopback
+port and a private posix directory, its bucket notifications pointed at the API.
+versitygw cannot send a bearer token (a ``http://user:pass@host`` URL gives Basic
+auth, which the API does not take), so this API runs without tokens.  versitygw
+posts each notification once, from a goroutine of its own (in no set order), and
+drops it on failure: the test records the API's answers and waits for them."""
 
 from __future__ import annotations
 
@@ -17,71 +18,112 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from minio import Minio
 
+from docgraph.core.api import create_app
 from docgraph.core.jobs import JobStore
-from tests.api.conftest import serve
+from tests.api import conftest as api_conftest
 from tests.redis_server import free_port
 
 pytestmark = pytest.mark.service
 
 BUCKET = "docgraph-hook"
-ACCESS, SECRET = "hook-access", "hook-secret-key"
+ACCESS, SECRET = "docgraph", "docgraph-test-secret"  # as deploy/local/services.sh
+Call = tuple[Any, int, Any]  # (notification, status, answer)
 
 
-def _binary() -> str:
+def _versitygw() -> str:
+    """$DOCGRAPH_TEST_VERSITYGW_BIN, else the newest $DOCGRAPH_CACHE/bin/versitygw-*."""
     binary = os.environ.get("DOCGRAPH_TEST_VERSITYGW_BIN", "")
+    if not binary:
+        cache = Path(os.environ.get("DOCGRAPH_CACHE") or Path.home() / ".cache" / "docgraph")
+        built = [p for p in (cache / "bin").glob("versitygw-*") if not p.name.endswith(".tmp")]
+        binary = str(max(built, key=lambda p: p.stat().st_mtime, default=""))
     if not binary or not os.access(binary, os.X_OK):
         pytest.skip(
-            f"no S3 server binary (DOCGRAPH_TEST_VERSITYGW_BIN={binary!r}): "
-            'run deploy/local/services.sh up s3 and eval "$(deploy/local/services.sh env)"'
+            f"no versitygw binary (DOCGRAPH_TEST_VERSITYGW_BIN={binary!r}): build it with "
+            "deploy/local/services.sh up s3, or point DOCGRAPH_TEST_VERSITYGW_BIN at one"
         )
     return binary
 
 
-def _start_s3(binary: str, data: Path, port: int, webhook: str, log: Path) -> subprocess.Popen[bytes]:
-    """versitygw on 127.0.0.1:port notifying ``webhook``; ready when the bucket exists."""
-    data.mkdir()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [binary, "--port", f"127.0.0.1:{port}", "--access", ACCESS, "--secret", SECRET,
-             "--region", "us-east-1", "--event-webhook-url", webhook, "posix", str(data)],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    s3 = Minio(f"127.0.0.1:{port}", access_key=ACCESS, secret_key=SECRET, secure=False, region="us-east-1")
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            s3.make_bucket(BUCKET)
-            return proc
-        except Exception:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"versitygw did not start:\n{log.read_text()[-2000:]}")
-            time.sleep(0.1)
+class Hook:
+    """Wraps the API app and records every ``POST /v1/events/s3`` it answered."""
+
+    def __init__(self, log: Path) -> None:
+        self.app: Any = None
+        self.log = log
+        self.calls: list[Call] = []
+
+    def wrap(self, app: Any) -> Hook:
+        self.app = app
+        return self
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/v1/events/s3":
+            return await self.app(scope, receive, send)
+        request, answer, status = bytearray(), bytearray(), [0]
+
+        async def tee() -> Any:
+            message = await receive()
+            request.extend(message.get("body", b""))
+            return message
+
+        async def capture(message: Any) -> None:
+            status[0] = message.get("status", status[0])
+            answer.extend(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, tee, capture)
+        self.calls.append((json.loads(request), status[0], json.loads(answer)))
+
+    async def answered(self, n: int, timeout: float = 30) -> list[Call]:
+        """All the calls, once there are ``n`` (and no more)."""
+        deadline = time.monotonic() + timeout
+        while len(self.calls) < n:
+            assert time.monotonic() < deadline, (
+                f"{len(self.calls)} of {n} notifications answered: {self.calls}\n"
+                f"versitygw: {self.log.read_text()[-2000:]}"
+            )
+            await asyncio.sleep(0.02)
+        assert len(self.calls) == n, self.calls
+        return self.calls
 
 
 @pytest.fixture
-def notifying_s3(settings, tmp_path) -> Iterator[tuple[Minio, object]]:
-    """The API (no tokens) on an S3 store whose server notifies it; yields (S3 client, settings)."""
-    binary = _binary()
-    port = free_port()
-    api_settings = settings.model_copy(
-        update={
-            "object_store_url": f"s3://{BUCKET}/in",
-            "s3_endpoint": f"127.0.0.1:{port}",
-            "s3_access_key": ACCESS,
-            "s3_secret_key": SECRET,
-            "api_tokens": [],
-        }
-    )
-    # the API first: versitygw posts a test event at start-up and exits if it fails
-    with serve(api_settings) as server:
-        proc = _start_s3(binary, tmp_path / "s3", port, f"{server.url}/v1/events/s3", tmp_path / "s3.log")
+def notifying_s3(settings, tmp_path, monkeypatch) -> Iterator[tuple[Minio, Hook, Any]]:
+    """The API (no tokens, store s3://BUCKET/in) and a versitygw that notifies it."""
+    binary, port = _versitygw(), free_port()
+    s = settings.model_copy(
+        update={"object_store_url": f"s3://{BUCKET}/in", "s3_endpoint": f"127.0.0.1:{port}",
+                "s3_access_key": ACCESS, "s3_secret_key": SECRET, "api_tokens": []}
+    )  # fmt: skip
+    hook = Hook(tmp_path / "versitygw.log")
+    monkeypatch.setattr(api_conftest, "create_app", lambda st: hook.wrap(create_app(st)))  # for serve()
+    # the API first: versitygw posts a test event at start-up and exits if it cannot connect
+    with api_conftest.serve(s) as server, hook.log.open("wb") as out:
+        (tmp_path / "s3").mkdir()
+        proc = subprocess.Popen(
+            [binary, "--port", f"127.0.0.1:{port}", "--access", ACCESS, "--secret", SECRET,
+             "--region", "us-east-1", "--event-webhook-url", f"{server.url}/v1/events/s3",
+             "posix", str(tmp_path / "s3")],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
         try:
-            yield Minio(f"127.0.0.1:{port}", ACCESS, SECRET, secure=False, region="us-east-1"), api_settings
+            s3 = Minio(f"127.0.0.1:{port}", ACCESS, SECRET, secure=False, region="us-east-1")
+            deadline = time.monotonic() + 30
+            while True:  # ready: the bucket can be made
+                try:
+                    s3.make_bucket(BUCKET)
+                    break
+                except Exception:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail(f"versitygw did not start:\n{hook.log.read_text()[-2000:]}")
+                    time.sleep(0.05)
+            yield s3, hook, s
         finally:
             proc.terminate()
             try:
@@ -91,39 +133,57 @@ def notifying_s3(settings, tmp_path) -> Iterator[tuple[Minio, object]]:
                 proc.wait()
 
 
-async def _jobs(store: JobStore, want: int, timeout: float = 30) -> list:
-    deadline = time.monotonic() + timeout
-    while True:
-        page = await store.list("queued", limit=100)
-        if len(page.jobs) >= want or time.monotonic() > deadline:
-            return page.jobs
-        await asyncio.sleep(0.05)
-
-
-def _put(s3: Minio, key: str, data: bytes) -> None:
-    s3.put_object(BUCKET, key, io.BytesIO(data), len(data), content_type="text/plain")
+def _record(call: Call) -> tuple[str, str]:
+    """(eventName, key) of a one-record notification."""
+    record = call[0]["Records"][0]
+    return record["eventName"], record["s3"]["object"]["key"]
 
 
 async def test_uploads_to_the_bucket_start_one_job_each(notifying_s3, client) -> None:
-    s3, settings = notifying_s3
+    s3, hook, settings = notifying_s3
     store = JobStore(client, settings)
-    # a space and a plus: versitygw sends keys unencoded, AWS and MinIO URL-encoded
+
+    def put(key: str, data: bytes) -> None:
+        s3.put_object(BUCKET, key, io.BytesIO(data), len(data), content_type="text/plain")
+
+    # a space and a plus: versitygw sends keys as they are, AWS and MinIO URL-encoded
     keys = ["in/report one.txt", "in/a+b.txt", "in/sub/c.md"]
     for i, key in enumerate(keys):
-        await asyncio.to_thread(_put, s3, key, f"document {i}\n".encode())
-    jobs = await _jobs(store, len(keys))
-    assert sorted(j.metadata["name"] for j in jobs) == ["a+b.txt", "c.md", "report one.txt"]
-    assert {j.metadata["source"] for j in jobs} == {"s3:s3:ObjectCreated:Put"}
-    stream = store.keys.part(0).stream("extract", "normal")
-    uris = {json.loads(f[b"payload"])["document"]["uri"] for _, f in await client.xrange(stream)}
-    assert uris == {f"s3://{BUCKET}/{k}" for k in keys}
+        await asyncio.to_thread(put, key, f"document {i}\n".encode())
+    calls = await hook.answered(1 + len(keys))
+    assert all(status == 202 for _, status, _ in calls), calls
+    [(test_event, _, answer)] = [c for c in calls if "Records" not in c[0]]  # posted at start-up
+    assert test_event["Event"] == "s3:TestEvent" and answer == {"jobs": [], "ignored": 0}
+    created = {}
+    for call in (c for c in calls if "Records" in c[0]):
+        event, key = _record(call)
+        [job] = call[2]["jobs"]
+        assert event == "s3:ObjectCreated:Put" and job["created"], call
+        assert job["uri"] == f"s3://{BUCKET}/{key}"
+        created[key] = job["id"]
+    assert sorted(created) == sorted(keys)
 
-    # the same bytes again (same eTag: the same job), a delete (ignored), then a
-    # new object as a barrier: the notifications arrive in order
-    await asyncio.to_thread(_put, s3, keys[0], b"document 0\n")
-    await asyncio.to_thread(s3.remove_object, BUCKET, keys[2])
-    await asyncio.to_thread(_put, s3, "in/last.txt", b"the barrier\n")
-    await _jobs(store, len(keys) + 1)
-    await asyncio.sleep(0.3)  # room for a wrong extra job to show up
     jobs = (await store.list("queued", limit=100)).jobs
-    assert sorted(j.metadata["name"] for j in jobs) == ["a+b.txt", "c.md", "last.txt", "report one.txt"]
+    assert {j.id: j.metadata for j in jobs} == {
+        created[k]: {"name": k.rsplit("/", 1)[-1], "source": "s3:s3:ObjectCreated:Put"} for k in keys
+    }
+    roots = [part.stream(store.topology.roots[0], "normal") for part in store.keys.all()]
+    envelopes = [json.loads(f[b"payload"]) for r in roots for _, f in await client.xrange(r)]
+    assert {e["job_id"]: e["document"]["uri"] for e in envelopes} == {
+        created[k]: f"s3://{BUCKET}/{k}" for k in keys
+    }
+
+    # the same bytes again (same eTag: the same job), new bytes (a new job), a delete (ignored)
+    await asyncio.to_thread(put, keys[0], b"document 0\n")
+    await asyncio.to_thread(put, keys[1], b"document 1, edited\n")
+    await asyncio.to_thread(s3.remove_object, BUCKET, keys[2])
+    calls = (await hook.answered(1 + len(keys) + 3))[1 + len(keys) :]
+    assert all(status == 202 for _, status, _ in calls), calls
+    answers = {_record(call): call[2] for call in calls}
+    [again] = answers["s3:ObjectCreated:Put", keys[0]]["jobs"]
+    assert (again["id"], again["created"]) == (created[keys[0]], False)
+    [edited] = answers["s3:ObjectCreated:Put", keys[1]]["jobs"]
+    assert edited["created"] and edited["id"] != created[keys[1]]
+    assert answers["s3:ObjectRemoved:Delete", keys[2]] == {"jobs": [], "ignored": 1}
+    queued = {j.id for j in (await store.list("queued", limit=100)).jobs}
+    assert queued == {*created.values(), edited["id"]}
