@@ -656,10 +656,14 @@ def _router() -> APIRouter:
         for record in records:
             event = str(record.get("eventName", ""))
             s3: dict[str, Any] = _as_dict(record.get("s3"))
-            bucket = str(_as_dict(s3.get("bucket")).get("name", ""))
+            bucket_info = _as_dict(s3.get("bucket"))
+            bucket = str(bucket_info.get("name", ""))
             obj: dict[str, Any] = _as_dict(s3.get("object"))
             raw_key = str(obj.get("key", ""))
-            key = unquote_plus(raw_key)  # AWS and MinIO URL-encode keys ...
+            # AWS and MinIO URL-encode keys; versitygw sends them as they are, and
+            # its bucket ARN ends with the object's path: then the key is exact
+            exact = str(bucket_info.get("arn", "")).endswith(f"{bucket}/{raw_key}")
+            key = raw_key if exact else unquote_plus(raw_key)
             if "ObjectCreated" not in event or not bucket or not key:
                 ignored += 1
                 continue
@@ -669,7 +673,7 @@ def _router() -> APIRouter:
             except Problem as problem:
                 if raw_key == key or problem.status != 422:
                     raise
-                # ... some S3 servers (versitygw) send them as they are
+                # another sender of unencoded keys
                 key, doc = raw_key, DocumentIn(uri=f"s3://{bucket}/{raw_key}", content_type=doc.content_type)
                 ref = await _locate(api, doc)
             version = obj.get("eTag") or obj.get("versionId") or obj.get("sequencer") or ""
