@@ -146,6 +146,8 @@ def run(
 def _start_helper_workers(settings: Settings, n: int) -> list[subprocess.Popen[bytes]]:
     """``docgraph worker`` processes on the embedded Redis, so CPU-bound stages
     use more than one core (threads share one GIL).  Logs: <data_dir>/logs/."""
+    from docgraph.core.embedded import die_with_parent
+
     if n <= 0:
         return []
     logs = settings.data_dir / "logs"
@@ -159,7 +161,11 @@ def _start_helper_workers(settings: Settings, n: int) -> list[subprocess.Popen[b
     for i in range(n):
         with open(logs / f"worker-{i + 1}.log", "wb") as log:
             cmd = [sys.executable, "-m", "docgraph.core.cli", "worker"]
-            procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(
+                    cmd, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent()
+                )
+            )
     return procs
 
 

