@@ -128,5 +128,13 @@ async def test_bucket_notification_starts_one_job_per_created_object(s3_settings
             assert (
                 await http.post("/v1/events/s3", json=event, headers={"Authorization": ""})
             ).status_code == 401
+            # the webhook alone also takes the token as a Basic password (http://user:<token>@host/...)
+            basic = httpx.BasicAuth("docgraph", TOKENS[1])
+            assert (await http.post("/v1/events/s3", json=event, auth=basic)).status_code == 202
+            wrong = httpx.BasicAuth("docgraph", "not-a-token")
+            assert_problem(await http.post("/v1/events/s3", json=event, auth=wrong), 403, "not one of")
+            bad = {"Authorization": "Basic !!!"}
+            assert_problem(await http.post("/v1/events/s3", json=event, headers=bad), 403, "not one of")
+            assert_problem(await http.get(f"/v1/jobs/{job['id']}", auth=basic), 401, "bearer token")
     status = await JobStore(client, s3_settings).get(job["id"])
     assert status is not None and status.metadata["name"] == "report 1.txt"

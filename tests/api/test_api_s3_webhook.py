@@ -3,8 +3,8 @@
 The test runs an S3 server of its own: the versitygw that deploy/local/services.sh
 builds (MinIO's server is AGPL, which this project does not use), on a loopback
 port and a private posix directory, its bucket notifications pointed at the API.
-versitygw cannot send a bearer token (a ``http://user:pass@host`` URL gives Basic
-auth, which the API does not take), so this API runs without tokens.  versitygw
+versitygw cannot send a bearer token, but a ``http://user:<token>@host`` URL gives
+Basic auth, which the webhook (alone) takes: this API runs with tokens.  versitygw
 posts each notification once, from a goroutine of its own (in no set order), and
 drops it on failure: the test records the API's answers and waits for them."""
 
@@ -32,6 +32,7 @@ pytestmark = pytest.mark.service
 
 BUCKET = "docgraph-hook"
 ACCESS, SECRET = "docgraph", "docgraph-test-secret"  # as deploy/local/services.sh
+TOKEN = "webhook-token"
 Call = tuple[Any, int, Any]  # (notification, status, answer)
 
 
@@ -95,20 +96,21 @@ class Hook:
 
 @pytest.fixture
 def notifying_s3(settings, tmp_path, monkeypatch) -> Iterator[tuple[Minio, Hook, Any]]:
-    """The API (no tokens, store s3://BUCKET/in) and a versitygw that notifies it."""
+    """The API (store s3://BUCKET/in, token TOKEN) and a versitygw that notifies it."""
     binary, port = _versitygw(), free_port()
     s = settings.model_copy(
         update={"object_store_url": f"s3://{BUCKET}/in", "s3_endpoint": f"127.0.0.1:{port}",
-                "s3_access_key": ACCESS, "s3_secret_key": SECRET, "api_tokens": []}
+                "s3_access_key": ACCESS, "s3_secret_key": SECRET, "api_tokens": [TOKEN]}
     )  # fmt: skip
     hook = Hook(tmp_path / "versitygw.log")
     monkeypatch.setattr(api_conftest, "create_app", lambda st: hook.wrap(create_app(st)))  # for serve()
     # the API first: versitygw posts a test event at start-up and exits if it cannot connect
     with api_conftest.serve(s) as server, hook.log.open("wb") as out:
+        webhook = server.url.replace("http://", f"http://docgraph:{TOKEN}@") + "/v1/events/s3"
         (tmp_path / "s3").mkdir()
         proc = subprocess.Popen(
             [binary, "--port", f"127.0.0.1:{port}", "--access", ACCESS, "--secret", SECRET,
-             "--region", "us-east-1", "--event-webhook-url", f"{server.url}/v1/events/s3",
+             "--region", "us-east-1", "--event-webhook-url", webhook,
              "posix", str(tmp_path / "s3")],
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
