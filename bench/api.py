@@ -49,7 +49,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -608,10 +607,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-class _Stop(BaseException):
-    pass
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.role == "loadgen":
@@ -619,34 +614,19 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).write_text(json.dumps(result))
         return 0
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        raise _Stop(signal.Signals(signum).name)
+    from bench.runtime import run_bounded
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGALRM, on_signal)
-    signal.alarm(args.max_seconds)
+    def work(workdir: Path) -> int:
+        try:
+            return bench_main(args, workdir)
+        except Exception as exc:
+            print(f"\nfailed: {exc!r}", file=sys.stderr)
+            return 1
+        finally:
+            shutil.rmtree(workdir / "objects", ignore_errors=True)  # the uploaded documents
+
     workdir = Path(tempfile.mkdtemp(prefix="docgraph-bench-api-", dir="/tmp"))
-    code = 1
-    try:
-        code = bench_main(args, workdir)
-    except (KeyboardInterrupt, _Stop) as exc:
-        print(f"\ninterrupted ({type(exc).__name__} {exc}); cleaning up", file=sys.stderr)
-        code = 130
-    except Exception as exc:
-        print(f"\nfailed: {exc!r}", file=sys.stderr)
-        code = 1
-    finally:
-        signal.alarm(0)
-        from bench.runtime import stop_all_children
-
-        stop_all_children()
-        shutil.rmtree(workdir / "objects", ignore_errors=True)
-        if code == 0:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"logs kept in {workdir}", file=sys.stderr)
-    return code
+    return run_bounded(work, workdir, max_seconds=args.max_seconds, kept="logs")
 
 
 if __name__ == "__main__":

@@ -1262,7 +1262,35 @@ async def bench_main(args: argparse.Namespace, workdir: Path) -> int:
 
 
 class _Stop(BaseException):
-    pass
+    """SIGTERM or the --max-seconds alarm: unwinds like Ctrl-C."""
+
+
+def run_bounded(work: Callable[[Path], int], workdir: Path, *, max_seconds: int, kept: str) -> int:
+    """``work(workdir)`` with SIGINT, SIGTERM and a ``max_seconds`` alarm turned
+    into a clean stop: every child process stopped, ``workdir`` removed after
+    success and kept for its ``kept`` (logs) otherwise."""
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        raise _Stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, on_signal)  # also when started with SIGINT ignored (nohup, &)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGALRM, on_signal)
+    signal.alarm(max_seconds)
+    code = 1
+    try:
+        code = work(workdir)
+    except (KeyboardInterrupt, _Stop) as exc:
+        print(f"\ninterrupted ({type(exc).__name__} {exc}); cleaning up", file=sys.stderr)
+        code = 130
+    finally:
+        signal.alarm(0)
+        stop_all_children()
+        if code == 0:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"{kept} kept in {workdir}", file=sys.stderr)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1274,28 +1302,12 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(fs_worker(args.url, args.prefix))
         return 0
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        raise _Stop(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGINT, on_signal)  # also when started with SIGINT ignored (nohup, &)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGALRM, on_signal)
-    signal.alarm(args.max_seconds)
-    workdir = Path(tempfile.mkdtemp(prefix="docgraph-bench-"))
-    code = 1
-    try:
-        code = asyncio.run(bench_main(args, workdir))
-    except (KeyboardInterrupt, _Stop) as exc:
-        print(f"\ninterrupted ({type(exc).__name__} {exc}); cleaning up", file=sys.stderr)
-        code = 130
-    finally:
-        signal.alarm(0)
-        stop_all_children()
-        if code == 0:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"worker and redis logs kept in {workdir}", file=sys.stderr)
-    return code
+    return run_bounded(
+        lambda workdir: asyncio.run(bench_main(args, workdir)),
+        Path(tempfile.mkdtemp(prefix="docgraph-bench-")),
+        max_seconds=args.max_seconds,
+        kept="worker and redis logs",
+    )
 
 
 if __name__ == "__main__":
