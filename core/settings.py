@@ -115,6 +115,11 @@ class Settings(BaseSettings):
         False, description="log one JSON object per line with trace_id, span_id, job_id and stage"
     )
     trace_link_template: str = Field("", description="e.g. http://127.0.0.1:16686/trace/{trace_id}")
+    health_file: Path | None = Field(
+        None,
+        description="a worker touches this file every few seconds (liveness, independent of Redis); "
+        "`docgraph health` checks its age",
+    )
 
     api_tokens: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

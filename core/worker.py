@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -27,6 +28,23 @@ from docgraph.core.stage import StageSpec
 log = logging.getLogger("docgraph.worker")
 
 PROMOTE_BATCH = 500
+LIVENESS_INTERVAL = 5.0
+
+
+async def touch_liveness(path: Path, stopping: asyncio.Event, interval: float = LIVENESS_INTERVAL) -> None:
+    """Keep ``path``'s mtime fresh while the event loop runs, whether Redis answers or not:
+    a container's liveness probe restarts a stuck process, never one waiting out a Redis blip."""
+    await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+    while not stopping.is_set():
+        try:
+            await asyncio.to_thread(path.touch)
+        except OSError as exc:
+            log.warning("cannot touch the liveness file %s (%s)", path, exc)
+        try:
+            await asyncio.wait_for(stopping.wait(), interval)
+        except TimeoutError:
+            pass
+    await asyncio.to_thread(path.unlink, missing_ok=True)
 
 
 class Upkeep:
@@ -112,9 +130,15 @@ class Worker:
 
     async def run(self) -> None:
         upkeep = asyncio.create_task(self.upkeep.run(self.stopping))
+        helpers = [upkeep]
+        if self.settings.health_file is not None:
+            helpers.append(asyncio.create_task(touch_liveness(self.settings.health_file, self.stopping)))
         try:
-            await asyncio.gather(*(r.run() for r in self.runners))
+            if self.runners:
+                await asyncio.gather(*(r.run() for r in self.runners))
+            else:  # an upkeep-only worker: promote retries and apply retention until stopped
+                await self.stopping.wait()
         finally:
             self.stopping.set()
-            await upkeep
+            await asyncio.gather(*helpers)
             await telemetry.aflush()  # export this worker's last spans (no-op when tracing is off)

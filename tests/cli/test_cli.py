@@ -15,8 +15,10 @@ from tests.conftest import worker_env
 from tests.runtime.helpers import running_worker, wait_for_states
 
 
-def docgraph(settings, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {**worker_env(settings), "COLUMNS": "200"}
+def docgraph(
+    settings, *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**worker_env(settings, **(env or {})), "COLUMNS": "200"}
     return subprocess.run(
         [sys.executable, "-m", "docgraph.core.cli", *args],
         env=env,
@@ -80,6 +82,7 @@ def test_every_command_has_help_with_an_example(settings):
         "monitor",
         "serve",
         "asyncapi",
+        "health",
         "dlq list",
         "dlq replay",
         "ner eval",
@@ -123,3 +126,33 @@ def test_monitor_live_in_a_pty(settings):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_health_reads_the_liveness_file_and_readiness_pings_redis(settings, tmp_path):
+    alive = tmp_path / "alive"
+    env = {"DOCGRAPH_HEALTH_FILE": str(alive)}
+    missing = docgraph(settings, "health", env=env)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "docgraph.core.cli", "worker", "--upkeep-only"],
+        env=worker_env(settings, **env),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not alive.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert docgraph(settings, "health", env=env).returncode == 0
+        assert docgraph(settings, "health", "--ready", env=env).returncode == 0
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+    assert not alive.exists()  # removed on a clean stop
+    alive.touch()
+    os.utime(alive, (time.time() - 120, time.time() - 120))
+    stale = docgraph(settings, "health", "--max-age", "30", env=env)
+    assert stale.returncode == 1 and "stuck" in stale.stderr
+    alive.touch()
+    down = docgraph(settings, "health", "--ready", env={**env, "DOCGRAPH_REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert down.returncode == 1 and "DOCGRAPH_REDIS_URL" in down.stderr
+    assert docgraph(settings, "health", env={}).returncode == 1
+    assert docgraph(settings, "worker", "--upkeep-only", "--stage", "ner").returncode == 2
