@@ -486,7 +486,7 @@ class DocgraphSystem(System):
         env: dict[str, str] | None = None,
     ) -> None:
         super().__init__(bench)
-        from docgraph.core.jobs import JobStore
+        from docgraph.core.runtime.jobs import JobStore
         from docgraph.core.settings import Settings
 
         self.name = name

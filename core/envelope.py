@@ -22,15 +22,26 @@ import json
 import os
 import time
 import uuid
+from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from docgraph.core.errors import PermanentError
-from docgraph.core.keys import Lane
 
 SCHEMA_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
+
+
+class Lane(str, Enum):
+    """Priority lanes; a worker always drains a higher lane first."""
+
+    high = "high"
+    normal = "normal"
+    low = "low"
+
+
+LANES: tuple[Lane, ...] = (Lane.high, Lane.normal, Lane.low)
 
 
 class DocumentRef(BaseModel):

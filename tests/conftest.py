@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from docgraph.core.redisio import connect
+from docgraph.core.runtime.connection import connect
 from docgraph.core.settings import Settings
 from tests.redis_server import RedisServer
 

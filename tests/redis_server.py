@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from docgraph.core.embedded import EmbeddedRedis
+from docgraph.core.runtime.embedded import EmbeddedRedis
 
 
 def free_port() -> int:

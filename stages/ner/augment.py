@@ -22,8 +22,26 @@ from typing import Any
 _CONSONANTS = "bcdfghklmnprstvxz"
 _VOWELS = "aeiou"
 _MALWARE_PARTS = [
-    "Bot", "Spy", "Rat", "Lock", "Bank", "Droid", "Stealer", "Loader", "Agent", "Hunter",
-    "Phantom", "Shadow", "Cat", "Fox", "Worm", "Kit", "Zero", "Dark", "Ghost", "Viper",
+    "Bot",
+    "Spy",
+    "Rat",
+    "Lock",
+    "Bank",
+    "Droid",
+    "Stealer",
+    "Loader",
+    "Agent",
+    "Hunter",
+    "Phantom",
+    "Shadow",
+    "Cat",
+    "Fox",
+    "Worm",
+    "Kit",
+    "Zero",
+    "Dark",
+    "Ghost",
+    "Viper",
 ]
 
 

@@ -116,9 +116,7 @@ def eval_file(
     return report
 
 
-def print_report(
-    report: EvalReport, console: Console | None = None, title: str | None = None
-) -> None:
+def print_report(report: EvalReport, console: Console | None = None, title: str | None = None) -> None:
     """Print per-label and micro-averaged entity-level P/R/F1 as a rich table."""
     from rich.console import Console
     from rich.table import Table
@@ -166,9 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("file", type=Path)
     parser.add_argument("--model", type=Path, default=None, help="trained pipeline directory")
-    parser.add_argument(
-        "--no-rules", dest="rules", action="store_false", help="score the model alone"
-    )
+    parser.add_argument("--no-rules", dest="rules", action="store_false", help="score the model alone")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     report = eval_file(args.file, model_path=args.model, rules=args.rules)
@@ -181,4 +177,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -196,11 +196,7 @@ def doc_to_tags(doc: Doc, labels: Iterable[str] | None = None) -> list[str]:
     keep = set(labels) if labels is not None else None
     return spans_to_bio(
         len(doc),
-        [
-            (ent.label_, ent.start, ent.end)
-            for ent in doc.ents
-            if keep is None or ent.label_ in keep
-        ],
+        [(ent.label_, ent.start, ent.end) for ent in doc.ents if keep is None or ent.label_ in keep],
     )
 
 

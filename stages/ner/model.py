@@ -93,9 +93,7 @@ def input_digests(
     }
 
 
-def cached_model_dir(
-    config_path: str | Path = CONFIG_PATH, data_dir: str | Path | None = None
-) -> Path:
+def cached_model_dir(config_path: str | Path = CONFIG_PATH, data_dir: str | Path | None = None) -> Path:
     """``~/.cache/docgraph/models/cyner-ner-<hash>`` for this config and data."""
     return cache_root() / f"{MODEL_PREFIX}{model_hash(config_path, data_dir)}"
 

@@ -167,9 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None, help="holds train.txt, valid.txt")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--force", action="store_true", help="retrain even if cached")
-    parser.add_argument(
-        "--bundle", action="store_true", help=f"also copy the model to {BUNDLED_MODEL_DIR}"
-    )
+    parser.add_argument("--bundle", action="store_true", help=f"also copy the model to {BUNDLED_MODEL_DIR}")
     parser.add_argument(
         "--set",
         action="append",
@@ -198,10 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = train_model(out, config_path=args.config, data_dir=data_dir, overrides=overrides)
     for kind, report in summary["valid"].items():
         micro = report["micro"]
-        print(
-            f"valid {kind:12s} P={micro['precision']:.4f} R={micro['recall']:.4f} "
-            f"F1={micro['f1']:.4f}"
-        )
+        print(f"valid {kind:12s} P={micro['precision']:.4f} R={micro['recall']:.4f} F1={micro['f1']:.4f}")
     print(f"trained in {summary['train_seconds']:.0f}s -> {out}")
     if args.bundle:
         _bundle(out, BUNDLED_MODEL_DIR)

@@ -6,7 +6,7 @@ import logging
 
 import httpx
 
-from docgraph.core.jobs import JobStore
+from docgraph.core.runtime.jobs import JobStore
 from tests.api.conftest import TOKENS, api_settings, serve
 from tests.redis_server import free_port
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from docgraph.core.jobs import JobStore
+from docgraph.core.runtime.jobs import JobStore
 from tests.api.test_api_basics import assert_problem
 from tests.runtime.helpers import running_worker, wait_for_states
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from docgraph.core.jobs import JobStore
+from docgraph.core.runtime.jobs import JobStore
 from tests.api.test_api_basics import assert_problem
 from tests.runtime.helpers import running_worker, wait_for_states
 

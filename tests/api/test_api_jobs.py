@@ -12,7 +12,7 @@ import time
 
 import httpx
 
-from docgraph.core.jobs import JobStore
+from docgraph.core.runtime.jobs import JobStore
 from tests.api.conftest import TOKENS, api_settings, serve
 from tests.api.test_api_basics import assert_problem
 from tests.runtime.helpers import running_worker

@@ -7,8 +7,8 @@ import random
 
 import httpx
 
-from docgraph.core.jobs import JobStore
-from docgraph.core.keys import Keys
+from docgraph.core.runtime.jobs import JobStore
+from docgraph.core.runtime.keys import Keys
 from tests.runtime.helpers import running_worker, wait_for_states
 
 N = 2500

@@ -63,8 +63,8 @@ async def test_readyz_reports_a_missing_bucket(s3_settings):
 async def test_bucket_notification_starts_one_job_per_created_object(s3_settings, client):
     """An object uploaded to the bucket + its ObjectCreated notification (the AWS
     record format MinIO's webhook target sends) -> a job reading that object."""
-    from docgraph.core.jobs import JobStore
-    from docgraph.core.objects import open_store
+    from docgraph.core.runtime.jobs import JobStore
+    from docgraph.core.store import open_store
 
     bucket = os.environ["DOCGRAPH_TEST_S3_BUCKET"]
     prefix = s3_settings.object_store_url.split("/", 3)[3]

@@ -24,7 +24,7 @@ import pytest
 from minio import Minio
 
 from docgraph.core.api import create_app
-from docgraph.core.jobs import JobStore
+from docgraph.core.runtime.jobs import JobStore
 from tests.api import conftest as api_conftest
 from tests.redis_server import free_port
 

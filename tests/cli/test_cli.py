@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from docgraph.core.jobs import JobStore
+from docgraph.core.runtime.jobs import JobStore
 from tests.conftest import worker_env
 from tests.runtime.helpers import running_worker, wait_for_states
 

@@ -41,8 +41,7 @@ def test_bundled_model_is_shipped_and_small() -> None:
     # the shipped model was trained from this config and this data (the cache hash
     # also covers the spaCy version, which may differ by a patch release here)
     assert meta["inputs_sha256"] == input_digests(), (
-        f"stages/ner/model/ is stale (config or data changed): rebuild it with "
-        f"{BUILD_COMMAND} --bundle"
+        f"stages/ner/model/ is stale (config or data changed): rebuild it with {BUILD_COMMAND} --bundle"
     )
 
 

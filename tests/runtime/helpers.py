@@ -7,10 +7,10 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
-from docgraph.core.jobs import JobStore
-from docgraph.core.services import build_services
+from docgraph.core.runtime.jobs import JobStore
+from docgraph.core.runtime.services import build_services
+from docgraph.core.runtime.worker import Worker
 from docgraph.core.settings import Settings
-from docgraph.core.worker import Worker
 from docgraph.plugins.manager import collect_stages, plugin_manager
 
 

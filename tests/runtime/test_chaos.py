@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from docgraph.core.jobs import JobStore
+from docgraph.core.runtime.jobs import JobStore
 from docgraph.core.settings import Settings
 from tests.redis_server import RedisServer
 from tests.runtime.helpers import running_worker, wait_for_states
@@ -128,7 +128,7 @@ async def test_kill9_redis_mid_run_with_aof_always(tmp_path, monkeypatch):
         visibility_timeout=3,
         completed_max_count=1_000_000,
     )
-    from docgraph.core.redisio import connect
+    from docgraph.core.runtime.connection import connect
 
     client = connect(settings.redis_url)
     store = JobStore(client, settings)
@@ -151,7 +151,7 @@ async def test_kill9_redis_mid_run_with_aof_always(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 async def test_poison_message_is_dead_lettered_after_the_delivery_cap(settings: Settings, client, tmp_path):
-    from docgraph.core.dlq import DeadLetters
+    from docgraph.core.runtime.dlq import DeadLetters
 
     settings = settings.model_copy(update={"visibility_timeout": 1.0, "max_deliveries": 3})
     store = JobStore(client, settings)

@@ -6,8 +6,8 @@ import asyncio
 import signal
 import time
 
-from docgraph.core.jobs import JobStore
-from docgraph.core.keys import Keys
+from docgraph.core.runtime.jobs import JobStore
+from docgraph.core.runtime.keys import Keys
 from tests.runtime.helpers import running_worker, wait_for_states
 from tests.runtime.procs import WorkerProcs
 

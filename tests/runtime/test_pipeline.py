@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from docgraph.core.envelope import DocumentRef
-from docgraph.core.jobs import JobStore
+from docgraph.core.runtime.jobs import JobStore
 from tests.runtime.helpers import running_worker, wait_for_states
 
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from docgraph.core.jobs import JobStore
-from docgraph.core.keys import LANES, Keys
+from docgraph.core.runtime.jobs import JobStore
+from docgraph.core.runtime.keys import LANES, Keys
 from tests.runtime.helpers import running_worker
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from docgraph.core.dlq import DeadLetters
-from docgraph.core.jobs import JobStore
-from docgraph.core.keys import Keys
+from docgraph.core.runtime.dlq import DeadLetters
+from docgraph.core.runtime.jobs import JobStore
+from docgraph.core.runtime.keys import Keys
 from tests.runtime.helpers import running_worker, wait_for_states
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from docgraph.core.dlq import DeadLetters
-from docgraph.core.jobs import JobStore
-from docgraph.core.objects import copy_local, open_store
+from docgraph.core.runtime.dlq import DeadLetters
+from docgraph.core.runtime.jobs import JobStore
 from docgraph.core.settings import Settings
+from docgraph.core.store import copy_local, open_store
 from tests.conftest import NEO4J_ENV, S3_ENV, requires_env
 from tests.runtime.helpers import running_worker, wait_for_states
 from tests.stages import corpus

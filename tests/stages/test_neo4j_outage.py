@@ -8,10 +8,10 @@ import subprocess
 
 import pytest
 
-from docgraph.core.dlq import DeadLetters
-from docgraph.core.jobs import JobStore
-from docgraph.core.objects import copy_local, open_store
+from docgraph.core.runtime.dlq import DeadLetters
+from docgraph.core.runtime.jobs import JobStore
 from docgraph.core.settings import RetryPolicy, StageOptions
+from docgraph.core.store import copy_local, open_store
 from tests.runtime.helpers import running_worker, wait_for_states
 from tests.stages import corpus
 from tests.stages.test_e2e_stores import pytestmark as _services_needed

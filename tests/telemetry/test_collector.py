@@ -26,7 +26,7 @@ import pytest
 
 from docgraph.core import telemetry
 from docgraph.core.envelope import DocumentRef
-from docgraph.core.jobs import JobStore
+from docgraph.core.runtime.jobs import JobStore
 from docgraph.core.settings import Settings
 from tests.redis_server import free_port
 from tests.runtime.helpers import wait_for_states
@@ -55,7 +55,9 @@ def test_the_yaml_validates() -> None:
     assert ok.returncode == 0, ok.stderr
     broken = config.read_text().replace("timeout: 1s", "timeout: soon")
     assert broken != config.read_text()
-    bad = subprocess.run([binary, "validate", "--config=yaml:" + broken], env=env, capture_output=True, text=True)
+    bad = subprocess.run(
+        [binary, "validate", "--config=yaml:" + broken], env=env, capture_output=True, text=True
+    )
     assert bad.returncode != 0 and "timeout" in bad.stderr
 
 

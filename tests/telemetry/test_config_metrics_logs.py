@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from docgraph.core import telemetry
 from docgraph.core.envelope import DocumentRef
 from docgraph.core.errors import ConfigError
-from docgraph.core.jobs import JobStore
+from docgraph.core.runtime.jobs import JobStore
 from docgraph.core.settings import Settings
 from tests.runtime.helpers import running_worker, wait_for_states
 

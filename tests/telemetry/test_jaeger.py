@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from docgraph.core import telemetry
-from docgraph.core.dlq import DeadLetters
 from docgraph.core.envelope import DocumentRef
-from docgraph.core.jobs import JobStore
+from docgraph.core.runtime.dlq import DeadLetters
+from docgraph.core.runtime.jobs import JobStore
 from docgraph.core.settings import Settings
 from tests.runtime.helpers import wait_for_states
 from tests.runtime.procs import WorkerProcs
@@ -225,5 +225,5 @@ async def test_reclaimed_entry_stays_in_the_trace(
     tr = Trace(data, job_id, service_name)
     (capped,) = tr.stage_spans("classify")
     assert tr.parent_stage(capped) == "extract"
-    assert_failed_span(capped, "docgraph.core.runner.DeliveryCapExceeded", "dead")
+    assert_failed_span(capped, "docgraph.core.runtime.runner.DeliveryCapExceeded", "dead")
     assert int(tags(capped)["docgraph.deliveries"]) == 3

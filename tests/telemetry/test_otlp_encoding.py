@@ -19,7 +19,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.span import TraceState
 
-from docgraph.core.otlp import encode_spans
+from docgraph.core.telemetry.otlp import encode_spans
 
 VALUES = {
     "s": "plain",

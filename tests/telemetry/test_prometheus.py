@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 
 from docgraph.core.envelope import DocumentRef
-from docgraph.core.jobs import JobStore
+from docgraph.core.runtime.jobs import JobStore
 from docgraph.core.settings import Settings
 from tests.redis_server import free_port
 from tests.runtime.helpers import wait_for_states

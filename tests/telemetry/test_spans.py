@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from docgraph.core import telemetry
 from docgraph.core.envelope import DocumentRef
-from docgraph.core.jobs import JobStore
+from docgraph.core.runtime.jobs import JobStore
 from docgraph.core.settings import Settings
 from tests.runtime.helpers import running_worker, wait_for_states
 

@@ -14,8 +14,8 @@ from faststream.redis import RedisBroker, StreamSub
 from faststream.specification import AsyncAPI
 
 from docgraph.core.envelope import Envelope
-from docgraph.core.keys import LANES, Keys
-from docgraph.core.redisio import connection_options
+from docgraph.core.runtime.connection import connection_options
+from docgraph.core.runtime.keys import LANES, Keys
 from docgraph.core.settings import Settings
 from docgraph.core.topology import Topology
 

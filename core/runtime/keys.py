@@ -12,18 +12,10 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from enum import Enum
 
+from docgraph.core.envelope import LANES, Lane
 
-class Lane(str, Enum):
-    """Priority lanes; a worker always drains a higher lane first."""
-
-    high = "high"
-    normal = "normal"
-    low = "low"
-
-
-LANES: tuple[Lane, ...] = (Lane.high, Lane.normal, Lane.low)
+__all__ = ["JOB_STATES", "LANES", "Keys", "Lane", "PartitionKeys"]
 
 JOB_STATES = ("queued", "running", "retrying", "completed", "failed", "dead", "cancelled")
 

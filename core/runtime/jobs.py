@@ -25,8 +25,8 @@ from docgraph.core.envelope import (
     new_job_id,
     trace_id_of,
 )
-from docgraph.core.keys import JOB_STATES, Keys, Lane
-from docgraph.core.redisio import Batcher, Scripts
+from docgraph.core.runtime.connection import Batcher, Scripts
+from docgraph.core.runtime.keys import JOB_STATES, Keys, Lane
 from docgraph.core.settings import Settings
 from docgraph.core.topology import Topology
 

@@ -15,7 +15,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
 
-from docgraph.core import scripts
+from docgraph.core.runtime import lua
 
 Arg = str | int | float | bytes
 
@@ -46,17 +46,17 @@ class Scripts:
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
-        self.sha = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in scripts.ALL.items()}
+        self.sha = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in lua.ALL.items()}
 
     async def load(self) -> None:
-        for src in scripts.ALL.values():
+        for src in lua.ALL.values():
             await self.client.script_load(src)
 
     async def call(self, name: str, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         try:
             return await self.client.evalsha(self.sha[name], len(keys), *keys, *args)
         except NoScriptError:
-            return await self.client.eval(scripts.ALL[name], len(keys), *keys, *args)
+            return await self.client.eval(lua.ALL[name], len(keys), *keys, *args)
 
     async def call_many(self, calls: Sequence[tuple[str, Sequence[Arg], Sequence[Arg]]]) -> list[Any]:
         """Run several script calls in one round trip; results (or exceptions) in order."""

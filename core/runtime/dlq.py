@@ -9,9 +9,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from docgraph.core.jobs import now_ms
-from docgraph.core.keys import Keys, Lane
-from docgraph.core.redisio import Scripts
+from docgraph.core.runtime.connection import Scripts
+from docgraph.core.runtime.jobs import now_ms
+from docgraph.core.runtime.keys import Keys, Lane
 from docgraph.core.settings import Settings
 from docgraph.core.topology import Topology
 

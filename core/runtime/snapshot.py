@@ -11,13 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Group
-from rich.panel import Panel
-from rich.progress_bar import ProgressBar
-from rich.table import Table
-
-from docgraph.core.jobs import JobStatus, JobStore
-from docgraph.core.keys import JOB_STATES, LANES
+from docgraph.core.runtime.jobs import JobStatus, JobStore
+from docgraph.core.runtime.keys import JOB_STATES, LANES
 
 
 @dataclass
@@ -105,37 +100,3 @@ def prometheus_text(snap: Snapshot) -> str:
     registry = CollectorRegistry()
     registry.register(_Collector())  # type: ignore[arg-type]
     return generate_latest(registry).decode()
-
-
-def render(snap: Snapshot, previous: Snapshot | None = None) -> Group:
-    stages = Table(title="stages", expand=True)
-    for col in ("stage", "waiting", "in flight", "dead letters"):
-        stages.add_column(col, justify="right" if col != "stage" else "left")
-    for stage, queued in snap.queued.items():
-        pend = snap.pending[stage]
-        stages.add_row(stage, str(max(0, queued - pend)), str(pend), str(snap.dead_letters[stage]))
-    states = Table(title="jobs by state", expand=True)
-    for state in JOB_STATES:
-        states.add_column(state, justify="right")
-    states.add_row(*(str(snap.states[s]) for s in JOB_STATES))
-    rate = ""
-    if previous is not None and snap.taken > previous.taken:
-        done = snap.states["completed"] - previous.states["completed"]
-        rate = f"  completed/s {max(0, done) / (snap.taken - previous.taken):.1f}"
-    active = Table(title=f"active jobs (retries waiting: {snap.delayed}){rate}", expand=True)
-    active.add_column("job")
-    active.add_column("stage")
-    active.add_column("progress", ratio=2)
-    active.add_column("message")
-    for job in snap.active:
-        running = [s for s in job.stages if s.status == "running"] or job.stages[:1]
-        st = running[0]
-        active.add_row(job.id[:12], st.name, ProgressBar(total=1.0, completed=job.progress), st.message)
-    failures = Table(title="recent failures", expand=True)
-    failures.add_column("job")
-    failures.add_column("state")
-    failures.add_column("error")
-    for job in snap.failures:
-        failures.add_row(job.id[:12], job.state, (job.error or "")[:120])
-    stamp = time.strftime("%H:%M:%S", time.localtime(snap.taken))
-    return Group(Panel(f"docgraph monitor  {stamp}  (Ctrl-C to quit)"), stages, states, active, failures)

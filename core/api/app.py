@@ -31,15 +31,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from docgraph.core import telemetry
-from docgraph.core.api_errors import BodyLimit, Problem, document_problems, install_problem_handlers
-from docgraph.core.dlq import DeadLetters
+from docgraph.core.api.problems import BodyLimit, Problem, document_problems, install_problem_handlers
 from docgraph.core.envelope import DocumentRef
 from docgraph.core.errors import PermanentError
-from docgraph.core.jobs import JobStore, epoch_ms
-from docgraph.core.keys import JOB_STATES, Lane
-from docgraph.core.objects import FileStore, ObjectStore, S3Store, open_store
-from docgraph.core.redisio import connect
+from docgraph.core.runtime.connection import connect
+from docgraph.core.runtime.dlq import DeadLetters
+from docgraph.core.runtime.jobs import JobStore, epoch_ms
+from docgraph.core.runtime.keys import JOB_STATES, Lane
 from docgraph.core.settings import Settings
+from docgraph.core.store import FileStore, ObjectStore, S3Store, open_store
 
 log = logging.getLogger("docgraph.api")
 
@@ -511,7 +511,7 @@ def create_app(settings: Settings) -> FastAPI:
         response_class=PlainTextResponse,
     )
     async def metrics(api: Api) -> PlainTextResponse:
-        from docgraph.core.monitor import prometheus_text, snapshot
+        from docgraph.core.runtime.snapshot import prometheus_text, snapshot
 
         snap = await snapshot(api.jobs, active=0, failures=0)
         return PlainTextResponse(prometheus_text(snap), media_type="text/plain; version=0.0.4")

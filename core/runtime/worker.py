@@ -18,10 +18,10 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from docgraph.core import telemetry
-from docgraph.core.jobs import now_ms
-from docgraph.core.keys import Keys
-from docgraph.core.redisio import Scripts
-from docgraph.core.runner import REDIS_DOWN, StageRunner
+from docgraph.core.runtime.connection import Scripts
+from docgraph.core.runtime.jobs import now_ms
+from docgraph.core.runtime.keys import Keys
+from docgraph.core.runtime.runner import REDIS_DOWN, StageRunner
 from docgraph.core.settings import Settings
 from docgraph.core.stage import StageSpec
 

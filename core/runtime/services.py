@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from docgraph.core.objects import open_store
 from docgraph.core.settings import Settings
+from docgraph.core.store import open_store
 
 
 def build_services(settings: Settings, pm: Any) -> dict[str, Any]:

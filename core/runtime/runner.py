@@ -32,9 +32,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from docgraph.core import telemetry
 from docgraph.core.envelope import Envelope, decode_fields
 from docgraph.core.errors import PermanentError
-from docgraph.core.jobs import now_ms
-from docgraph.core.keys import LANES, Keys, Lane, PartitionKeys
-from docgraph.core.redisio import Batcher, Scripts
+from docgraph.core.runtime.connection import Batcher, Scripts
+from docgraph.core.runtime.jobs import now_ms
+from docgraph.core.runtime.keys import LANES, Keys, Lane, PartitionKeys
 from docgraph.core.settings import RetryPolicy, Settings
 from docgraph.core.stage import StageContext, StageResult, StageSpec
 from docgraph.core.topology import Topology

@@ -1,0 +1,115 @@
+"""``docgraph worker`` and ``docgraph health``: a stage worker process and its container probe."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated
+
+import typer
+
+from docgraph.core import telemetry
+from docgraph.core.cli.common import console, err, load_settings, setup_logging, setup_telemetry
+from docgraph.core.errors import ConfigError
+
+
+def worker(
+    stage: Annotated[
+        list[str] | None, typer.Option("--stage", "-s", help="stage to run (repeat; default: all)")
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(help="jobs at once per stage")] = None,
+    upkeep_only: Annotated[
+        bool,
+        typer.Option(
+            "--upkeep-only",
+            help="run no stage: only promote due retries and apply retention (the always-on replica "
+            "when stages autoscale to zero)",
+        ),
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    log_json: Annotated[
+        bool, typer.Option("--log-json", help="JSON log lines with trace_id/span_id/job_id/stage")
+    ] = False,
+) -> None:
+    """Run stage workers against the configured Redis until SIGTERM / Ctrl-C.
+
+    Tracing and metrics follow the standard OTEL_* variables (docs/telemetry.md).
+    With DOCGRAPH_HEALTH_FILE set, the worker keeps that file fresh for `docgraph health`.
+
+    Example: [bold]DOCGRAPH_REDIS_URL=redis://127.0.0.1:6379/0 docgraph worker --stage ner[/bold]
+    """
+    if upkeep_only and stage:
+        err.print("[red]--upkeep-only runs no stage: drop --stage[/red]")
+        raise typer.Exit(2)
+    settings = load_settings(concurrency=concurrency)
+    setup_logging(verbose, log_json or settings.log_json)
+    setup_telemetry()
+    from docgraph.core.runtime.services import build_services
+    from docgraph.core.runtime.worker import Worker
+    from docgraph.plugins.manager import collect_stages, plugin_manager
+
+    try:
+        pm = plugin_manager(settings)
+        specs = collect_stages(pm, settings)
+        services = build_services(settings, pm)
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    names = [] if upkeep_only else stage or list(settings.topology)
+    unknown = [s for s in names if s not in settings.topology]
+    if unknown:
+        err.print(f"[red]unknown stage(s) {unknown}[/red]; stages: {', '.join(settings.topology)}")
+        raise typer.Exit(2)
+
+    async def main() -> None:
+        from docgraph.core.runtime.broker import connect_broker
+
+        broker, client = await connect_broker(settings)
+        w = Worker(settings, [specs[s] for s in names], client, services=services)
+        w.install_signal_handlers()
+        await w.run()
+        await broker.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        telemetry.shutdown()  # export the last spans before the process exits
+
+
+def health(
+    max_age: Annotated[
+        float, typer.Option(help="seconds since the worker last touched DOCGRAPH_HEALTH_FILE")
+    ] = 30.0,
+    ready: Annotated[
+        bool, typer.Option("--ready", help="also require Redis to answer PING (readiness, not liveness)")
+    ] = False,
+) -> None:
+    """Exit 0 if this container's worker is alive (and with --ready, Redis answers); else 1.
+
+    Liveness reads only the file the worker touches every 5 s, so a Redis outage
+    never fails it. Meant for HEALTHCHECK and Kubernetes exec probes.
+
+    Example: [bold]DOCGRAPH_HEALTH_FILE=/tmp/docgraph.alive docgraph health --max-age 30[/bold]
+    """
+    settings = load_settings()
+    path = settings.health_file
+    if path is None:
+        err.print("DOCGRAPH_HEALTH_FILE is not set: set it for the worker and for this check")
+        raise typer.Exit(1)
+    try:
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        err.print(f"unhealthy: {path} does not exist (the worker is not running or has not started)")
+        raise typer.Exit(1) from None
+    if age > max_age:
+        err.print(f"unhealthy: {path} is {age:.0f} s old (limit {max_age:.0f} s): the worker is stuck")
+        raise typer.Exit(1)
+    if ready:
+        import redis
+
+        try:
+            redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
+        except redis.RedisError as exc:
+            err.print(f"not ready: Redis at DOCGRAPH_REDIS_URL does not answer ({exc})")
+            raise typer.Exit(1) from None
+    console.print("ok")

@@ -1,0 +1,53 @@
+"""The object store contract: what the runtime, the stages and the API need from a store."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from typing import IO, Any, Protocol
+
+from docgraph.core.envelope import DocumentRef
+from docgraph.core.errors import PermanentError
+
+CHUNK = 1024 * 1024
+
+
+class ObjectStore(Protocol):
+    def put_document(
+        self, stream: IO[bytes], *, name: str | None, content_type: str | None
+    ) -> DocumentRef: ...
+
+    def read(self, uri: str, max_bytes: int) -> bytes: ...
+
+    def put_json(self, key: str, value: Any) -> str: ...
+
+    def get_json(self, uri: str) -> Any: ...
+
+    def ping(self) -> None: ...
+
+
+def _too_large(size: int, limit: int) -> PermanentError:
+    return PermanentError(
+        f"document is {size:,} bytes, over the {limit:,}-byte limit "
+        "(DOCGRAPH_MAX_DOCUMENT_BYTES); split it or raise the limit"
+    )
+
+
+def _hash_to_temp(stream: IO[bytes], limit: int, directory: str | None = None) -> tuple[str, int, str]:
+    """Copy a stream to a temp file while hashing it; refuses oversize input early."""
+    digest = hashlib.sha256()
+    size = 0
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".upload-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while block := stream.read(CHUNK):
+                size += len(block)
+                if size > limit:
+                    raise _too_large(size, limit)
+                digest.update(block)
+                out.write(block)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp, size, digest.hexdigest()

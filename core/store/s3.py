@@ -1,0 +1,108 @@
+"""MinIO or any S3 as the object store (``s3://bucket/prefix``), through the minio client."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import IO, Any
+from urllib.parse import urlparse
+
+from docgraph.core.envelope import DocumentRef
+from docgraph.core.errors import ConfigError, PermanentError
+from docgraph.core.settings import Settings
+from docgraph.core.store.base import _hash_to_temp, _too_large
+
+
+class S3Store:
+    """MinIO or any S3 through the minio client; ``s3://bucket/prefix``."""
+
+    def __init__(self, settings: Settings, bucket: str, prefix: str) -> None:
+        from minio import Minio
+
+        if not settings.s3_endpoint:
+            raise ConfigError("DOCGRAPH_OBJECT_STORE_URL is s3:// but DOCGRAPH_S3_ENDPOINT is not set")
+        self.client = Minio(
+            settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            secure=settings.s3_secure,
+        )
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.max_document_bytes = settings.max_document_bytes
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _split(self, uri: str) -> tuple[str, str]:
+        parsed = urlparse(uri)
+        if parsed.scheme != "s3":
+            raise PermanentError(f"{uri!r} is not an s3:// URI; this worker's store is s3://{self.bucket}")
+        return parsed.netloc, parsed.path.lstrip("/")
+
+    def put_document(self, stream: IO[bytes], *, name: str | None, content_type: str | None) -> DocumentRef:
+        from minio.error import S3Error
+
+        tmp, size, sha = _hash_to_temp(stream, self.max_document_bytes)
+        key = self._key(f"documents/{sha[:2]}/{sha}")
+        try:
+            try:
+                self.client.stat_object(self.bucket, key)  # same bytes already stored
+            except S3Error as exc:
+                if exc.code not in ("NoSuchKey", "NoSuchObject"):
+                    raise
+                metadata: dict[str, Any] = {"original-name": name or "", "sha256": sha}
+                self.client.fput_object(
+                    self.bucket,
+                    key,
+                    tmp,
+                    content_type=content_type or "application/octet-stream",
+                    metadata=metadata,
+                )
+        finally:
+            os.unlink(tmp)
+        return DocumentRef(
+            uri=f"s3://{self.bucket}/{key}", sha256=sha, size=size, content_type=content_type, name=name
+        )
+
+    def read(self, uri: str, max_bytes: int) -> bytes:
+        from minio.error import S3Error
+
+        bucket, key = self._split(uri)
+        try:
+            size = self.client.stat_object(bucket, key).size or 0
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "NoSuchBucket"):
+                raise PermanentError(f"document {uri} does not exist; submit it again") from None
+            raise
+        if size > max_bytes:
+            raise _too_large(size, max_bytes)
+        response = self.client.get_object(bucket, key)
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def put_json(self, key: str, value: Any) -> str:
+        import io
+
+        data = json.dumps(value, ensure_ascii=False).encode()
+        full = self._key(key)
+        self.client.put_object(
+            self.bucket, full, io.BytesIO(data), len(data), content_type="application/json"
+        )
+        return f"s3://{self.bucket}/{full}"
+
+    def get_json(self, uri: str) -> Any:
+        bucket, key = self._split(uri)
+        response = self.client.get_object(bucket, key)
+        try:
+            return json.loads(response.read())
+        finally:
+            response.close()
+            response.release_conn()
+
+    def ping(self) -> None:
+        if not self.client.bucket_exists(self.bucket):
+            raise ConfigError(f"bucket {self.bucket!r} does not exist at {self.client._base_url.host}")
