@@ -12,9 +12,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: the contract imports no subpackage at run time
+    import pluggy
+
     from docgraph.core.envelope import Envelope
     from docgraph.core.settings import Settings
+    from docgraph.core.store import ObjectStore
+    from docgraph.plugins.types import GraphSink
 
 StageFunc = Callable[["StageContext"], "StageResult | dict[str, Any] | None | Awaitable[Any]"]
 
@@ -23,8 +27,10 @@ StageFunc = Callable[["StageContext"], "StageResult | dict[str, Any] | None | Aw
 class StageSpec:
     """A stage contributed by a plugin through ``docgraph_add_stages``.
 
-    ``cpu_bound`` stages run in a worker thread so the event loop keeps
-    serving other jobs, heartbeats and shutdown signals.
+    A plain (sync) ``func`` always runs in a worker thread, so the event loop
+    keeps serving other jobs, heartbeats and shutdown signals however long it
+    takes; ``cpu_bound`` is kept for compatibility and no longer changes that.
+    An ``async def`` stage runs on the event loop and must not block it.
     """
 
     name: str
@@ -46,18 +52,54 @@ class StageResult:
     skip: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Services:
+    """What a worker process builds once from the settings and every stage shares."""
+
+    objects: ObjectStore
+    plugins: pluggy.PluginManager
+    graph: GraphSink | None = None
+
+    def close(self) -> None:
+        """Release connections (the graph sink's driver) when the worker stops."""
+        if self.graph is not None:
+            self.graph.close()
+
+
 @dataclass
 class StageContext:
     """Everything a stage may use while it runs one job."""
 
     envelope: Envelope
     settings: Settings
+    services: Services
     report_progress: Callable[[float, str], None] = field(default=lambda _f, _m: None)
-    services: dict[str, Any] = field(default_factory=dict)
 
     @property
     def job_id(self) -> str:
         return self.envelope.job_id
+
+    @property
+    def objects(self) -> ObjectStore:
+        """The object store: documents and artifacts (claim checks)."""
+        return self.services.objects
+
+    @property
+    def plugins(self) -> pluggy.PluginManager:
+        """The plugin manager, for stages that call hooks (extractors, entity packs)."""
+        return self.services.plugins
+
+    @property
+    def graph(self) -> GraphSink:
+        """The configured graph sink; a ConfigError when no plugin provides one."""
+        if self.services.graph is None:
+            from docgraph.core.errors import ConfigError
+
+            raise ConfigError(
+                f"no graph sink for DOCGRAPH_GRAPH_SINK={self.settings.graph_sink!r}: "
+                "install or list the plugin that provides it"
+            )
+        return self.services.graph
 
     def progress(self, fraction: float, message: str = "") -> None:
         """Report progress (0..1) shown by ``docgraph status`` and the API."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol, runtime_checkable
+
 from pydantic import BaseModel, Field
 
 
@@ -43,3 +45,24 @@ class Mention(BaseModel):
     end: int
     chunk: int
     source: str = Field(description="'model' or the name of the rule/gazetteer that found it")
+
+
+@runtime_checkable
+class GraphSink(Protocol):
+    """Where ingest writes a document's graph (``docgraph_graph_sink`` returns one).
+
+    ``write_document`` must be idempotent: it replaces the document's chunks and
+    mentions and MERGEs entities on their keys, so a redelivered ingest leaves the
+    same graph.  ``close`` releases connections when the worker stops."""
+
+    def write_document(
+        self,
+        document: dict[str, Any],
+        chunks: list[dict[str, Any]],
+        entities: list[dict[str, Any]],
+        mentions: list[dict[str, Any]],
+    ) -> None: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...

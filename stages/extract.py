@@ -10,7 +10,7 @@ def extract(ctx: StageContext) -> StageResult:
     doc = ctx.envelope.document
     if doc is None:
         raise PermanentError("the job names no document; submit one (docgraph submit FILE)")
-    objects, pm = ctx.services["objects"], ctx.services["pm"]
+    objects, pm = ctx.objects, ctx.plugins
     ctx.progress(0.05, "reading")
     data = objects.read(doc.uri, ctx.settings.max_document_bytes)
     content_type = pm.hook.docgraph_sniff_content_type(head=data, name=doc.name)
@@ -33,4 +33,4 @@ def extract(ctx: StageContext) -> StageResult:
 
 def load_extracted(ctx: StageContext) -> dict:
     """The extract stage's artifact for this job (text + chunks)."""
-    return ctx.services["objects"].get_json(ctx.output_of("extract")["artifact"])
+    return ctx.objects.get_json(ctx.output_of("extract")["artifact"])

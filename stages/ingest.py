@@ -18,7 +18,7 @@ def graph_records(ctx: StageContext) -> dict[str, Any]:
     doc_id = doc.sha256 or ctx.job_id
     cls = ctx.output_of("classify")
     ner_out = ctx.output_of("ner")
-    mentions = ctx.services["objects"].get_json(ner_out["artifact"]) if ner_out.get("artifact") else []
+    mentions = ctx.objects.get_json(ner_out["artifact"]) if ner_out.get("artifact") else []
     chunks = [
         {"id": f"{doc_id}:{c['index']}", "index": c["index"], "page": c.get("page"), "text": c["text"]}
         for c in extracted["chunks"]
@@ -53,7 +53,7 @@ def graph_records(ctx: StageContext) -> dict[str, Any]:
 
 def ingest(ctx: StageContext) -> StageResult:
     records = graph_records(ctx)
-    sink = ctx.services["graph"]
+    sink = ctx.graph
     ctx.progress(0.1, f"writing {len(records['chunks'])} chunks")
     sink.write_document(**records)
     return StageResult(

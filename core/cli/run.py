@@ -143,18 +143,18 @@ async def _run(settings: Settings, files: list[Path], as_json: bool) -> list[Job
     worker.install_signal_handlers()
     worker_task = asyncio.create_task(worker.run())
     started = time.monotonic()  # from the first submit: what a user waits for
-    objects = services["objects"]
+    objects = services.objects
     ids = [
         (await store.submit(await asyncio.to_thread(copy_local, f, objects), metadata={"name": f.name}))[0]
         for f in files
     ]
     jobs = await watch_jobs(store, ids, quiet=as_json, stop=worker.stopping)
     elapsed = time.monotonic() - started
+    # every job has ended: count the graph before the worker closes its services
+    counts = await asyncio.to_thread(services.graph.counts) if services.graph is not None else {}
     worker.stop()
     await worker_task
     await broker.stop()
-    graph = services.get("graph")
-    counts = await asyncio.to_thread(graph.counts) if graph is not None and hasattr(graph, "counts") else {}
     print_summary(jobs, store.topology.stages, elapsed, as_json, graph=counts)
     return jobs
 

@@ -36,7 +36,8 @@ from docgraph.core.runtime.connection import Batcher, Scripts
 from docgraph.core.runtime.jobs import now_ms
 from docgraph.core.runtime.keys import LANES, Keys, Lane, PartitionKeys
 from docgraph.core.settings import RetryPolicy, Settings
-from docgraph.core.stage import StageContext, StageResult, StageSpec
+from docgraph.core.stage import Services, StageContext, StageResult, StageSpec
+from docgraph.core.store import open_store
 from docgraph.core.topology import Topology
 
 log = logging.getLogger("docgraph.runner")
@@ -86,6 +87,14 @@ def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random | None =
     return max(0.0, min(policy.backoff_max, base * (1 + spread)))
 
 
+def default_services(settings: Settings) -> Services:
+    """For runners built without services (tests, embedding): the configured
+    store and no plugins."""
+    import pluggy
+
+    return Services(objects=open_store(settings), plugins=pluggy.PluginManager("docgraph"))
+
+
 def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
@@ -100,13 +109,13 @@ class StageRunner:
         client: aioredis.Redis,
         *,
         consumer: str | None = None,
-        services: dict[str, Any] | None = None,
+        services: Services | None = None,
     ) -> None:
         self.spec = spec
         self.stage = spec.name
         self.settings = settings
         self.client = client
-        self.services = services or {}
+        self.services = services or default_services(settings)
         self.keys = Keys(settings.key_prefix, settings.partitions)
         self.topology = Topology(settings.topology)
         self.group = spec.name
@@ -123,10 +132,12 @@ class StageRunner:
         self._slot_freed = asyncio.Event()
         self._upkeep_wake = asyncio.Event()
         self._progress: dict[str, tuple[float, str]] = {}
+        # a sync stage never runs on the event loop: a slow one would stall reads,
+        # hand-offs and the lease, and its entry could be reclaimed and run twice
         self._executor = (
-            ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"docgraph-{spec.name}")
-            if spec.cpu_bound
-            else None
+            None
+            if inspect.iscoroutinefunction(spec.func)
+            else ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"docgraph-{spec.name}")
         )
         self._lanes = {p.partition: [p.stream(spec.name, lane) for lane in LANES] for p in self.keys.all()}
         self._routes: dict[tuple[str, ...], tuple[list[Any], tuple[str, ...]]] = {}
@@ -378,10 +389,10 @@ class StageRunner:
             loop.call_soon_threadsafe(self._progress.__setitem__, job_key, (fraction, message))
 
         ctx = StageContext(
-            envelope=env, settings=self.settings, report_progress=report, services=self.services
+            envelope=env, settings=self.settings, services=self.services, report_progress=report
         )
         func = self.spec.func
-        if self._executor is not None and not inspect.iscoroutinefunction(func):
+        if self._executor is not None:
             # copy_context: the stage's thread sees the process span as current
             result = await loop.run_in_executor(self._executor, contextvars.copy_context().run, func, ctx)
         else:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+import pluggy
 
 from docgraph.core.settings import Settings
+from docgraph.core.stage import Services
 from docgraph.core.store import open_store
 
 
-def build_services(settings: Settings, pm: Any) -> dict[str, Any]:
-    """``objects`` (object store), ``pm`` (plugin manager), ``graph`` (sink, lazily)."""
-    services: dict[str, Any] = {"objects": open_store(settings), "pm": pm}
-    services["graph"] = pm.hook.docgraph_graph_sink(settings=settings)
-    return services
+def build_services(settings: Settings, pm: pluggy.PluginManager) -> Services:
+    """The object store, the plugin manager and the graph sink the settings name."""
+    return Services(
+        objects=open_store(settings), plugins=pm, graph=pm.hook.docgraph_graph_sink(settings=settings)
+    )

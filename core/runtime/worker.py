@@ -13,7 +13,6 @@ import logging
 import signal
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -23,7 +22,7 @@ from docgraph.core.runtime.jobs import now_ms
 from docgraph.core.runtime.keys import Keys
 from docgraph.core.runtime.runner import REDIS_DOWN, StageRunner
 from docgraph.core.settings import Settings
-from docgraph.core.stage import StageSpec
+from docgraph.core.stage import Services, StageSpec
 
 log = logging.getLogger("docgraph.worker")
 
@@ -110,10 +109,11 @@ class Worker:
         stages: Iterable[StageSpec],
         client: aioredis.Redis,
         *,
-        services: dict[str, Any] | None = None,
+        services: Services | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
+        self.services = services
         self.runners = [StageRunner(spec, settings, client, services=services) for spec in stages]
         self.upkeep = Upkeep(settings, client)
         self.stopping = asyncio.Event()
@@ -141,4 +141,6 @@ class Worker:
         finally:
             self.stopping.set()
             await asyncio.gather(*helpers)
+            if self.services is not None:
+                await asyncio.to_thread(self.services.close)  # e.g. the Neo4j driver
             await telemetry.aflush()  # export this worker's last spans (no-op when tracing is off)

@@ -32,7 +32,7 @@ def _load_model(path: str | None) -> Any:
 
 
 def _patterns(ctx: StageContext) -> list[Any]:
-    pm = ctx.services["pm"]
+    pm = ctx.plugins
     return [p for group in pm.hook.docgraph_entity_patterns(settings=ctx.settings) for p in group]
 
 
@@ -53,7 +53,7 @@ def ner(ctx: StageContext) -> StageResult:
             chunk_indexes=[c["index"] for c in chunks],
         )
     mentions = [m.model_dump() for ms in per_chunk for m in ms]
-    uri = ctx.services["objects"].put_json(f"jobs/{ctx.job_id}/ner.json", mentions)
+    uri = ctx.objects.put_json(f"jobs/{ctx.job_id}/ner.json", mentions)
     labels: dict[str, int] = {}
     for m in mentions:
         labels[m["label"]] = labels.get(m["label"], 0) + 1
