@@ -7,13 +7,25 @@ nothing reads the environment on its own.  Nested values use ``__``:
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "DOCGRAPH_"
+MiB = 1024 * 1024
 
 DEFAULT_TOPOLOGY: dict[str, list[str]] = {
     "extract": [],
@@ -39,6 +51,61 @@ class StageOptions(BaseModel):
     retry: RetryPolicy | None = None
     visibility_timeout: float | None = Field(None, gt=0)
     max_deliveries: int | None = Field(None, ge=1)
+
+
+class ExtractSettings(BaseModel):
+    """Bounds of one extraction (``DOCGRAPH_EXTRACT__<FIELD>``): hostile input
+    must never hang a worker or exhaust its memory (docs/extract.md)."""
+
+    max_pages: int = Field(2000, ge=1, description="pages of a PDF")
+    max_decompressed_ratio: float = Field(
+        100.0, gt=0, description="decompressed bytes / input bytes (DOCX zip members, PDF streams)"
+    )
+    max_decompressed_bytes: int = Field(512 * MiB, ge=1, description="absolute cap on the same")
+    max_text_chars: int = Field(20_000_000, ge=1, description="characters of extracted text")
+    timeout: float = Field(120.0, ge=0, description="wall-clock seconds of one extraction")
+
+
+class NerSettings(BaseModel):
+    """The ner stage (``DOCGRAPH_NER__<FIELD>``)."""
+
+    model: Path | None = Field(
+        None, description="a trained spaCy pipeline directory; default: the model shipped in the package"
+    )
+
+
+# Names documented before the groups existed; still read (a grouped name wins).
+LEGACY_NAMES: dict[str, tuple[str, str]] = {
+    "DOCGRAPH_MAX_PAGES": ("extract", "max_pages"),
+    "DOCGRAPH_MAX_DECOMPRESSED_RATIO": ("extract", "max_decompressed_ratio"),
+    "DOCGRAPH_MAX_DECOMPRESSED_BYTES": ("extract", "max_decompressed_bytes"),
+    "DOCGRAPH_MAX_TEXT_CHARS": ("extract", "max_text_chars"),
+    "DOCGRAPH_EXTRACT_TIMEOUT": ("extract", "timeout"),
+    "DOCGRAPH_NER_MODEL": ("ner", "model"),
+}
+# DOCGRAPH_* variables that configure docgraph's scripts and tests, not Settings.
+TOOLING_NAMES = frozenset(
+    """CI RUN_PROCESSES CACHE RUN_DIR BUILD_JOBS GOCACHE GOPATH PYTHON MAVEN_REPO START_TIMEOUT
+    REDIS_PORT S3_PORT NEO4J_BOLT_PORT NEO4J_HEAP NEO4J_LOG VERSITYGW_VERSION JAEGER_VERSION
+    JAEGER_HEALTH_ADDR JAEGER_HEALTH_PORT JAEGER_OTLP_GRPC_ADDR JAEGER_OTLP_GRPC_PORT
+    JAEGER_OTLP_HTTP_ADDR JAEGER_OTLP_HTTP_PORT JAEGER_QUERY_GRPC_ADDR JAEGER_QUERY_GRPC_PORT
+    JAEGER_QUERY_HTTP_ADDR JAEGER_QUERY_PORT PDF_CORPUS""".split()
+)
+TOOLING_PREFIXES = ("DOCGRAPH_TEST_",)
+
+
+class LegacyNamesSource(PydanticBaseSettingsSource):
+    """Reads :data:`LEGACY_NAMES` from the environment into their groups."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads everything at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, (group, key) in LEGACY_NAMES.items():
+            if name in os.environ:
+                values.setdefault(group, {})[key] = os.environ[name]
+        return values
 
 
 class Settings(BaseSettings):
@@ -91,6 +158,8 @@ class Settings(BaseSettings):
     s3_secure: bool = False
     max_document_bytes: int = Field(50 * 1024 * 1024, ge=1)
     chunk_chars: int = Field(1500, ge=100, description="target characters per chunk")
+    extract: ExtractSettings = Field(default_factory=ExtractSettings)
+    ner: NerSettings = Field(default_factory=NerSettings)
 
     graph_sink: Literal["falkordb", "neo4j"] = Field(
         "falkordb", description="falkordb: the graph module in the Redis above; neo4j: Bolt"
@@ -132,6 +201,18 @@ class Settings(BaseSettings):
         description="largest request body the HTTP API reads; default: max_document_bytes + 1 MiB",
     )
     api_max_json_bytes: int = Field(1024 * 1024, ge=1024, description="largest JSON request body")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        legacy = LegacyNamesSource(settings_cls)
+        return init_settings, env_settings, legacy, dotenv_settings, file_secret_settings
 
     @property
     def api_upload_limit(self) -> int:
@@ -205,3 +286,48 @@ class Settings(BaseSettings):
         if options and options.max_deliveries:
             return options.max_deliveries
         return self.max_deliveries
+
+
+def _env_names(model: type[BaseModel], prefix: str) -> tuple[set[str], set[str]]:
+    """Every variable name a settings model reads, and the prefixes of its
+    free-form dict fields (``DOCGRAPH_STAGES__<any>``)."""
+    names: set[str] = set()
+    prefixes: set[str] = set()
+    for field_name, info in model.model_fields.items():
+        name = f"{prefix}{field_name.upper()}"
+        names.add(name)
+        annotation = info.annotation
+        if get_origin(annotation) is dict:
+            prefixes.add(f"{name}__")
+            continue
+        options = [annotation, *get_args(annotation)]
+        nested = next((a for a in options if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if nested is not None:
+            sub_names, sub_prefixes = _env_names(nested, f"{name}__")
+            names |= sub_names
+            prefixes |= sub_prefixes
+    return names, prefixes
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One message per ``DOCGRAPH_*`` variable no setting reads, naming the closest valid one.
+
+    A typo (``DOCGRAPH_CONCURENCY``) would otherwise be ignored without a word."""
+    environ = os.environ if environ is None else environ
+    names, prefixes = _env_names(Settings, ENV_PREFIX)
+    names |= set(LEGACY_NAMES)
+    messages = []
+    for var in sorted(environ):
+        if not var.startswith(ENV_PREFIX) or var in names or var.startswith((*prefixes, *TOOLING_PREFIXES)):
+            continue
+        if var.removeprefix(ENV_PREFIX) in TOOLING_NAMES:
+            continue
+        suffixes = sorted(n.removeprefix(ENV_PREFIX) for n in names)
+        close = difflib.get_close_matches(var.removeprefix(ENV_PREFIX), suffixes, n=1, cutoff=0.75)
+        hint = (
+            f"; did you mean {ENV_PREFIX}{close[0]}?"
+            if close
+            else "; `docgraph config show` lists the settings"
+        )
+        messages.append(f"{var} is not a docgraph setting and is ignored{hint}")
+    return messages

@@ -54,3 +54,58 @@ def test_cli_reports_bad_config_with_exit_2(monkeypatch):
     )
     assert result.returncode == 2
     assert "DOCGRAPH_REDIS_URL='nope' is not a Redis URL" in " ".join(result.stderr.split())
+
+
+def test_extract_and_ner_groups_with_the_documented_flat_names(monkeypatch, tmp_path):
+    from docgraph.plugins.extractors.limits import Limits
+
+    monkeypatch.setenv("DOCGRAPH_MAX_PAGES", "7")  # the documented name keeps working
+    monkeypatch.setenv("DOCGRAPH_EXTRACT__TIMEOUT", "5")
+    monkeypatch.setenv("DOCGRAPH_MAX_TEXT_CHARS", "999")
+    monkeypatch.setenv("DOCGRAPH_EXTRACT__MAX_TEXT_CHARS", "1234")  # the grouped name wins
+    monkeypatch.setenv("DOCGRAPH_NER_MODEL", str(tmp_path))
+    s = Settings()
+    assert (s.extract.max_pages, s.extract.timeout, s.extract.max_text_chars) == (7, 5.0, 1234)
+    assert s.ner.model == tmp_path
+    limits = Limits.from_settings(s)
+    assert (limits.max_pages, limits.extract_timeout, limits.max_text_chars) == (7, 5.0, 1234)
+    monkeypatch.setenv("DOCGRAPH_EXTRACT__MAX_PAGES", "0")
+    with pytest.raises(ValidationError, match="max_pages"):
+        Settings()
+
+
+def test_unknown_variables_are_reported_with_the_closest_name():
+    from docgraph.core.settings import unknown_variables
+
+    env = {
+        "DOCGRAPH_CONCURENCY": "3",
+        "DOCGRAPH_RETRY__ATTEMPT": "2",
+        "DOCGRAPH_EXTRACT__MAX_PAGE": "2",
+        "DOCGRAPH_QQQ": "1",
+        # valid: settings, free-form stage options, legacy names, tooling variables
+        "DOCGRAPH_CONCURRENCY": "2",
+        "DOCGRAPH_STAGES__NER__CONCURRENCY": "2",
+        "DOCGRAPH_MAX_PAGES": "3",
+        "DOCGRAPH_TEST_REDIS_URL": "redis://127.0.0.1:1/0",
+        "DOCGRAPH_CI": "1",
+        "PATH": "/bin",
+    }
+    messages = unknown_variables(env)
+    assert messages == [
+        "DOCGRAPH_CONCURENCY is not a docgraph setting and is ignored; did you mean DOCGRAPH_CONCURRENCY?",
+        "DOCGRAPH_EXTRACT__MAX_PAGE is not a docgraph setting and is ignored; "
+        "did you mean DOCGRAPH_EXTRACT__MAX_PAGES?",
+        "DOCGRAPH_QQQ is not a docgraph setting and is ignored; `docgraph config show` lists the settings",
+        "DOCGRAPH_RETRY__ATTEMPT is not a docgraph setting and is ignored; did you mean DOCGRAPH_RETRY__ATTEMPTS?",
+    ]
+
+
+def test_the_cli_warns_about_an_unknown_variable_at_start_up():
+    import os
+
+    env = {**os.environ, "DOCGRAPH_CONCURENCY": "3"}
+    out = subprocess.run(
+        [sys.executable, "-m", "docgraph.core.cli", "asyncapi"], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0
+    assert "did you mean DOCGRAPH_CONCURRENCY?" in out.stderr

@@ -12,15 +12,19 @@ from rich.console import Console
 
 from docgraph.core import telemetry
 from docgraph.core.errors import ConfigError
-from docgraph.core.settings import Settings
+from docgraph.core.settings import Settings, unknown_variables
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per message: grep-able, copy-pasteable
 
 FINAL = {"completed", "failed", "dead", "cancelled"}
 
 
 def load_settings(**overrides: Any) -> Settings:
+    """The settings, every problem printed as one line naming the variable (exit 2);
+    a DOCGRAPH_* variable no setting reads is a warning with the closest valid name."""
+    for message in unknown_variables():
+        err.print(f"[yellow]warning:[/yellow] {message}")
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:

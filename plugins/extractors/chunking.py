@@ -157,7 +157,7 @@ def build_document(
                 raise ExtractionError(
                     TOO_MUCH_TEXT,
                     f"The document holds more than {limits.max_text_chars:,} characters of "
-                    "text (setting max_text_chars). Split it into smaller files, "
+                    "text (DOCGRAPH_EXTRACT__MAX_TEXT_CHARS). Split it into smaller files, "
                     "or raise the limit.",
                 )
     text = "".join(parts)

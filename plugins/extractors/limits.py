@@ -1,4 +1,6 @@
-"""Resource bounds for extraction, read from :class:`~docgraph.core.settings.Settings`.
+"""Resource bounds for extraction, read from :class:`~docgraph.core.settings.Settings`
+(``settings.extract``: ``DOCGRAPH_EXTRACT__MAX_PAGES`` …; the older flat names
+``DOCGRAPH_MAX_PAGES`` … still work).
 
 Every extractor starts with ``limits = Limits.from_settings(settings)`` and
 ``limits.check_size(data)``.  ``settings`` may be None (tests, scripts): each
@@ -6,7 +8,7 @@ field then takes the default below.  Hostile input must never hang a worker or
 exhaust its memory, so each bound here is enforced by the extractors:
 
 ==========================  ============  ==========================================
-settings field              default       bounds
+``Limits`` field            default       bounds
 ==========================  ============  ==========================================
 ``max_document_bytes``      50 MiB        input size, checked before parsing
 ``max_pages``               2000          pages of a PDF
@@ -57,8 +59,26 @@ def human_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+# Limits field -> field of Settings.extract (DOCGRAPH_EXTRACT__<NAME>)
+EXTRACT_FIELDS = {
+    "max_pages": "max_pages",
+    "max_decompressed_ratio": "max_decompressed_ratio",
+    "max_decompressed_bytes": "max_decompressed_bytes",
+    "max_text_chars": "max_text_chars",
+    "extract_timeout": "timeout",
+}
+
+
 def _get(settings: Any, name: str, default: Any) -> Any:
-    value = getattr(settings, name, None) if settings is not None else None
+    """``settings.extract.<field>`` for docgraph's Settings; a plain attribute for
+    the simple objects scripts and tests pass."""
+    if settings is None:
+        return default
+    group = getattr(settings, "extract", None)
+    if group is not None and name in EXTRACT_FIELDS:
+        value = getattr(group, EXTRACT_FIELDS[name], None)
+    else:
+        value = getattr(settings, name, None)
     return default if value is None else value
 
 
@@ -103,7 +123,7 @@ class Limits:
             raise ExtractionError(
                 TOO_LARGE,
                 f"The document is {human_bytes(len(data))}, over the "
-                f"{human_bytes(self.max_document_bytes)} limit (setting max_document_bytes). "
+                f"{human_bytes(self.max_document_bytes)} limit (DOCGRAPH_MAX_DOCUMENT_BYTES). "
                 "Split it into smaller files, or raise the limit.",
             )
 
@@ -119,8 +139,8 @@ class Limits:
             f"The {what} would decompress to {human_bytes(size)} from "
             f"{human_bytes(compressed_size)}, over the "
             f"{human_bytes(self.decompressed_budget(compressed_size))} allowed "
-            f"(settings max_decompressed_ratio={self.max_decompressed_ratio:g}, "
-            f"max_decompressed_bytes={human_bytes(self.max_decompressed_bytes)}); "
+            f"(DOCGRAPH_EXTRACT__MAX_DECOMPRESSED_RATIO={self.max_decompressed_ratio:g}, "
+            f"DOCGRAPH_EXTRACT__MAX_DECOMPRESSED_BYTES={self.max_decompressed_bytes}); "
             "it looks like a decompression bomb and was not read. If the file is genuine, "
             "split it or raise those limits.",
         )
@@ -147,7 +167,7 @@ class Deadline:
         at = f" (stopped at {where})" if where else ""
         return ExtractionError(
             TIMEOUT,
-            f"Extraction took longer than {self.seconds:g} s{at} (setting extract_timeout). "
+            f"Extraction took longer than {self.seconds:g} s{at} (DOCGRAPH_EXTRACT__TIMEOUT). "
             "The document is very large or malformed; split it into smaller files, "
             "or raise the limit.",
         )

@@ -230,7 +230,7 @@ def extract_pdf(data: bytes, content_type: str, limits: Limits) -> ExtractedDocu
             raise ExtractionError(
                 TOO_MANY_PAGES,
                 f"The PDF has {page_count:,} pages, over the limit of {limits.max_pages:,} "
-                "(setting max_pages). Split it into smaller files (e.g. `qpdf --split-pages`), "
+                "(DOCGRAPH_EXTRACT__MAX_PAGES). Split it into smaller files (e.g. `qpdf --split-pages`), "
                 "or raise the limit.",
             )
         texts: list[str] = []

@@ -41,7 +41,8 @@ def ner(ctx: StageContext) -> StageResult:
 
     extracted = load_extracted(ctx)
     chunks = extracted["chunks"]
-    nlp = _model(getattr(ctx.settings, "ner_model", None))
+    model = ctx.settings.ner.model
+    nlp = _model(str(model) if model is not None else None)
     ctx.progress(0.1, f"{len(chunks)} chunks")
     with _lock:
         per_chunk = find_mentions(

@@ -116,5 +116,7 @@ def test_the_check_sees_module_and_function_level_imports(tmp_path, source, impo
 
 def test_type_checking_imports_do_not_count(tmp_path) -> None:
     path = tmp_path / "mod.py"
-    path.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from docgraph.core.store import X\n")
+    path.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from docgraph.core.store import X\n"
+    )
     assert runtime_imports(path) == set()

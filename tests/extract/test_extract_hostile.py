@@ -65,7 +65,7 @@ def test_oversized(content_type: str) -> None:
     settings = SimpleNamespace(max_document_bytes=1000)
     err = refused(b"%PDF-1.4\n" + b"x" * 2000, content_type, settings)
     assert err.code == errors.TOO_LARGE
-    assert "over the 1000 bytes limit" in str(err) and "max_document_bytes" in str(err)
+    assert "over the 1000 bytes limit" in str(err) and "DOCGRAPH_MAX_DOCUMENT_BYTES" in str(err)
 
 
 def test_default_size_limit_is_50_mib() -> None:
@@ -159,7 +159,7 @@ def test_restrictions_only_pdf_is_read(algorithm: str) -> None:
 def test_too_many_pages() -> None:
     err = refused(make_pdf(["a", "b", "c"]), settings=SimpleNamespace(max_pages=2))
     assert err.code == errors.TOO_MANY_PAGES
-    assert "3 pages" in str(err) and "max_pages" in str(err)
+    assert "3 pages" in str(err) and "DOCGRAPH_EXTRACT__MAX_PAGES" in str(err)
 
 
 def test_pdf_stream_bomb() -> None:
@@ -193,7 +193,7 @@ def test_timeout() -> None:
     data = make_pdf(["page"] * 5)
     err = refused(data, settings=SimpleNamespace(extract_timeout=0))
     assert err.code == errors.TIMEOUT
-    assert "extract_timeout" in str(err)
+    assert "DOCGRAPH_EXTRACT__TIMEOUT" in str(err)
 
 
 def test_timeout_inside_a_page(monkeypatch: pytest.MonkeyPatch) -> None:
