@@ -5,81 +5,40 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from pathlib import Path as FsPath
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
 from docgraph.core.api.deps import ApiState
-from docgraph.core.api.models import SHA256, DocumentIn
+from docgraph.core.api.models import DocumentIn
 from docgraph.core.api.problems import Problem
 from docgraph.core.envelope import DocumentRef
 from docgraph.core.errors import PermanentError
 from docgraph.core.runtime.keys import Lane
-from docgraph.core.store import FileStore, ObjectStore, S3Store
+from docgraph.core.store import ObjectMissing, ObjectStore, ObjectTooLarge, OutsideStore
 
 log = logging.getLogger("docgraph.api")
 
 
-def not_in_store(uri: str, store: ObjectStore) -> Problem:
-    where = store.root.as_uri() if isinstance(store, FileStore) else f"s3://{getattr(store, 'bucket', '?')}"
-    return Problem(
-        422,
-        f"document.uri {uri!r} is not in this API's object store ({where}); upload the file with "
-        "multipart/form-data instead, or name an object under that location",
-    )
-
-
 def locate_document(store: ObjectStore, doc: DocumentIn, max_bytes: int) -> DocumentRef:
-    """Check that ``doc.uri`` names an existing object of *this* store (a worker
-    must never be sent to read an arbitrary path) and describe it."""
-    parsed = urlparse(doc.uri)
-    sha: str | None = None
-    content_type = doc.content_type
-    if isinstance(store, FileStore):
-        if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
-            raise not_in_store(doc.uri, store)
-        path = FsPath(unquote(parsed.path)).resolve()
-        if not path.is_relative_to(store.root):
-            raise not_in_store(doc.uri, store)
-        if not path.is_file():
-            raise Problem(422, f"document {doc.uri} does not exist; upload it first")
-        size = path.stat().st_size
-        uri = path.as_uri()
-        name = path.name
-        if path.parent.parent == store.root / "documents" and SHA256.match(name):
-            sha = name
-    elif isinstance(store, S3Store):
-        from minio.error import S3Error
-
-        key = parsed.path.lstrip("/")
-        if parsed.scheme != "s3" or parsed.netloc != store.bucket or not key:
-            raise not_in_store(doc.uri, store)
-        if store.prefix and not key.startswith(store.prefix + "/"):
-            raise not_in_store(doc.uri, store)
-        try:
-            stat = store.client.stat_object(store.bucket, key)
-        except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject"):
-                raise Problem(422, f"document {doc.uri} does not exist; upload it first") from None
-            raise
-        size = stat.size or 0
-        content_type = content_type or stat.content_type
-        uri = f"s3://{store.bucket}/{key}"
-        name = key.rsplit("/", 1)[-1]
-        if key.split("/")[-3:-2] == ["documents"] and SHA256.match(name):
-            sha = name
-    else:  # pragma: no cover - a third-party store
-        raise Problem(422, "this object store cannot check URIs; upload the file instead")
-    if size > max_bytes:
+    """The store's description of ``doc.uri`` (any ObjectStore, third-party ones too),
+    with the request's name and content type; refusals become 4xx problems."""
+    try:
+        ref = store.locate(doc.uri, max_bytes)
+    except OutsideStore:
         raise Problem(
-            413,
-            f"document is {size:,} bytes, over the {max_bytes:,}-byte limit "
-            "(DOCGRAPH_MAX_DOCUMENT_BYTES); split it or raise the limit",
-        )
-    return DocumentRef(uri=uri, sha256=sha, size=size, content_type=content_type, name=doc.name or name)
+            422,
+            f"document.uri {doc.uri!r} is not in this API's object store ({store.location}); upload the "
+            "file with multipart/form-data instead, or name an object under that location",
+        ) from None
+    except ObjectMissing as exc:
+        raise Problem(422, str(exc)) from None
+    except ObjectTooLarge as exc:
+        raise Problem(413, str(exc)) from None
+    return ref.model_copy(
+        update={"name": doc.name or ref.name, "content_type": doc.content_type or ref.content_type}
+    )
 
 
 async def locate(api: ApiState, doc: DocumentIn) -> DocumentRef:

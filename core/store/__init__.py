@@ -15,11 +15,20 @@ from urllib.parse import unquote, urlparse
 from docgraph.core.envelope import DocumentRef
 from docgraph.core.errors import ConfigError
 from docgraph.core.settings import Settings
-from docgraph.core.store.base import ObjectStore
+from docgraph.core.store.base import ObjectMissing, ObjectStore, ObjectTooLarge, OutsideStore
 from docgraph.core.store.file import FileStore
 from docgraph.core.store.s3 import S3Store
 
-__all__ = ["FileStore", "ObjectStore", "S3Store", "copy_local", "open_store"]
+__all__ = [
+    "FileStore",
+    "ObjectMissing",
+    "ObjectStore",
+    "ObjectTooLarge",
+    "OutsideStore",
+    "S3Store",
+    "copy_local",
+    "open_store",
+]
 
 
 def open_store(settings: Settings) -> ObjectStore:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from typing import IO, Any, Protocol
 
@@ -11,12 +12,39 @@ from docgraph.core.envelope import DocumentRef
 from docgraph.core.errors import PermanentError
 
 CHUNK = 1024 * 1024
+SHA256_NAME = re.compile(r"^[0-9a-f]{64}$")
+
+
+class OutsideStore(PermanentError):
+    """A URI that does not name an object of this store: never read."""
+
+
+class ObjectMissing(PermanentError):
+    """A URI of this store naming an object that does not exist."""
+
+
+class ObjectTooLarge(PermanentError):
+    """An object over the size limit it is read or submitted under."""
 
 
 class ObjectStore(Protocol):
+    """Documents (content-addressed) and artifacts; what every backend provides."""
+
+    @property
+    def location(self) -> str:
+        """The store's root as a URI (``file:///…``, ``s3://bucket/prefix``), for messages."""
+        ...
+
     def put_document(
         self, stream: IO[bytes], *, name: str | None, content_type: str | None
     ) -> DocumentRef: ...
+
+    def locate(self, uri: str, max_bytes: int) -> DocumentRef:
+        """Describe an existing object of *this* store named by ``uri`` (size, name, the
+        sha256 when it is a content-addressed document); raise :class:`OutsideStore`,
+        :class:`ObjectMissing` or :class:`ObjectTooLarge`.  The API calls it before it
+        accepts a URI, so a worker is never sent to read an arbitrary path."""
+        ...
 
     def read(self, uri: str, max_bytes: int) -> bytes: ...
 
@@ -27,8 +55,8 @@ class ObjectStore(Protocol):
     def ping(self) -> None: ...
 
 
-def _too_large(size: int, limit: int) -> PermanentError:
-    return PermanentError(
+def _too_large(size: int, limit: int) -> ObjectTooLarge:
+    return ObjectTooLarge(
         f"document is {size:,} bytes, over the {limit:,}-byte limit "
         "(DOCGRAPH_MAX_DOCUMENT_BYTES); split it or raise the limit"
     )

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlparse
 
 from docgraph.core.envelope import DocumentRef
 from docgraph.core.errors import ConfigError, PermanentError
-from docgraph.core.store.base import _hash_to_temp, _too_large
+from docgraph.core.store.base import SHA256_NAME, ObjectMissing, OutsideStore, _hash_to_temp, _too_large
 
 
 class FileStore:
@@ -20,6 +20,27 @@ class FileStore:
         self.root = root.resolve()
         self.max_document_bytes = max_document_bytes
         (self.root / "documents").mkdir(parents=True, exist_ok=True)
+
+    @property
+    def location(self) -> str:
+        return self.root.as_uri()
+
+    def locate(self, uri: str, max_bytes: int) -> DocumentRef:
+        parsed = urlparse(uri)
+        if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+            raise OutsideStore(f"{uri!r} is not a file:// URI of this store ({self.location})")
+        path = Path(unquote(parsed.path)).resolve()  # `..` and symlinks resolved first
+        if not path.is_relative_to(self.root):
+            raise OutsideStore(f"{uri!r} is outside this store ({self.location})")
+        if not path.is_file():
+            raise ObjectMissing(f"document {uri} does not exist; upload it first")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise _too_large(size, max_bytes)
+        documents = path.parent.parent == self.root / "documents" and SHA256_NAME.match(path.name)
+        return DocumentRef(
+            uri=path.as_uri(), sha256=path.name if documents else None, size=size, name=path.name
+        )
 
     def _path(self, uri: str) -> Path:
         parsed = urlparse(uri)

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 from docgraph.core.envelope import DocumentRef
 from docgraph.core.errors import ConfigError, PermanentError
 from docgraph.core.settings import Settings
-from docgraph.core.store.base import _hash_to_temp, _too_large
+from docgraph.core.store.base import SHA256_NAME, ObjectMissing, OutsideStore, _hash_to_temp, _too_large
 
 
 class S3Store:
@@ -27,9 +27,42 @@ class S3Store:
             secret_key=settings.s3_secret_key,
             secure=settings.s3_secure,
         )
+        self.endpoint = settings.s3_endpoint
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.max_document_bytes = settings.max_document_bytes
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    def locate(self, uri: str, max_bytes: int) -> DocumentRef:
+        from minio.error import S3Error
+
+        parsed = urlparse(uri)
+        key = parsed.path.lstrip("/")
+        if parsed.scheme != "s3" or parsed.netloc != self.bucket or not key:
+            raise OutsideStore(f"{uri!r} is not an object of this store ({self.location})")
+        if self.prefix and not key.startswith(self.prefix + "/"):
+            raise OutsideStore(f"{uri!r} is outside this store's prefix ({self.location})")
+        try:
+            stat = self.client.stat_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject"):
+                raise ObjectMissing(f"document {uri} does not exist; upload it first") from None
+            raise
+        size = stat.size or 0
+        if size > max_bytes:
+            raise _too_large(size, max_bytes)
+        name = key.rsplit("/", 1)[-1]
+        documents = key.split("/")[-3:-2] == ["documents"] and SHA256_NAME.match(name)
+        return DocumentRef(
+            uri=f"s3://{self.bucket}/{key}",
+            sha256=name if documents else None,
+            size=size,
+            content_type=stat.content_type,
+            name=name,
+        )
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -105,4 +138,4 @@ class S3Store:
 
     def ping(self) -> None:
         if not self.client.bucket_exists(self.bucket):
-            raise ConfigError(f"bucket {self.bucket!r} does not exist at {self.client._base_url.host}")
+            raise ConfigError(f"bucket {self.bucket!r} does not exist at {self.endpoint}")
