@@ -3,8 +3,10 @@ module github.com/docgraph/keda-check
 go 1.24.7
 
 require (
+	github.com/go-logr/logr v1.4.3
 	github.com/kedacore/keda/v2 v2.18.1
 	k8s.io/api v0.33.5
+	k8s.io/metrics v0.33.1
 )
 
 require (
@@ -105,7 +107,6 @@ require (
 	github.com/go-jose/go-jose/v4 v4.1.1 // indirect
 	github.com/go-kivik/couchdb/v3 v3.4.1 // indirect
 	github.com/go-kivik/kivik/v3 v3.2.4 // indirect
-	github.com/go-logr/logr v1.4.3 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-openapi/jsonpointer v0.21.0 // indirect
 	github.com/go-openapi/jsonreference v0.21.0 // indirect
@@ -283,7 +284,6 @@ require (
 	k8s.io/client-go v0.33.5 // indirect
 	k8s.io/klog/v2 v2.130.1 // indirect
 	k8s.io/kube-openapi v0.0.0-20250627150254-e9823e99808e // indirect
-	k8s.io/metrics v0.33.1 // indirect
 	k8s.io/utils v0.0.0-20250604170112-4c0f3b243397 // indirect
 	knative.dev/pkg v0.0.0-20250326102644-9f3e60a9244c // indirect
 	sigs.k8s.io/controller-runtime v0.21.0 // indirect
