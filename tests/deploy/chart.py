@@ -26,7 +26,7 @@ needs_tools = [
     pytest.mark.service,
     pytest.mark.skipif(
         any(not os.environ.get(v) for v in TOOLS_ENV),
-        reason="helm / keda-check not built: eval \"$(deploy/helm/build-tools.sh)\"",
+        reason='helm / keda-check not built: eval "$(deploy/helm/build-tools.sh)"',
     ),
 ]
 

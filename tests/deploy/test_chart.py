@@ -93,7 +93,11 @@ def test_a_wrong_object_fails_validation() -> None:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_triggers_cover_every_partition_and_lane_in_stream_length_mode(variant: str) -> None:
-    values = production_values() if variant == "production" else yaml.safe_load((CHART / "values.yaml").read_text())
+    values = (
+        production_values()
+        if variant == "production"
+        else yaml.safe_load((CHART / "values.yaml").read_text())
+    )
     objects = render(*VARIANTS[variant])
     keys = Keys(values["docgraph"]["keyPrefix"], values["docgraph"]["partitions"])
     sos = scaled_objects(objects)
@@ -117,8 +121,12 @@ def test_triggers_cover_every_partition_and_lane_in_stream_length_mode(variant: 
         modifiers = spec["advanced"]["scalingModifiers"]
         assert modifiers["formula"] == " + ".join(t["name"] for t in spec["triggers"])
         assert modifiers["target"] == str(target)
-        assert spec["maxReplicaCount"] == stage_values.get("maxReplicaCount", values["autoscaling"]["maxReplicaCount"])
-        assert spec["minReplicaCount"] == stage_values.get("minReplicaCount", values["autoscaling"]["minReplicaCount"])
+        assert spec["maxReplicaCount"] == stage_values.get(
+            "maxReplicaCount", values["autoscaling"]["maxReplicaCount"]
+        )
+        assert spec["minReplicaCount"] == stage_values.get(
+            "minReplicaCount", values["autoscaling"]["minReplicaCount"]
+        )
         assert spec["cooldownPeriod"] == values["autoscaling"]["cooldownPeriod"]
         assert spec["pollingInterval"] == values["autoscaling"]["pollingInterval"]
     if variant == "production":
@@ -129,7 +137,11 @@ def test_triggers_cover_every_partition_and_lane_in_stream_length_mode(variant: 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_pods_probes_grace_and_security(variant: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    values = production_values() if variant == "production" else yaml.safe_load((CHART / "values.yaml").read_text())
+    values = (
+        production_values()
+        if variant == "production"
+        else yaml.safe_load((CHART / "values.yaml").read_text())
+    )
     objects = render(*VARIANTS[variant])
     (config,) = by_kind(objects, "ConfigMap").values()
     assert config["data"]["DOCGRAPH_HEALTH_FILE"] == "/tmp/docgraph.alive"
@@ -152,8 +164,12 @@ def test_pods_probes_grace_and_security(variant: str, monkeypatch: pytest.Monkey
         assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
         env = {e["name"]: e for e in container["env"]}
         # credentials only as references to existing Secrets
-        for e in container["env"]:
-            assert "value" not in e or "PASSWORD" not in e["name"] and "SECRET" not in e["name"]
+        for ref in values["docgraph"]["secretEnv"]:
+            assert env[ref["env"]] == {
+                "name": ref["env"],
+                "valueFrom": {"secretKeyRef": {"name": ref["secretName"], "key": ref["key"]}},
+            }
+        assert "DOCGRAPH_REDIS_URL" in env and "DOCGRAPH_REDIS_URL" not in config["data"]
         if values["redis"]["auth"]["enabled"]:
             assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
                 "name": values["redis"]["auth"]["existingSecret"],
@@ -164,7 +180,9 @@ def test_pods_probes_grace_and_security(variant: str, monkeypatch: pytest.Monkey
             monkeypatch.delenv(k)
         for k, v in config["data"].items():
             monkeypatch.setenv(k, v)
-        monkeypatch.setenv("DOCGRAPH_REDIS_URL", env["DOCGRAPH_REDIS_URL"]["value"].replace("$(REDIS_PASSWORD)", "pw"))
+        monkeypatch.setenv(
+            "DOCGRAPH_REDIS_URL", env["DOCGRAPH_REDIS_URL"]["value"].replace("$(REDIS_PASSWORD)", "pw")
+        )
         settings = Settings(_env_file=None)
         assert settings.partitions == values["docgraph"]["partitions"]
 
@@ -182,7 +200,14 @@ def test_pods_probes_grace_and_security(variant: str, monkeypatch: pytest.Monkey
             assert pod["terminationGracePeriodSeconds"] > grace
         else:
             assert component == "api"
-            assert deployment_command(objects, "api") == ["docgraph", "serve", "--host", "0.0.0.0", "--port", "8000"]
+            assert deployment_command(objects, "api") == [
+                "docgraph",
+                "serve",
+                "--host",
+                "0.0.0.0",
+                "--port",
+                "8000",
+            ]
             assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
             assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert len(deployments) == len(values["stages"]) + 2
@@ -194,7 +219,9 @@ def test_grace_is_computed_from_the_longest_job() -> None:
     objects = render(values={"docgraph.shutdownGraceSeconds": 45, "docgraph.terminationMarginSeconds": 5})
     deps = by_kind(objects, "Deployment")
     assert deps["docgraph-ner"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 45 + 120 + 5
-    assert deps["docgraph-classify"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 45 + 30 + 5
+    assert (
+        deps["docgraph-classify"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 45 + 30 + 5
+    )
 
 
 def test_partitions_value_multiplies_triggers() -> None:
@@ -284,4 +311,3 @@ def test_broken_values_are_refused(case: str, tmp_path: Path) -> None:
     else:
         assert proc.returncode != 0, f"helm lint accepted {case}"
         assert message in proc.stderr + proc.stdout, proc.stderr + proc.stdout
-

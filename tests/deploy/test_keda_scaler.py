@@ -159,7 +159,9 @@ async def test_idle_queued_in_flight_and_handed_back(
     procs.append(extract)
 
     async def handed_on() -> bool:
-        return await backlog(client, settings, "ner") == 100 and await backlog(client, settings, "extract") == 0
+        return (
+            await backlog(client, settings, "ner") == 100 and await backlog(client, settings, "extract") == 0
+        )
 
     await wait_for("100 jobs queued for ner", handed_on)
     assert extract.stop(timeout=20) == 0, extract.output()
@@ -266,7 +268,9 @@ async def test_delayed_retry_is_promoted_by_the_upkeep_replica(
     probes = {k: container[k]["exec"]["command"] for k in ("livenessProbe", "readinessProbe")}
 
     def probe(command: list[str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([docgraph_exe(), *command[1:]], env=env, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [docgraph_exe(), *command[1:]], env=env, capture_output=True, text=True, timeout=60
+        )
 
     async def file_written() -> bool:
         return alive.exists()
@@ -330,7 +334,9 @@ async def test_production_values_four_partitions_with_trigger_authentication(
     result = check(so, auth_params)
     assert_ok(result)
     per_stream = [t["metricValue"] for t in result["triggers"]]
-    assert sum(per_stream) == 100 and sum(1 for v in per_stream if v) >= 2, per_stream  # spread over partitions
+    assert sum(per_stream) == 100 and sum(1 for v in per_stream if v) >= 2, (
+        per_stream
+    )  # spread over partitions
     assert result["composite"]["value"] == 100 and result["isActive"] is True
     # summed by the formula: ceil(100 / 16) = 7, where the largest single stream alone would give fewer
     assert desired_replicas(result, so) == 7 > math.ceil(max(per_stream) / 16)
@@ -342,11 +348,17 @@ async def test_production_values_four_partitions_with_trigger_authentication(
     denied = check(so)
     assert all(t.get("error") for t in denied["triggers"]), denied
     assert denied["isActive"] is False
-    assert any("NOAUTH" in t["error"] or "WRONGPASS" in t["error"] or "auth" in t["error"].lower()
-               for t in denied["triggers"])
+    assert any(
+        "NOAUTH" in t["error"] or "WRONGPASS" in t["error"] or "auth" in t["error"].lower()
+        for t in denied["triggers"]
+    )
 
 
 def test_binaries_are_the_pinned_versions() -> None:
-    out = subprocess.run([os.environ["DOCGRAPH_TEST_HELM_BIN"], "version", "--short"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [os.environ["DOCGRAPH_TEST_HELM_BIN"], "version", "--short"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip() == "v3.22.0", out
