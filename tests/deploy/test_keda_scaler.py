@@ -6,13 +6,16 @@ processes started with the commands the chart's Deployments run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -284,6 +287,52 @@ async def test_delayed_retry_is_promoted_by_the_upkeep_replica(
     assert out.returncode == 1 and "does not exist" in out.stderr  # the probe does fail
 
 
+@contextlib.contextmanager
+def not_tls_server() -> Iterator[int]:
+    """A loopback port that answers like a plain-TCP Redis (which this test's
+    redis-server is: it has no TLS), so a TLS client fails its handshake at once."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"-ERR unknown command\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        sock.close()
+
+
+def make_ca(directory: Path) -> Path:
+    """A throwaway self-signed CA certificate (what the redis-ca Secret holds)."""
+    ca = directory / "ca.crt"
+    subprocess.run(
+        [
+            *"openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=redis-ca -days 1 -keyout".split(),
+            str(directory / "ca.key"),
+            "-out",
+            str(ca),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return ca
+
+
 @pytest.fixture
 def acl_redis(tmp_path: Path) -> Iterator[tuple[RedisServer, str, str]]:
     """A private Redis that only lets the ACL user in (as production's does)."""
@@ -343,6 +392,23 @@ async def test_production_values_four_partitions_with_trigger_authentication(
     ner = check(sos["ner"], auth_params)
     assert_ok(ner)
     assert ner["isActive"] is False and desired_replicas(ner, sos["ner"]) == 1  # production keeps 1 ner warm
+
+    # TLS as production renders it: KEDA takes enableTLS and the CA from the
+    # TriggerAuthentication and starts a TLS handshake (this Redis has no TLS)
+    ca = make_ca(tmp_path)
+    with not_tls_server() as port:
+        tls_objects = chart_for(settings, server, PRODUCTION, **{"redis.port": port})
+        (tls_auth,) = by_kind(tls_objects, "TriggerAuthentication").values()
+        secrets["redis-ca"] = {"ca.crt": ca.read_text()}
+        tls_params = {
+            r["parameter"]: secrets[r["name"]][r["key"]] for r in tls_auth["spec"]["secretTargetRef"]
+        }
+        assert set(tls_params) == {"password", "ca"}
+        tls = check(scaled_objects(tls_objects)["extract"], tls_params)
+    tls_errors = {t.get("error") for t in tls["triggers"]}
+    assert tls_errors == {
+        "connection to redis failed: tls: first record does not look like a TLS handshake"
+    }, tls_errors
 
     # without the Secret, KEDA cannot read the streams: errors, not a silent zero
     denied = check(so)

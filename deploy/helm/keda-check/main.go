@@ -158,7 +158,9 @@ func run(ctx context.Context, in input) output {
 	pairs := map[string]string{}
 	failed := false
 	for i, t := range so.Spec.Triggers {
-		res, values, p := runTrigger(ctx, so, i, t, in.AuthParams)
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second) // one hung connection must not starve the rest
+		res, values, p := runTrigger(tctx, so, i, t, in.AuthParams)
+		cancel()
 		out.Triggers = append(out.Triggers, res)
 		if res.Error != "" {
 			failed = true
@@ -217,7 +219,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "keda-check: cannot read the input JSON: %v\n", err)
 		os.Exit(2)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	out := run(ctx, in)
 	enc := json.NewEncoder(os.Stdout)
