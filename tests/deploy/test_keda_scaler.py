@@ -428,3 +428,36 @@ def test_binaries_are_the_pinned_versions() -> None:
         check=True,
     ).stdout
     assert out.strip() == "v3.22.0", out
+
+
+async def test_activation_threshold_and_max_replicas_are_the_values(
+    settings: Settings, redis_server: RedisServer, client
+) -> None:
+    objects = chart_for(
+        settings,
+        redis_server,
+        **{
+            "autoscaling.activationLagCount": 5,
+            "autoscaling.streamLength": 2,
+            "autoscaling.maxReplicaCount": 3,
+        },
+    )
+    so = scaled_objects(objects)["extract"]
+    store = JobStore(client, settings)
+    for _ in range(5):
+        await store.submit(None, priority="low")
+    result = check(so)
+    assert_ok(result)
+    # 5 queued is not above activationLagCount 5: KEDA keeps the stage at zero
+    assert result["composite"]["value"] == 5 and result["isActive"] is False
+    assert desired_replicas(result, so) == 0
+    await store.submit(None, priority="high")
+    result = check(so)
+    assert result["composite"]["value"] == 6 and result["isActive"] is True
+    by_name = {t["name"]: t["metricValue"] for t in result["triggers"]}
+    assert by_name == {"p0_high": 1, "p0_normal": 0, "p0_low": 5}
+    # ceil(6 / 2) = 3 = maxReplicaCount; more backlog stays capped
+    assert desired_replicas(result, so) == 3
+    for _ in range(10):
+        await store.submit(None)
+    assert desired_replicas(check(so), so) == 3
