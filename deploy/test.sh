@@ -10,6 +10,7 @@ if [ -x deploy/local/services.sh ]; then
   ./deploy/local/services.sh up all
   eval "$(./deploy/local/services.sh env)"
 fi
+eval "$(./deploy/helm/build-tools.sh)"   # helm + keda-check (KEDA's scaler) for tests/deploy, cached
 ruff check .
 mypy core
 python -m pytest -q "$@"
