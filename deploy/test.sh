@@ -12,5 +12,6 @@ if [ -x deploy/local/services.sh ]; then
 fi
 eval "$(./deploy/helm/build-tools.sh)"   # helm + keda-check (KEDA's scaler) for tests/deploy, cached
 ruff check .
-mypy core
+ruff format --check .
+mypy core plugins
 python -m pytest -q "$@"

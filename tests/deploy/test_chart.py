@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from docgraph.core.keys import LANES, Keys
+from docgraph.core.runtime.keys import LANES, Keys
 from docgraph.core.settings import Settings
 from tests.deploy.chart import (
     CHART,

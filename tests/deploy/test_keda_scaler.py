@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 import yaml
 
-from docgraph.core.jobs import JobStore
-from docgraph.core.keys import LANES, Keys
-from docgraph.core.redisio import connect
+from docgraph.core.runtime.connection import connect
+from docgraph.core.runtime.jobs import JobStore
+from docgraph.core.runtime.keys import LANES, Keys
 from docgraph.core.settings import Settings
 from tests.conftest import worker_env
 from tests.deploy.chart import (
