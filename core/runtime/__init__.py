@@ -14,10 +14,11 @@ from docgraph.core.runtime.dlq import DeadLetter, DeadLetters
 from docgraph.core.runtime.embedded import EmbeddedRedis
 from docgraph.core.runtime.jobs import JobStatus, JobStore, Page, StageStatus, epoch_ms, now_ms
 from docgraph.core.runtime.keys import JOB_STATES, LANES, Keys, Lane, PartitionKeys
-from docgraph.core.runtime.runner import DeliveryCapExceeded, StageRunner, backoff_delay
+from docgraph.core.runtime.recovery import DeliveryCapExceeded, Upkeep
+from docgraph.core.runtime.runner import StageRunner, backoff_delay
 from docgraph.core.runtime.services import build_services
 from docgraph.core.runtime.snapshot import Snapshot, prometheus_text, snapshot
-from docgraph.core.runtime.worker import Upkeep, Worker
+from docgraph.core.runtime.worker import Worker
 
 __all__ = [
     "JOB_STATES",

@@ -13,11 +13,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from docgraph.core.runtime import lua
 
 Arg = str | int | float | bytes
+# What "Redis is unreachable right now" looks like: retried with backoff, never fatal
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
 def connection_options() -> dict[str, Any]:

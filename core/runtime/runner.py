@@ -21,20 +21,19 @@ import socket
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from docgraph.core import telemetry
 from docgraph.core.envelope import Envelope, decode_fields
 from docgraph.core.errors import PermanentError
-from docgraph.core.runtime.connection import Batcher, Scripts
+from docgraph.core.runtime.connection import REDIS_DOWN, Batcher, Scripts
+from docgraph.core.runtime.delivery import Delivery
 from docgraph.core.runtime.jobs import now_ms
 from docgraph.core.runtime.keys import LANES, Keys, Lane, PartitionKeys
+from docgraph.core.runtime.recovery import DeliveryCapExceeded, keep_claims, reclaim
 from docgraph.core.settings import RetryPolicy, Settings
 from docgraph.core.stage import Services, StageContext, StageResult, StageSpec
 from docgraph.core.store import open_store
@@ -42,42 +41,7 @@ from docgraph.core.topology import Topology
 
 log = logging.getLogger("docgraph.runner")
 
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 DLQ_PAYLOAD_LIMIT = 64 * 1024
-
-
-class DeliveryCapExceeded(Exception):
-    """An entry was delivered more times than allowed: its worker keeps dying."""
-
-
-@dataclass
-class Delivery:
-    """One stream entry handed to this consumer."""
-
-    stream: str
-    entry_id: str
-    fields: dict[bytes, bytes]
-    part: PartitionKeys
-    lane: Lane
-    deliveries: int = 1
-    received: float = 0.0
-    span: telemetry.JobSpan | None = None  # while its stage runs
-
-    @property
-    def traceparent(self) -> str:
-        value = self.fields.get(b"traceparent")
-        return value.decode() if value else ""
-
-    @property
-    def links(self) -> list[str]:
-        """Traceparents this run's span links to (a join's other branches)."""
-        value = self.fields.get(b"links")
-        return value.decode().split() if value else []
-
-    @property
-    def out_traceparent(self) -> str:
-        """Trace context for what this run emits: its process span's when tracing is on."""
-        return self.span.traceparent if self.span is not None else self.traceparent
 
 
 def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random | None = None) -> float:
@@ -238,14 +202,14 @@ class StageRunner:
                     continue
                 raise
             for d in batch:
-                self._spawn(d)
+                self.spawn(d)
 
-    def _spawn(self, d: Delivery) -> None:
+    def spawn(self, d: Delivery) -> None:
         task = asyncio.create_task(self._handle(d))
         self.inflight[task] = d
-        task.add_done_callback(self._done)
+        task.add_done_callback(self.done)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def done(self, task: asyncio.Task[None]) -> None:
         d = self.inflight.pop(task, None)
         self._slot_freed.set()
         if d is not None and d.deliveries > 1:
@@ -317,7 +281,7 @@ class StageRunner:
                     f"not {d.part.partition}; publish to the partition its id hashes to"
                 )
         except PermanentError as exc:
-            await self._dead(d, None, exc, "failed")
+            await self.dead_letter(d, None, exc, "failed")
             return
         job_key = d.part.job(env.job_id)
         attempt = env.attempt + d.deliveries - 1
@@ -366,10 +330,10 @@ class StageRunner:
         try:
             result = await work
         except PermanentError as exc:
-            await self._dead(d, env, exc, "failed")
+            await self.dead_letter(d, env, exc, "failed")
         except Exception as exc:
             if env.attempt >= self.retry.attempts:
-                await self._dead(d, env, exc, "dead")
+                await self.dead_letter(d, env, exc, "dead")
             else:
                 await self._schedule_retry(d, env, exc)
         else:
@@ -490,7 +454,7 @@ class StageRunner:
         if d.span is not None:
             d.span.fail(exc, "retry")
 
-    async def _dead(self, d: Delivery, env: Envelope | None, exc: BaseException, final: str) -> None:
+    async def dead_letter(self, d: Delivery, env: Envelope | None, exc: BaseException, final: str) -> None:
         payload = d.fields.get(b"payload", b"")
         truncated = len(payload) > DLQ_PAYLOAD_LIMIT
         tb = "".join(traceback.format_exception(exc))[-8192:]
@@ -570,9 +534,9 @@ class StageRunner:
             self._upkeep_wake.clear()
             try:
                 await self._flush_progress()
-                await self._keep_claims()
+                await keep_claims(self)
                 if not self.stopping.is_set():
-                    await self._reclaim()
+                    await reclaim(self)
             except REDIS_DOWN as exc:
                 log.warning("upkeep: redis unavailable (%s)", exc)
             except Exception:
@@ -590,80 +554,5 @@ class StageRunner:
             )
         await pipe.execute()
 
-    async def _keep_claims(self) -> None:
-        """Reset the idle time of entries still being worked on (like a lock
-        extension) so live, slow jobs are not reclaimed.  JUSTID does not
-        count a delivery."""
-        horizon = time.monotonic() - self.visibility_ms / 3000
-        by_stream: dict[str, list[Any]] = {}
-        for d in list(self.inflight.values()):
-            if d.received < horizon:
-                by_stream.setdefault(d.stream, []).append(d.entry_id)
-                d.received = time.monotonic()
-        for stream, ids in by_stream.items():
-            await self.client.xclaim(
-                stream, self.group, self.consumer, min_idle_time=0, message_ids=ids, justid=True
-            )
 
-    async def _reclaim(self) -> None:
-        """Take over entries whose consumer went silent; dead-letter those
-        delivered ``max_deliveries`` times already (their worker keeps dying).
-
-        A reclaimed entry is a suspect: it may be what killed its worker.  At
-        most one suspect runs per process at a time, so a poison message cannot
-        take innocent entries down with it often enough to reach their cap.
-        """
-        if any(d.deliveries > 1 for d in self.inflight.values()):
-            return
-        if len(self.inflight) >= self.concurrency:
-            return
-        for part in self.keys.all():
-            for lane in LANES:
-                stream = part.stream(self.stage, lane)
-                pending = await self.client.xpending_range(
-                    stream, self.group, min="-", max="+", count=1, idle=self.visibility_ms
-                )
-                if not pending:
-                    continue
-                entry_id = pending[0]["message_id"]
-                delivered = int(pending[0]["times_delivered"])
-                claimed: Any = await self.client.xclaim(
-                    stream,
-                    self.group,
-                    self.consumer,
-                    min_idle_time=self.visibility_ms,
-                    message_ids=[entry_id],
-                )
-                if not claimed:
-                    continue  # another consumer was faster
-                entry_id, fields = claimed[0]
-                d = Delivery(
-                    stream, entry_id.decode(), fields or {}, part, lane, delivered + 1, time.monotonic()
-                )
-                self.counts["reclaimed"] += 1
-                if not fields:  # deleted while pending: nothing to run
-                    await self.batcher.call("drop", [stream], [self.group, d.entry_id])
-                    continue
-                if delivered >= self.max_deliveries:
-                    task = asyncio.create_task(self._dead_capped(d))
-                    self.inflight[task] = d
-                    task.add_done_callback(self._done)
-                    continue
-                self._spawn(d)
-                return
-
-    async def _dead_capped(self, d: Delivery) -> None:
-        with telemetry.process_span(d.stream, d.entry_id, self.group, d.traceparent, d.deliveries) as span:
-            d.span = span
-            await self._dead_capped_traced(d)
-
-    async def _dead_capped_traced(self, d: Delivery) -> None:
-        try:
-            env: Envelope | None = decode_fields(d.fields, self.settings.max_event_bytes)
-        except PermanentError:
-            env = None
-        exc = DeliveryCapExceeded(
-            f"delivered {d.deliveries - 1} times without finishing (DOCGRAPH_MAX_DELIVERIES="
-            f"{self.max_deliveries}); the stage likely crashes its worker on this input"
-        )
-        await self._dead(d, env, exc, "dead")
+__all__ = ["REDIS_DOWN", "Delivery", "DeliveryCapExceeded", "StageRunner", "backoff_delay"]

@@ -1,7 +1,8 @@
 """A worker process: one or more stage runners plus shared upkeep.
 
-Upkeep every worker does (idempotent, so any number may run it): move due
-retries back to their streams and apply retention while the system is idle.
+Every worker also runs :class:`~docgraph.core.runtime.recovery.Upkeep`
+(idempotent, so any number may run it): due retries back to their streams,
+retention; ``--upkeep-only`` runs nothing else.
 SIGTERM / SIGINT stop reading, let in-flight jobs finish within the grace
 period, hand back the rest, and return normally (exit status 0).
 """
@@ -12,92 +13,16 @@ import asyncio
 import logging
 import signal
 from collections.abc import Iterable
-from pathlib import Path
 
 import redis.asyncio as aioredis
 
 from docgraph.core import telemetry
-from docgraph.core.runtime.connection import Scripts
-from docgraph.core.runtime.jobs import now_ms
-from docgraph.core.runtime.keys import Keys
-from docgraph.core.runtime.runner import REDIS_DOWN, StageRunner
+from docgraph.core.runtime.recovery import Upkeep, touch_liveness
+from docgraph.core.runtime.runner import StageRunner
 from docgraph.core.settings import Settings
 from docgraph.core.stage import Services, StageSpec
 
 log = logging.getLogger("docgraph.worker")
-
-PROMOTE_BATCH = 500
-LIVENESS_INTERVAL = 5.0
-
-
-async def touch_liveness(path: Path, stopping: asyncio.Event, interval: float = LIVENESS_INTERVAL) -> None:
-    """Keep ``path``'s mtime fresh while the event loop runs, whether Redis answers or not:
-    a container's liveness probe restarts a stuck process, never one waiting out a Redis blip."""
-    await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-    while not stopping.is_set():
-        try:
-            await asyncio.to_thread(path.touch)
-        except OSError as exc:
-            log.warning("cannot touch the liveness file %s (%s)", path, exc)
-        try:
-            await asyncio.wait_for(stopping.wait(), interval)
-        except TimeoutError:
-            pass
-    await asyncio.to_thread(path.unlink, missing_ok=True)
-
-
-class Upkeep:
-    """Promotes due retries and trims finished jobs; safe to run anywhere, any number of times."""
-
-    def __init__(self, settings: Settings, client: aioredis.Redis) -> None:
-        self.settings = settings
-        self.keys = Keys(settings.key_prefix, settings.partitions)
-        self.scripts = Scripts(client)
-
-    async def promote_due(self) -> int:
-        moved = 0
-        for part in self.keys.all():
-            while True:
-                n = int(
-                    await self.scripts.call("promote", [part.delayed], [part.tag, now_ms(), PROMOTE_BATCH])
-                )
-                moved += n
-                if n < PROMOTE_BATCH:
-                    break
-        return moved
-
-    async def sweep(self) -> None:
-        s = self.settings
-        for part in self.keys.all():
-            await self.scripts.call(
-                "sweep",
-                [part.state_index("completed")],
-                [
-                    part.tag,
-                    now_ms(),
-                    int(s.completed_max_age * 1000),
-                    s.completed_max_count,
-                    int(s.failed_max_age * 1000),
-                    s.failed_max_count,
-                ],
-            )
-
-    async def run(self, stopping: asyncio.Event, interval: float = 0.25) -> None:
-        ticks = 0
-        while not stopping.is_set():
-            try:
-                await self.promote_due()
-                if ticks % 40 == 0:
-                    await self.sweep()
-            except REDIS_DOWN as exc:
-                log.warning("upkeep: redis unavailable (%s)", exc)
-            except Exception:
-                log.exception("upkeep failed")
-            ticks += 1
-            try:
-                await asyncio.wait_for(stopping.wait(), interval)
-            except TimeoutError:
-                pass
 
 
 class Worker:

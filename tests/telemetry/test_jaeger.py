@@ -225,5 +225,5 @@ async def test_reclaimed_entry_stays_in_the_trace(
     tr = Trace(data, job_id, service_name)
     (capped,) = tr.stage_spans("classify")
     assert tr.parent_stage(capped) == "extract"
-    assert_failed_span(capped, "docgraph.core.runtime.runner.DeliveryCapExceeded", "dead")
+    assert_failed_span(capped, "docgraph.core.runtime.recovery.DeliveryCapExceeded", "dead")
     assert int(tags(capped)["docgraph.deliveries"]) == 3

@@ -1,0 +1,192 @@
+"""Recovery: what keeps jobs moving when workers die, stall or sit at zero.
+
+* ``keep_claims``: reset the idle time of entries a live runner still works on,
+  so a slow job is not taken from its worker;
+* ``reclaim``: take over entries of consumers silent past the visibility timeout,
+  one suspect at a time, and dead-letter those over the delivery cap (a poison
+  message cannot loop forever, crashes included);
+* :class:`Upkeep`: promote due retries from the delayed set, apply retention
+  (any number of processes may run it: every step is an idempotent script);
+* ``touch_liveness``: the liveness file a container probe reads, independent of Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio as aioredis
+
+from docgraph.core import telemetry
+from docgraph.core.envelope import Envelope, decode_fields
+from docgraph.core.errors import PermanentError
+from docgraph.core.runtime.connection import REDIS_DOWN, Scripts
+from docgraph.core.runtime.delivery import Delivery
+from docgraph.core.runtime.jobs import now_ms
+from docgraph.core.runtime.keys import LANES, Keys
+from docgraph.core.settings import Settings
+
+if TYPE_CHECKING:
+    from docgraph.core.runtime.runner import StageRunner
+
+log = logging.getLogger("docgraph.recovery")
+
+PROMOTE_BATCH = 500
+LIVENESS_INTERVAL = 5.0
+
+
+async def touch_liveness(path: Path, stopping: asyncio.Event, interval: float = LIVENESS_INTERVAL) -> None:
+    """Keep ``path``'s mtime fresh while the event loop runs, whether Redis answers or not:
+    a container's liveness probe restarts a stuck process, never one waiting out a Redis blip."""
+    await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+    while not stopping.is_set():
+        try:
+            await asyncio.to_thread(path.touch)
+        except OSError as exc:
+            log.warning("cannot touch the liveness file %s (%s)", path, exc)
+        try:
+            await asyncio.wait_for(stopping.wait(), interval)
+        except TimeoutError:
+            pass
+    await asyncio.to_thread(path.unlink, missing_ok=True)
+
+
+class Upkeep:
+    """Promotes due retries and trims finished jobs; safe to run anywhere, any number of times."""
+
+    def __init__(self, settings: Settings, client: aioredis.Redis) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix, settings.partitions)
+        self.scripts = Scripts(client)
+
+    async def promote_due(self) -> int:
+        moved = 0
+        for part in self.keys.all():
+            while True:
+                n = int(
+                    await self.scripts.call("promote", [part.delayed], [part.tag, now_ms(), PROMOTE_BATCH])
+                )
+                moved += n
+                if n < PROMOTE_BATCH:
+                    break
+        return moved
+
+    async def sweep(self) -> None:
+        s = self.settings
+        for part in self.keys.all():
+            await self.scripts.call(
+                "sweep",
+                [part.state_index("completed")],
+                [
+                    part.tag,
+                    now_ms(),
+                    int(s.completed_max_age * 1000),
+                    s.completed_max_count,
+                    int(s.failed_max_age * 1000),
+                    s.failed_max_count,
+                ],
+            )
+
+    async def run(self, stopping: asyncio.Event, interval: float = 0.25) -> None:
+        ticks = 0
+        while not stopping.is_set():
+            try:
+                await self.promote_due()
+                if ticks % 40 == 0:
+                    await self.sweep()
+            except REDIS_DOWN as exc:
+                log.warning("upkeep: redis unavailable (%s)", exc)
+            except Exception:
+                log.exception("upkeep failed")
+            ticks += 1
+            try:
+                await asyncio.wait_for(stopping.wait(), interval)
+            except TimeoutError:
+                pass
+
+
+class DeliveryCapExceeded(Exception):
+    """An entry was delivered more times than allowed: its worker keeps dying."""
+
+
+async def keep_claims(runner: StageRunner) -> None:
+    """Reset the idle time of entries still being worked on (like a lock
+    extension) so live, slow jobs are not reclaimed.  JUSTID does not
+    count a delivery."""
+    horizon = time.monotonic() - runner.visibility_ms / 3000
+    by_stream: dict[str, list[Any]] = {}
+    for d in list(runner.inflight.values()):
+        if d.received < horizon:
+            by_stream.setdefault(d.stream, []).append(d.entry_id)
+            d.received = time.monotonic()
+    for stream, ids in by_stream.items():
+        await runner.client.xclaim(
+            stream, runner.group, runner.consumer, min_idle_time=0, message_ids=ids, justid=True
+        )
+
+
+async def reclaim(runner: StageRunner) -> None:
+    """Take over entries whose consumer went silent; dead-letter those
+    delivered ``max_deliveries`` times already (their worker keeps dying).
+
+    A reclaimed entry is a suspect: it may be what killed its worker.  At
+    most one suspect runs per process at a time, so a poison message cannot
+    take innocent entries down with it often enough to reach their cap.
+    """
+    if any(d.deliveries > 1 for d in runner.inflight.values()):
+        return
+    if len(runner.inflight) >= runner.concurrency:
+        return
+    for part in runner.keys.all():
+        for lane in LANES:
+            stream = part.stream(runner.stage, lane)
+            pending = await runner.client.xpending_range(
+                stream, runner.group, min="-", max="+", count=1, idle=runner.visibility_ms
+            )
+            if not pending:
+                continue
+            entry_id = pending[0]["message_id"]
+            delivered = int(pending[0]["times_delivered"])
+            claimed: Any = await runner.client.xclaim(
+                stream,
+                runner.group,
+                runner.consumer,
+                min_idle_time=runner.visibility_ms,
+                message_ids=[entry_id],
+            )
+            if not claimed:
+                continue  # another consumer was faster
+            entry_id, fields = claimed[0]
+            d = Delivery(stream, entry_id.decode(), fields or {}, part, lane, delivered + 1, time.monotonic())
+            runner.counts["reclaimed"] += 1
+            if not fields:  # deleted while pending: nothing to run
+                await runner.batcher.call("drop", [stream], [runner.group, d.entry_id])
+                continue
+            if delivered >= runner.max_deliveries:
+                task = asyncio.create_task(dead_letter_capped(runner, d))
+                runner.inflight[task] = d
+                task.add_done_callback(runner.done)
+                continue
+            runner.spawn(d)
+            return
+
+
+async def dead_letter_capped(runner: StageRunner, d: Delivery) -> None:
+    with telemetry.process_span(d.stream, d.entry_id, runner.group, d.traceparent, d.deliveries) as span:
+        d.span = span
+        await _dead_letter_capped(runner, d)
+
+
+async def _dead_letter_capped(runner: StageRunner, d: Delivery) -> None:
+    try:
+        env: Envelope | None = decode_fields(d.fields, runner.settings.max_event_bytes)
+    except PermanentError:
+        env = None
+    exc = DeliveryCapExceeded(
+        f"delivered {d.deliveries - 1} times without finishing (DOCGRAPH_MAX_DELIVERIES="
+        f"{runner.max_deliveries}); the stage likely crashes its worker on this input"
+    )
+    await runner.dead_letter(d, env, exc, "dead")
