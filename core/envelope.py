@@ -72,12 +72,6 @@ class Envelope(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     outputs: dict[str, Any] = Field(default_factory=dict, description="earlier stages' outputs")
 
-    def to_fields(self, traceparent: str | None) -> dict[str, str]:
-        fields = {"payload": self.model_dump_json(exclude_defaults=False)}
-        if traceparent:
-            fields["traceparent"] = traceparent
-        return fields
-
 
 def new_job_id() -> str:
     return uuid.uuid4().hex
@@ -141,8 +135,3 @@ def _explain(payload: str | bytes) -> Envelope:
             f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}" for err in exc.errors()
         )
         raise PermanentError(f"event payload is invalid: {problems}") from None
-
-
-def traceparent_of(fields: dict[bytes, bytes]) -> str | None:
-    value = fields.get(b"traceparent")
-    return value.decode() if value else None

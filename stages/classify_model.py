@@ -8,19 +8,9 @@ the saved model when ``DOCGRAPH_CLASSIFY_MODEL`` points at it.
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-
-
-@dataclass
-class TrainReport:
-    labels: dict[str, int]
-    folds: int
-    accuracy: float
-    accuracy_std: float
-    skipped: list[tuple[str, str]]
 
 
 def read_labelled(folder: Path, pm: Any, settings: Any) -> tuple[list[str], list[str], list[tuple[str, str]]]:

@@ -2,6 +2,8 @@
 
 ``metadata`` keys understood (stage name -> value):
   sleep_ms:    {"ner": [min, max]}  random delay
+  block_ms:    {"ner": 2500}        block the worker's event loop (a badly written
+                                    async stage: heartbeats on the loop stall too)
   fail:        {"ner": 2}           raise on the first N calls (transient; counted in
                                     the effects hash, so a replay can succeed)
   permanent:   {"extract": "why"}   raise PermanentError
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import time
 
 import redis as sync_redis
 
@@ -51,6 +54,9 @@ def make_stage(name: str):
             calls = await asyncio.to_thread(client.hincrby, key, f"{ctx.job_id}:{name}:calls", 1)
             if calls <= fail:
                 raise RuntimeError(f"injected transient failure of {name}, call {calls}")
+        block = meta.get("block_ms", {}).get(name)
+        if block:
+            time.sleep(block / 1000)  # noqa: ASYNC251 - deliberately on the event loop
         delay = meta.get("sleep_ms", {}).get(name)
         if delay:
             await asyncio.sleep(random.uniform(*delay) / 1000)

@@ -85,6 +85,11 @@ class Keys:
     def all(self) -> list[PartitionKeys]:
         return list(self._parts)
 
+    def lease(self, consumer: str) -> str:
+        """String with a TTL: the consumer's process is alive while it exists
+        (renewed by a heartbeat thread; not partitioned, read outside scripts)."""
+        return f"{self.prefix}:lease:{consumer}"
+
     def workers(self, stage: str) -> str:
         """Hash of live consumers of ``stage`` -> last heartbeat (not partitioned)."""
         return f"{self.prefix}:workers:{stage}"

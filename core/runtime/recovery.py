@@ -7,6 +7,11 @@
   message cannot loop forever, crashes included);
 * :class:`Upkeep`: promote due retries from the delayed set, apply retention
   (any number of processes may run it: every step is an idempotent script);
+* :class:`LeaseKeeper`: each worker process's consumers hold a lease in Redis,
+  renewed by a thread with its own connection (event-loop starvation cannot stop
+  it); ``reclaim`` takes entries only from consumers whose lease expired, so a
+  slow job on a live worker keeps its entry and only real deaths count toward
+  the delivery cap;
 * ``touch_liveness``: the liveness file a container probe reads, independent of Redis.
 """
 
@@ -14,10 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import redis
 import redis.asyncio as aioredis
 
 from docgraph.core import telemetry
@@ -108,6 +116,52 @@ class Upkeep:
                 pass
 
 
+class LeaseKeeper:
+    """Renews ``lease:<consumer>`` for every consumer of this process, from a thread.
+
+    TTL: the shortest visibility timeout of the process's stages, renewed four
+    times per TTL.  A process that dies (SIGKILL, OOM, a lost host) stops renewing
+    and its leases expire; a process whose event loop is busy or starved keeps them."""
+
+    def __init__(self, settings: Settings, consumers: Iterable[str], ttl: float) -> None:
+        keys = Keys(settings.key_prefix, settings.partitions)
+        self.leases = [keys.lease(c) for c in consumers]
+        self.ttl_ms = max(100, int(ttl * 1000))
+        self.url = settings.redis_url
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="docgraph-lease", daemon=True)
+
+    def start(self) -> None:
+        if self.leases:
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop renewing and give the leases up (entries were handed back by then)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        client = redis.Redis.from_url(self.url, socket_timeout=max(1.0, self.ttl_ms / 2000))
+        interval = self.ttl_ms / 4000
+        try:
+            while not self._stop.is_set():
+                try:
+                    pipe = client.pipeline(transaction=False)
+                    for key in self.leases:
+                        pipe.set(key, b"1", px=self.ttl_ms)
+                    pipe.execute()
+                except redis.RedisError as exc:
+                    log.warning("lease renewal failed (%s); retrying", exc)
+                self._stop.wait(interval)
+            try:
+                client.delete(*self.leases)
+            except redis.RedisError:
+                pass  # they expire on their own
+        finally:
+            client.close()
+
+
 class DeliveryCapExceeded(Exception):
     """An entry was delivered more times than allowed: its worker keeps dying."""
 
@@ -128,9 +182,13 @@ async def keep_claims(runner: StageRunner) -> None:
         )
 
 
+RECLAIM_SCAN = 32  # pending entries looked at per stream and tick
+
+
 async def reclaim(runner: StageRunner) -> None:
-    """Take over entries whose consumer went silent; dead-letter those
-    delivered ``max_deliveries`` times already (their worker keeps dying).
+    """Take over entries whose consumer died (idle past the visibility timeout
+    *and* lease expired); dead-letter those delivered ``max_deliveries`` times
+    already (their worker keeps dying).
 
     A reclaimed entry is a suspect: it may be what killed its worker.  At
     most one suspect runs per process at a time, so a poison message cannot
@@ -144,12 +202,13 @@ async def reclaim(runner: StageRunner) -> None:
         for lane in LANES:
             stream = part.stream(runner.stage, lane)
             pending = await runner.client.xpending_range(
-                stream, runner.group, min="-", max="+", count=1, idle=runner.visibility_ms
+                stream, runner.group, min="-", max="+", count=RECLAIM_SCAN, idle=runner.visibility_ms
             )
-            if not pending:
+            suspect = await _first_of_dead_consumer(runner, pending)
+            if suspect is None:
                 continue
-            entry_id = pending[0]["message_id"]
-            delivered = int(pending[0]["times_delivered"])
+            entry_id = suspect["message_id"]
+            delivered = int(suspect["times_delivered"])
             claimed: Any = await runner.client.xclaim(
                 stream,
                 runner.group,
@@ -172,6 +231,20 @@ async def reclaim(runner: StageRunner) -> None:
                 continue
             runner.spawn(d)
             return
+
+
+async def _first_of_dead_consumer(runner: StageRunner, pending: list[Any]) -> Any:
+    """The first pending entry whose consumer holds no lease (its process is gone)."""
+    consumers = sorted({p["consumer"].decode() for p in pending} - {runner.consumer})
+    if not consumers:
+        return None
+    if await runner.client.exists(*(runner.keys.lease(c) for c in consumers)) == len(consumers):
+        return None  # the common case: every owner is alive, one round trip
+    pipe = runner.client.pipeline(transaction=False)
+    for c in consumers:
+        pipe.exists(runner.keys.lease(c))
+    dead = {c for c, live in zip(consumers, await pipe.execute(), strict=True) if not live}
+    return next((p for p in pending if p["consumer"].decode() in dead), None)
 
 
 async def dead_letter_capped(runner: StageRunner, d: Delivery) -> None:

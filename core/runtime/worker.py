@@ -17,7 +17,7 @@ from collections.abc import Iterable
 import redis.asyncio as aioredis
 
 from docgraph.core import telemetry
-from docgraph.core.runtime.recovery import Upkeep, touch_liveness
+from docgraph.core.runtime.recovery import LeaseKeeper, Upkeep, touch_liveness
 from docgraph.core.runtime.runner import StageRunner
 from docgraph.core.settings import Settings
 from docgraph.core.stage import Services, StageSpec
@@ -41,6 +41,8 @@ class Worker:
         self.services = services
         self.runners = [StageRunner(spec, settings, client, services=services) for spec in stages]
         self.upkeep = Upkeep(settings, client)
+        ttl = min((r.visibility_ms / 1000 for r in self.runners), default=settings.visibility_timeout)
+        self.lease = LeaseKeeper(settings, [r.consumer for r in self.runners], ttl)
         self.stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -58,6 +60,7 @@ class Worker:
         helpers = [upkeep]
         if self.settings.health_file is not None:
             helpers.append(asyncio.create_task(touch_liveness(self.settings.health_file, self.stopping)))
+        self.lease.start()
         try:
             if self.runners:
                 await asyncio.gather(*(r.run() for r in self.runners))
@@ -66,6 +69,7 @@ class Worker:
         finally:
             self.stopping.set()
             await asyncio.gather(*helpers)
+            await asyncio.to_thread(self.lease.stop)
             if self.services is not None:
                 await asyncio.to_thread(self.services.close)  # e.g. the Neo4j driver
             await telemetry.aflush()  # export this worker's last spans (no-op when tracing is off)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
+import sys
 import time
 
 import pytest
@@ -170,3 +172,36 @@ async def test_poison_message_is_dead_lettered_after_the_delivery_cap(settings: 
     assert letter.fields["deliveries"] == "4"
     assert procs.started - 2 == 3  # it killed exactly max_deliveries workers
     await _assert_each_stage_recorded_once(store, good)
+
+
+def _cpu_hogs(n: int, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """Busy processes that stop by themselves after ``seconds``."""
+    code = f"import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass\n"
+    return [subprocess.Popen([sys.executable, "-c", code]) for _ in range(n)]
+
+
+@pytest.mark.slow
+async def test_a_slow_job_on_a_live_starved_worker_keeps_its_entry(settings: Settings, client, tmp_path):
+    """Stages that block their worker's event loop past the visibility timeout, on
+    a machine busy with CPU hogs: live workers hold their leases, so nothing is
+    reclaimed, nothing is dead-lettered, every stage runs exactly once."""
+    from docgraph.core.runtime.dlq import DeadLetters
+
+    settings = settings.model_copy(update={"visibility_timeout": 1.0, "max_deliveries": 2, "concurrency": 4})
+    store = JobStore(client, settings)
+    ids = await _submit(store, 12, metadata={"block_ms": {"ner": 2500, "classify": 1500}})
+    hogs = _cpu_hogs(3, 90)
+    procs = WorkerProcs(settings, tmp_path)
+    try:
+        procs.start(2)
+        await _supervise(procs, store, ids, timeout=120)
+    finally:
+        procs.stop()
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert procs.started == 2, procs.logs()  # no worker died
+    runs = await _assert_each_stage_recorded_once(store, ids)
+    assert runs == dict.fromkeys(STAGES, len(ids)), runs  # no stage ran twice: nothing was reclaimed
+    for stage in STAGES:
+        assert await DeadLetters(client, settings).list(stage) == []
