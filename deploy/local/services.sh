@@ -2,6 +2,7 @@
 # Local, real services for docgraph's tests and CI -- no Docker, no download sites.
 #
 #   deploy/local/services.sh up [redis|neo4j|s3|jaeger|all]...   build once, start, wait until ready
+#   deploy/local/services.sh build [SERVICE|all]...              build (cached) without starting
 #   deploy/local/services.sh down [SERVICE|all]...               stop (data is kept)
 #   deploy/local/services.sh purge                               stop all and delete runtime data
 #   deploy/local/services.sh env                                 print `export DOCGRAPH_TEST_...=` lines
@@ -521,6 +522,12 @@ main() {
             local start=$SECONDS
             for svc in "${SERVICES[@]}"; do up_one "$svc"; done
             say "up done in $(( SECONDS - start ))s; use: eval \"\$($0 env)\""
+            ;;
+        build)
+            # Build (cached) without starting: deploy/docker/build.sh copies the results into images.
+            expand_services "$@"
+            with_lock
+            for svc in "${SERVICES[@]}"; do "build_$svc"; done
             ;;
         down)
             expand_services "$@"
