@@ -5,13 +5,13 @@
 #
 #   deploy/docker/engine.sh          install docker.io + debootstrap (apt) if missing,
 #                                    start dockerd if it is not answering,
-#                                    build `docker compose` into ~/.docker/cli-plugins
+#                                    build `docker buildx` and `docker compose` into ~/.docker/cli-plugins
 #
 # Idempotent: a second run with everything in place takes well under a second.
-# The compose binary is cached as $CACHE/bin/docker-compose-<version> (the
+# The plugins are cached as $CACHE/bin/docker-{buildx,compose}-<version> (the
 # version is the cache key) and linked into the CLI plugin directory.
 #   DOCGRAPH_CACHE            (default ~/.cache/docgraph)
-#   DOCGRAPH_COMPOSE_VERSION  (default v2.40.3)
+#   DOCGRAPH_COMPOSE_VERSION  (default v2.40.3), DOCGRAPH_BUILDX_VERSION (default v0.29.1)
 #   DOCGRAPH_DOCKER_ROOT      dockerd --data-root (default /var/lib/docker)
 set -euo pipefail
 
@@ -19,7 +19,8 @@ CACHE="${DOCGRAPH_CACHE:-$HOME/.cache/docgraph}"
 BIN="$CACHE/bin"
 COMPOSE_MODULE=github.com/docker/compose/v2
 COMPOSE_VERSION="${DOCGRAPH_COMPOSE_VERSION:-v2.40.3}"
-COMPOSE_BIN="$BIN/docker-compose-$COMPOSE_VERSION"
+BUILDX_MODULE=github.com/docker/buildx
+BUILDX_VERSION="${DOCGRAPH_BUILDX_VERSION:-v0.29.1}"   # the version compose v2.40.3 itself is built with
 PLUGIN_DIR="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
 DATA_ROOT="${DOCGRAPH_DOCKER_ROOT:-/var/lib/docker}"
 LOG_DIR="$CACHE/logs"
@@ -57,9 +58,16 @@ start_dockerd() {
     die "dockerd did not answer within 60 s"
 }
 
-build_compose() {
-    if [ ! -x "$COMPOSE_BIN" ]; then
-        command -v go >/dev/null 2>&1 || die "go is not installed (needed to build docker compose)"
+# go_plugin NAME MODULE VERSION PKG LDFLAGS: builds a Docker CLI plugin from the
+# Go module proxy into $BIN/docker-NAME-VERSION (cached) and links it into the
+# CLI plugin directory. Like deploy/local/services.sh: built inside the
+# unpacked module, so its go.mod (replace directives included) and go.sum pin
+# every dependency.
+go_plugin() {
+    local name="$1" module="$2" version="$3" pkg="$4" ldflags="$5"
+    local out="$BIN/docker-$name-$version"
+    if [ ! -x "$out" ]; then
+        command -v go >/dev/null 2>&1 || die "go is not installed (needed to build docker $name)"
         export GOPATH="${DOCGRAPH_GOPATH:-$CACHE/go}"
         export GOMODCACHE="$GOPATH/pkg/mod"
         export GOCACHE="${DOCGRAPH_GOCACHE:-$CACHE/go/build-cache}"
@@ -67,33 +75,32 @@ build_compose() {
         export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
         export CGO_ENABLED=0
         mkdir -p "$BIN" "$LOG_DIR"
-        local log="$LOG_DIR/build-compose.log" dir start rc=0
+        local log="$LOG_DIR/build-$name.log" dir start rc=0
         start=$(date +%s)
-        say "building docker compose $COMPOSE_VERSION (go, log: $log) ..."
-        # Like deploy/local/services.sh: build inside the unpacked module so its
-        # go.mod (replace directives included) and go.sum pin every dependency.
+        say "building docker $name $version (go, log: $log) ..."
         {
-            dir="$(cd /tmp && go mod download -json "$COMPOSE_MODULE@$COMPOSE_VERSION" \
+            dir="$(cd /tmp && go mod download -json "$module@$version" \
                 | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')" \
                 && cd "$dir" \
-                && go build -p "$JOBS" -trimpath \
-                    -ldflags "-s -w -X $COMPOSE_MODULE/internal.Version=$COMPOSE_VERSION" \
-                    -o "$COMPOSE_BIN.tmp" ./cmd
+                && go build -p "$JOBS" -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg"
         } >"$log" 2>&1 || rc=$?
-        printf '%s\t%s\t%ss\trc=%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "docker compose $COMPOSE_VERSION (go)" \
+        printf '%s\t%s\t%ss\trc=%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "docker $name $version (go)" \
             "$(( $(date +%s) - start ))" "$rc" >>"$LOG_DIR/build-times.log"
-        if [ "$rc" -ne 0 ]; then tail -n 40 "$log" >&2; die "building docker compose failed"; fi
-        mv -f "$COMPOSE_BIN.tmp" "$COMPOSE_BIN"
-        say "built docker compose in $(( $(date +%s) - start ))s"
+        if [ "$rc" -ne 0 ]; then tail -n 40 "$log" >&2; die "building docker $name failed"; fi
+        mv -f "$out.tmp" "$out"   # atomic: a half-written binary is never taken for a built one
+        say "built docker $name in $(( $(date +%s) - start ))s"
     fi
     mkdir -p "$PLUGIN_DIR"
-    if [ "$(readlink "$PLUGIN_DIR/docker-compose" 2>/dev/null)" != "$COMPOSE_BIN" ]; then
-        ln -sfn "$COMPOSE_BIN" "$PLUGIN_DIR/docker-compose"
+    if [ "$(readlink "$PLUGIN_DIR/docker-$name" 2>/dev/null)" != "$out" ]; then
+        ln -sfn "$out" "$PLUGIN_DIR/docker-$name"
     fi
-    docker compose version >/dev/null || die "docker compose does not run"
+    docker "$name" version >/dev/null || die "docker $name does not run"
 }
 
 install_packages
 start_dockerd
-build_compose
+# buildx: the docker CLI builds with BuildKit only through it (build secrets, RUN --mount).
+go_plugin buildx "$BUILDX_MODULE" "$BUILDX_VERSION" ./cmd/buildx \
+    "-X $BUILDX_MODULE/version.Version=$BUILDX_VERSION -X $BUILDX_MODULE/version.Package=$BUILDX_MODULE"
+go_plugin compose "$COMPOSE_MODULE" "$COMPOSE_VERSION" ./cmd "-X $COMPOSE_MODULE/internal.Version=$COMPOSE_VERSION"
 say "ready: $(docker version --format 'engine {{.Server.Version}}'), $(docker compose version --short 2>/dev/null | sed 's/^/compose /')"
