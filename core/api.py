@@ -341,6 +341,19 @@ def locate_document(store: ObjectStore, doc: DocumentIn, max_bytes: int) -> Docu
     return DocumentRef(uri=uri, sha256=sha, size=size, content_type=content_type, name=doc.name or name)
 
 
+def _own_object(objects: Any, bucket: str, key: str) -> bool:
+    """An object docgraph wrote itself in its store: a stage artifact (``jobs/``)
+    or an uploaded document (``documents/``, its job already exists)."""
+    if getattr(objects, "bucket", None) != bucket:
+        return False
+    prefix = getattr(objects, "prefix", "")
+    if prefix:
+        if not key.startswith(prefix + "/"):
+            return False
+        key = key[len(prefix) + 1 :]
+    return key.startswith(("jobs/", "documents/"))
+
+
 async def _locate(api: ApiState, doc: DocumentIn) -> DocumentRef:
     """:func:`locate_document` off the event loop; a store error becomes a 503."""
     try:
@@ -678,8 +691,8 @@ def _router() -> APIRouter:
             # its bucket ARN ends with the object's path: then the key is exact
             exact = str(bucket_info.get("arn", "")).endswith(f"{bucket}/{raw_key}")
             key = raw_key if exact else unquote_plus(raw_key)
-            if "ObjectCreated" not in event or not bucket or not key:
-                ignored += 1
+            if "ObjectCreated" not in event or not bucket or not key or _own_object(api.objects, bucket, key):
+                ignored += 1  # docgraph's own writes (artifacts, uploads) would loop back as jobs
                 continue
             doc = DocumentIn(uri=f"s3://{bucket}/{key}", content_type=obj.get("contentType"))
             try:

@@ -118,6 +118,9 @@ build_app() {
         say "built $ref in $(( $(date +%s) - start ))s"
     fi
     docker tag "$ref" "$NAME:latest"
+    # Older builds of this version (other hashes) only take disk: drop their tags.
+    docker image ls --format '{{.Repository}}:{{.Tag}}' "$NAME" | grep -F "$NAME:$version-" | grep -vxF "$ref" \
+        | xargs -r docker image rm >/dev/null 2>&1 || true
     echo "$ref"
 }
 

@@ -32,7 +32,8 @@ CMD ["--bind", "0.0.0.0", "--protected-mode", "no", "--dir", "/data", "--appendo
      "--appendfsync", "everysec", "--save", "", "--loadmodule", "/opt/redis/falkordb.so"]
 
 FROM common AS neo4j
-RUN apt-get update -qq \
+# (man1 exists so the JRE's update-alternatives works on a base without man pages)
+RUN mkdir -p /usr/share/man/man1 && apt-get update -qq \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /usr/share/doc/*
 COPY neo4j/lib /opt/neo4j/lib
