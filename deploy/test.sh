@@ -10,6 +10,7 @@ if [ -x deploy/local/services.sh ]; then
   ./deploy/local/services.sh up all
   eval "$(./deploy/local/services.sh env)"
 fi
+./deploy/docker/build.sh services >/dev/null  # dockerd + compose (engine.sh), base, docgraph and service images: tests/deploy
 ruff check .
 mypy core
 python -m pytest -q "$@"
