@@ -97,6 +97,7 @@ async def test_worker_health_and_start_up_to_first_read(images, tmp_path, unique
     away, `docgraph health --ready` does not, and a frozen worker fails the check."""
     docs = _docs(tmp_path / "docs")
     net, redis, worker, volume = f"{unique}-net", f"{unique}-redis", f"{unique}-worker", f"{unique}-objects"
+    ner = f"{unique}-ner"
     env = ["-e", "DOCGRAPH_REDIS_URL=redis://redis:6379/0"]
     try:
         sh("docker", "network", "create", net)
@@ -126,6 +127,26 @@ async def test_worker_health_and_start_up_to_first_read(images, tmp_path, unique
         first_read = extract.started / 1000 - t0
         print(f"worker start-up to first read: {first_read:.2f} s (docker run -d -> extract started)")
         assert 0 < first_read < 60
+
+        # ner: its first read, and its first result (which includes loading the spaCy pipeline)
+        t0 = time.time()
+        sh("docker", "run", "-d", "--name", ner, *LOCKED, "--network", net, *env, "-v", f"{volume}:/data",
+           images, "worker", "--stage", "ner")  # fmt: skip
+        deadline = time.monotonic() + 120
+        while True:
+            job = await store.get(job_id)
+            stage = next(st for st in job.stages if st.name == "ner")
+            if stage.finished:
+                break
+            assert stage.status != "failed" and time.monotonic() < deadline, (
+                stage,
+                sh("docker", "logs", ner).stderr[-2000:],
+            )
+            await asyncio.sleep(0.05)
+        assert stage.output and stage.output["mentions"] > 0
+        print(
+            f"ner worker: first read {stage.started / 1000 - t0:.2f} s, first result {stage.finished / 1000 - t0:.2f} s"
+        )
         await client.aclose()
 
         wait_healthy(worker, 60)
@@ -143,7 +164,7 @@ async def test_worker_health_and_start_up_to_first_read(images, tmp_path, unique
         sh("docker", "kill", "--signal", "CONT", worker)
         assert stale.returncode == 1, stale
     finally:
-        for c in (worker, redis):
+        for c in (worker, ner, redis):
             sh("docker", "rm", "-f", c, check=False)
         sh("docker", "volume", "rm", "-f", volume, check=False)
         sh("docker", "network", "rm", net, check=False)
