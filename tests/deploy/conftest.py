@@ -58,6 +58,41 @@ def images() -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def remove_stale(prefix: str = "dgt-") -> list[str]:
+    """Containers, volumes and networks named ``dgt-<pid>-...`` (compose projects
+    and ``docker run`` names of these tests) whose test process is gone: what an
+    interrupted run left behind."""
+    stale = set()
+    for kind in ("container", "volume", "network"):
+        fmt = "{{.Name}}" if kind != "container" else "{{.Names}}"
+        args = ["docker", kind, "ls", "--format", fmt] + (["-a"] if kind == "container" else [])
+        for name in sh(*args, check=False).stdout.split():
+            parts = name.split("-")
+            if (
+                name.startswith(prefix)
+                and len(parts) > 2
+                and parts[1].isdigit()
+                and not _alive(int(parts[1]))
+            ):
+                stale.add((kind, name))
+    order = ("container", "network", "volume")  # containers first: they hold the others
+    for kind, name in sorted(stale, key=lambda kn: order.index(kn[0])):
+        sh("docker", kind, "rm", *(["-f"] if kind != "network" else []), name, check=False)
+    return sorted(name for _, name in stale)
+
+
 @pytest.fixture
-def unique() -> str:
-    return f"dgt{os.getpid()}{time.monotonic_ns() % 10**6}"
+def unique(images) -> str:
+    """A name for this test's containers, volumes and networks: ``dgt-<pid>-<n>``."""
+    remove_stale()
+    return f"dgt-{os.getpid()}-{time.monotonic_ns() % 10**6}"
