@@ -103,4 +103,4 @@ start_dockerd
 go_plugin buildx "$BUILDX_MODULE" "$BUILDX_VERSION" ./cmd/buildx \
     "-X $BUILDX_MODULE/version.Version=$BUILDX_VERSION -X $BUILDX_MODULE/version.Package=$BUILDX_MODULE"
 go_plugin compose "$COMPOSE_MODULE" "$COMPOSE_VERSION" ./cmd "-X $COMPOSE_MODULE/internal.Version=$COMPOSE_VERSION"
-say "ready: $(docker version --format 'engine {{.Server.Version}}'), $(docker compose version --short 2>/dev/null | sed 's/^/compose /')"
+say "ready: $(docker version --format 'engine {{.Server.Version}}'), buildx $(docker buildx version | cut -d' ' -f2), compose $(docker compose version --short)"
