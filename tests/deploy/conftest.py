@@ -87,7 +87,10 @@ def remove_stale(prefix: str = "dgt-") -> list[str]:
                 stale.add((kind, name))
     order = ("container", "network", "volume")  # containers first: they hold the others
     for kind, name in sorted(stale, key=lambda kn: order.index(kn[0])):
-        sh("docker", kind, "rm", *(["-f"] if kind != "network" else []), name, check=False)
+        flags = {"container": ["-f", "-v"], "volume": ["-f"], "network": []}[
+            kind
+        ]  # -v: anonymous volumes too
+        sh("docker", kind, "rm", *flags, name, check=False)
     return sorted(name for _, name in stale)
 
 

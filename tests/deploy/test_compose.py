@@ -80,7 +80,7 @@ def stack(images, unique) -> Iterator[Stack]:
             "docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={unique}"
         ).stdout.split()
         if left:
-            sh("docker", "rm", "-f", *left, check=False)
+            sh("docker", "rm", "-f", "-v", *left, check=False)
 
 
 def _documents(seed: int = 9) -> dict[str, str]:

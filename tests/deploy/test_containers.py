@@ -87,4 +87,4 @@ def test_containers_of_a_killed_session_are_removed_by_the_next(images) -> None:
         if child.poll() is None:
             child.kill()
         for name in _owned_by(child.pid):
-            sh("docker", "rm", "-f", name, check=False)
+            sh("docker", "rm", "-f", "-v", name, check=False)

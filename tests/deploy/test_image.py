@@ -70,7 +70,7 @@ def test_run_on_a_mounted_folder_as_non_root_on_a_read_only_root(images, tmp_pat
         assert probe[1:4] == ["/opt/docgraph/x 30", "/etc/x 30", "/x 30"], probe  # EROFS
         assert probe[4] == "tmp ok"
     finally:
-        sh("docker", "rm", "-f", name, check=False)
+        sh("docker", "rm", "-f", "-v", name, check=False)
         sh("docker", "volume", "rm", "-f", volume, check=False)
 
 
@@ -165,6 +165,6 @@ async def test_worker_health_and_start_up_to_first_read(images, tmp_path, unique
         assert stale.returncode == 1, stale
     finally:
         for c in (worker, ner, redis):
-            sh("docker", "rm", "-f", c, check=False)
+            sh("docker", "rm", "-f", "-v", c, check=False)
         sh("docker", "volume", "rm", "-f", volume, check=False)
         sh("docker", "network", "rm", net, check=False)
