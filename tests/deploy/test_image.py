@@ -84,6 +84,12 @@ def test_image_metadata(images) -> None:
     )
     assert config["Healthcheck"]["Test"] == ["CMD", "docgraph", "health", "--max-age", "30"]
     assert "DOCGRAPH_HEALTH_FILE=/tmp/docgraph.alive" in config["Env"]
+    # one image, every role (the entry point is docgraph), on a read-only root
+    roles = "; ".join(
+        f"docgraph {r} --help >/dev/null && echo {r}" for r in ("worker", "serve", "run", "monitor", "health")
+    )
+    ok = sh("docker", "run", "--rm", *LOCKED, "--entrypoint", "sh", images, "-c", roles).stdout.split()
+    assert ok == ["worker", "serve", "run", "monitor", "health"], ok
     # the host CA bundle was a build secret: not a file of the image
     found = sh("docker", "run", "--rm", "--entrypoint", "sh", images, "-c",
                "ls /run/secrets 2>/dev/null; grep -rl 'BEGIN CERTIFICATE' /opt/docgraph/pip.conf /etc/pip.conf "
