@@ -11,6 +11,7 @@ if [ -x deploy/local/services.sh ]; then
   eval "$(./deploy/local/services.sh env)"
 fi
 eval "$(./deploy/helm/build-tools.sh)"   # helm + keda-check (KEDA's scaler) for tests/deploy, cached
+./deploy/docker/build.sh services >/dev/null  # dockerd + compose (engine.sh), base, docgraph and service images: tests/deploy
 ruff check .
 ruff format --check .
 mypy core plugins

@@ -2,6 +2,10 @@
 
 In CI (``DOCGRAPH_CI=1``) a skipped test is reported as a failure: service
 tests must run against real servers there.
+
+``DOCGRAPH_TEST_SERVICES=containers`` starts Redis, Neo4j, the S3 server and
+Jaeger as containers (testcontainers, locally built images) instead of using
+the local processes: see tests/containers.py.
 """
 
 from __future__ import annotations
@@ -15,9 +19,16 @@ import pytest
 
 from docgraph.core.runtime.connection import connect
 from docgraph.core.settings import Settings
+from tests import containers
 from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before collection: test modules read DOCGRAPH_TEST_* when they are imported.
+    if containers.enabled():
+        config.add_cleanup(containers.start_from_env().stop)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -32,6 +43,9 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    if containers.enabled() and os.environ.get("DOCGRAPH_TEST_REDIS_URL"):
+        yield containers.ContainerRedis(os.environ["DOCGRAPH_TEST_REDIS_URL"])  # type: ignore[misc]
+        return
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()

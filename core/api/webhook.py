@@ -68,8 +68,13 @@ async def s3_event(request: Request, api: Api) -> dict[str, Any]:
         # its bucket ARN ends with the object's path: then the key is exact
         exact = str(bucket_info.get("arn", "")).endswith(f"{bucket}/{raw_key}")
         key = raw_key if exact else unquote_plus(raw_key)
-        if "ObjectCreated" not in event or not bucket or not key:
-            ignored += 1
+        if (
+            "ObjectCreated" not in event
+            or not bucket
+            or not key
+            or api.objects.is_internal(f"s3://{bucket}/{key}")
+        ):
+            ignored += 1  # docgraph's own writes (artifacts, uploads) would loop back as jobs
             continue
         doc = DocumentIn(uri=f"s3://{bucket}/{key}", content_type=obj.get("contentType"))
         try:

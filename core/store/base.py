@@ -39,6 +39,12 @@ class ObjectStore(Protocol):
         self, stream: IO[bytes], *, name: str | None, content_type: str | None
     ) -> DocumentRef: ...
 
+    def is_internal(self, uri: str) -> bool:
+        """True for an object docgraph wrote itself: a stage artifact (``jobs/``) or a
+        stored document (``documents/``, whose job exists already).  A bucket
+        notification for one must not start a job, or every artifact would loop back."""
+        ...
+
     def locate(self, uri: str, max_bytes: int) -> DocumentRef:
         """Describe an existing object of *this* store named by ``uri`` (size, name, the
         sha256 when it is a content-addressed document); raise :class:`OutsideStore`,

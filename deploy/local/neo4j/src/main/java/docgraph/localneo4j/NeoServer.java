@@ -18,7 +18,9 @@ import org.neo4j.io.ByteUnit;
  * place that knows ports and paths:
  * <ul>
  *   <li>docgraph.neo4j.home     - DBMS home (data/, logs/ live below it)</li>
- *   <li>docgraph.neo4j.port     - Bolt port, bound to 127.0.0.1 only</li>
+ *   <li>docgraph.neo4j.port     - Bolt port</li>
+ *   <li>docgraph.neo4j.host     - listen address, default 127.0.0.1; the container
+ *       image (deploy/docker/services.Dockerfile) sets 0.0.0.0 inside its own network</li>
  *   <li>docgraph.neo4j.password - password for the built-in user "neo4j"</li>
  * </ul>
  *
@@ -38,13 +40,15 @@ public final class NeoServer {
             throw new IllegalArgumentException("docgraph.neo4j.password must be at least 8 characters");
         }
 
-        SocketAddress bolt = new SocketAddress("127.0.0.1", port);
+        String host = System.getProperty("docgraph.neo4j.host", "127.0.0.1");
+        SocketAddress listen = new SocketAddress(host, port);
+        SocketAddress bolt = new SocketAddress("127.0.0.1", port);  // advertised
         DatabaseManagementService dbms = new DatabaseManagementServiceBuilder(home)
-                // Anything that listens at all listens on loopback only.
-                .setConfig(GraphDatabaseSettings.default_listen_address, new SocketAddress("127.0.0.1"))
+                // Anything that listens at all listens on loopback only (unless host says otherwise).
+                .setConfig(GraphDatabaseSettings.default_listen_address, new SocketAddress(host))
                 .setConfig(GraphDatabaseSettings.default_advertised_address, new SocketAddress("127.0.0.1"))
                 .setConfig(BoltConnector.enabled, true)
-                .setConfig(BoltConnector.listen_address, bolt)
+                .setConfig(BoltConnector.listen_address, listen)
                 .setConfig(BoltConnector.advertised_address, bolt)
                 .setConfig(BoltConnector.encryption_level, BoltConnector.EncryptionLevel.DISABLED)
                 .setConfig(GraphDatabaseSettings.auth_enabled, true)
