@@ -40,7 +40,8 @@ def _image(service: str) -> str:
     return os.environ.get(f"DOCGRAPH_TEST_{service.upper()}_IMAGE", f"docgraph-{service}:local")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` exists (it may belong to another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -59,7 +60,7 @@ def remove_leftovers() -> list[str]:
     try:
         for c in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
             owner = c.labels.get(OWNER_LABEL, "")
-            if owner.isdigit() and _alive(int(owner)) and int(owner) != os.getpid():
+            if owner.isdigit() and pid_alive(int(owner)) and int(owner) != os.getpid():
                 continue  # another live session's
             c.remove(force=True, v=True)
             removed.append(c.name)

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.containers import pid_alive
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -58,16 +60,6 @@ def images() -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
 def remove_stale(prefix: str = "dgt-") -> list[str]:
     """Containers, volumes and networks named ``dgt-<pid>-...`` (compose projects
     and ``docker run`` names of these tests) whose test process is gone: what an
@@ -82,7 +74,7 @@ def remove_stale(prefix: str = "dgt-") -> list[str]:
                 name.startswith(prefix)
                 and len(parts) > 2
                 and parts[1].isdigit()
-                and not _alive(int(parts[1]))
+                and not pid_alive(int(parts[1]))
             ):
                 stale.add((kind, name))
     order = ("container", "network", "volume")  # containers first: they hold the others
