@@ -8,10 +8,14 @@ redelivered ingest leaves exactly the same graph.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from docgraph.plugins.hookspecs import hookimpl
-from docgraph.plugins.sinks.cypher import COUNTS, document_statements
+from docgraph.plugins.sinks.cypher import COUNTS, LABEL, contributed_labels, document_statements
+
+if TYPE_CHECKING:
+    from docgraph.plugins.types import GraphContribution
 
 CONSTRAINTS = (
     "CREATE CONSTRAINT document_id IF NOT EXISTS FOR (d:Document) REQUIRE d.id IS UNIQUE",
@@ -36,13 +40,24 @@ class Neo4jSink:
         )
         self.database = database
         self._schema_ready = False
+        self._constrained: set[str] = set()
 
-    def ensure_schema(self) -> None:
-        if self._schema_ready:
-            return
-        for statement in CONSTRAINTS:
-            self.driver.execute_query(statement, database_=self.database)
-        self._schema_ready = True
+    def ensure_schema(self, labels: set[str] | None = None) -> None:
+        """The core constraints, plus a uniqueness constraint on ``key`` per
+        contributed node label (schema changes cannot share the data transaction)."""
+        if not self._schema_ready:
+            for statement in CONSTRAINTS:
+                self.driver.execute_query(statement, database_=self.database)
+            self._schema_ready = True
+        for label in sorted(set(labels or ()) - self._constrained):
+            if not LABEL.match(label):
+                raise ValueError(f"node label {label!r} is not a valid graph identifier")
+            self.driver.execute_query(
+                f"CREATE CONSTRAINT contributed_{label}_key IF NOT EXISTS "
+                f"FOR (n:`{label}`) REQUIRE n.key IS UNIQUE",
+                database_=self.database,
+            )
+            self._constrained.add(label)
 
     def write_document(
         self,
@@ -50,9 +65,10 @@ class Neo4jSink:
         chunks: list[dict[str, Any]],
         entities: list[dict[str, Any]],
         mentions: list[dict[str, Any]],
+        contributions: Sequence[GraphContribution] = (),
     ) -> None:
-        self.ensure_schema()
-        statements = document_statements(document, chunks, entities, mentions)
+        self.ensure_schema(contributed_labels(contributions))
+        statements = document_statements(document, chunks, entities, mentions, contributions=contributions)
 
         def work(tx: Any) -> None:
             for query, params in statements:
