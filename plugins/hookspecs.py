@@ -183,8 +183,10 @@ def docgraph_worker_stopping(settings: Settings, services: Services) -> Any:
     """Called once when a worker process stops, after its in-flight jobs have
     finished or been handed back and before ``services`` are closed.
 
-    Release what :func:`docgraph_worker_started` opened.  May be ``async def``.
-    An exception is logged and does not prevent other plugins' clean-up.
+    Release what :func:`docgraph_worker_started` opened (it is called even when
+    a started hook failed, so check what is there to close).  May be
+    ``async def``.  An exception is logged and does not prevent other plugins'
+    clean-up.
     """
     raise NotImplementedError
 

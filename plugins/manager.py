@@ -98,7 +98,7 @@ def _explicit_modules(settings: Settings) -> list[Any]:
 def _call_each(hook: Any, kwargs: dict[str, Any]) -> list[tuple[str, object, Any]]:
     """Call every implementation of ``hook`` on its own: (plugin name, plugin, result)."""
     out = []
-    for impl in reversed(hook.get_hookimpls()):  # registration order
+    for impl in hook.get_hookimpls():  # registration order (pluggy calls them in reverse)
         result = impl.function(**{name: kwargs[name] for name in impl.argnames})
         out.append((impl.plugin_name, impl.plugin, result))
     return out

@@ -139,7 +139,7 @@ class Worker:
         if caller is None:  # a plugin manager without docgraph's hookspecs
             return
         offered = {"settings": self.settings, "services": self.services}
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in caller.get_hookimpls():  # registration order (pluggy calls them in reverse)
             kwargs = {name: offered[name] for name in impl.argnames}
             try:
                 if inspect.iscoroutinefunction(impl.function):
@@ -154,8 +154,8 @@ class Worker:
                 log.exception("%s of plugin %s failed", hook, impl.plugin_name)
 
     async def run(self) -> None:
-        await self._lifecycle("docgraph_worker_started", raise_errors=True)
         try:
+            await self._lifecycle("docgraph_worker_started", raise_errors=True)
             await self._run()
         finally:
             await self._lifecycle("docgraph_worker_stopping", raise_errors=False)
