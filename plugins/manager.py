@@ -261,8 +261,8 @@ def read_plugin_settings(
     if not models:
         return {}
     fields: dict[str, Any] = {ns: (model, Field(default_factory=model)) for ns, model in models.items()}
-    reader = create_model("PluginSettings", __base__=_PluginSettingsBase, **fields)
-    init = {
+    reader: Any = create_model("PluginSettings", __base__=_PluginSettingsBase, **fields)
+    init: dict[str, Any] = {
         ns: v.model_dump() if isinstance(v, BaseModel) else v
         for ns, v in (values or {}).items()
         if ns in models

@@ -170,10 +170,10 @@ async def run_stages(
     with tempfile.TemporaryDirectory(prefix="docgraph-testing-") as tmp:
         folder = Path(tmp)
         server: EmbeddedRedis | None = None
-        url = redis_url or (base.redis_url if "redis_url" in base.model_fields_set else None)
+        url: str | None = redis_url or (base.redis_url if "redis_url" in base.model_fields_set else None)
         if url is None:
             server = EmbeddedRedis(folder / "redis")
-            url = await asyncio.to_thread(server.start)
+            url = str(await asyncio.to_thread(server.start))
         try:
             loaded = load_plugins(
                 _isolated(base, url, folder), extra=plugins, plugin_settings=plugin_settings
