@@ -187,10 +187,12 @@ def effective_topology(
     return topology
 
 
-def stage_options(settings: Settings, stages: Mapping[str, StageSpec]) -> dict[str, StageOptions]:
-    """Each stage's StageSpec defaults overridden, field by field, by DOCGRAPH_STAGES."""
+def stage_options(
+    settings: Settings, stages: Mapping[str, StageSpec], topology: Iterable[str]
+) -> dict[str, StageOptions]:
+    """Each topology stage's StageSpec defaults overridden, field by field, by DOCGRAPH_STAGES."""
     merged: dict[str, StageOptions] = {}
-    for name in sorted(set(stages) | set(settings.stages)):
+    for name in sorted(set(topology)):
         spec = stages.get(name)
         configured = settings.stages.get(name)
         values: dict[str, Any] = {}
@@ -300,7 +302,9 @@ def load_plugins(
     # values already resolved (e.g. passed to docgraph.testing) are kept
     known = {ns: v for ns, v in settings._plugin_settings.items() if ns in models}
     values = read_plugin_settings(models, {**known, **(plugin_settings or {})})
-    effective = settings.model_copy(update={"topology": topology, "stages": stage_options(settings, stages)})
+    effective = settings.model_copy(
+        update={"topology": topology, "stages": stage_options(settings, stages, topology)}
+    )
     # what the user configured stays what it was (model_copy marks updated fields as set)
     effective.__pydantic_fields_set__ = set(settings.model_fields_set)
     effective._plugin_settings = values

@@ -54,8 +54,11 @@ def graph_records(ctx: StageContext) -> dict[str, Any]:
 
 def contributions(ctx: StageContext, document: dict[str, Any]) -> list[GraphContribution]:
     """Plugins' nodes and edges for this job (``docgraph_graph_contribution``)."""
-    out = []
-    for result in ctx.plugins.hook.docgraph_graph_contribution(ctx=ctx, document=document):
+    out: list[GraphContribution] = []
+    hook = getattr(ctx.plugins.hook, "docgraph_graph_contribution", None)
+    if hook is None:  # a plugin manager without docgraph's hookspecs
+        return out
+    for result in hook(ctx=ctx, document=document):
         if result is None:
             continue
         if not isinstance(result, GraphContribution):

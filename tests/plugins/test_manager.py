@@ -87,6 +87,10 @@ def test_a_placed_stage_is_inserted_into_the_default_topology_only() -> None:
     # an explicit topology wins: the placement is ignored and the stage does not run
     explicit = load_plugins(Settings(topology={"extract": [], "ingest": ["extract"]}), extra=[demo_plugin])
     assert "shout" not in explicit.settings.topology and "shout" in explicit.unused
+    assert "shout" not in explicit.settings.stages  # its defaults apply only where it runs
+    assert (
+        load_plugins(explicit.settings, extra=[demo_plugin]).settings.topology == explicit.settings.topology
+    )
     # computing again from the result changes nothing
     again = load_plugins(loaded.settings, extra=[demo_plugin])
     assert again.settings.topology == topo and again.settings.stages == loaded.settings.stages
