@@ -62,6 +62,15 @@ class StageSpec:
     visibility_timeout: float | None = None
     max_deliveries: int | None = None
 
+    def __post_init__(self) -> None:
+        # after="extract" means ("extract",), not a stage per letter
+        for name in ("after", "before"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, (value,))
+            elif value is not None:
+                object.__setattr__(self, name, tuple(value))
+
     @property
     def placed(self) -> bool:
         """Whether the stage asks to be inserted into the default topology."""

@@ -205,13 +205,18 @@ def stage_options(
                 if f == "retry" and isinstance(base, RetryPolicy) and isinstance(value, RetryPolicy):
                     value = base.model_copy(update=value.model_dump(exclude_unset=True))
                 values[f] = value
-        if values:
+        if not values:
+            continue
+        try:
             merged[name] = StageOptions.model_validate(
                 {
                     k: v.model_dump(exclude_unset=True) if isinstance(v, BaseModel) else v
                     for k, v in values.items()
                 }
             )
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"stage {name!r}: invalid StageSpec defaults ({problems})") from None
     return merged
 
 

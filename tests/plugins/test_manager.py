@@ -122,6 +122,14 @@ def test_stage_defaults_are_overridden_field_by_field(monkeypatch: pytest.Monkey
     assert s.retry_for("ner") == RetryPolicy()  # other stages untouched
 
 
+def test_a_placement_given_as_a_string_and_bad_defaults() -> None:
+    spec = StageSpec("late", _noop, after="extract", before="ingest")  # type: ignore[arg-type]
+    assert (spec.after, spec.before) == (("extract",), ("ingest",))
+    assert load_plugins(Settings(), extra=[Declares(spec)]).settings.topology["late"] == ["extract"]
+    with pytest.raises(ConfigError, match=r"stage 'late': invalid StageSpec defaults \(concurrency"):
+        load_plugins(Settings(), extra=[Declares(StageSpec("late", _noop, after=(), concurrency=0))])
+
+
 def test_stage_options_for_a_stage_outside_the_topology_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCGRAPH_STAGES__shuot__CONCURRENCY", "2")
     settings = Settings()  # a plugin may still add the stage: checked when plugins are loaded
