@@ -99,6 +99,8 @@ def _call_each(hook: Any, kwargs: dict[str, Any]) -> list[tuple[str, object, Any
     """Call every implementation of ``hook`` on its own: (plugin name, plugin, result)."""
     out = []
     for impl in hook.get_hookimpls():  # registration order (pluggy calls them in reverse)
+        if impl.hookwrapper or impl.wrapper:  # wrappers wrap a call; each result is asked for here
+            continue
         result = impl.function(**{name: kwargs[name] for name in impl.argnames})
         out.append((impl.plugin_name, impl.plugin, result))
     return out

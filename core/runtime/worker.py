@@ -140,6 +140,8 @@ class Worker:
             return
         offered = {"settings": self.settings, "services": self.services}
         for impl in caller.get_hookimpls():  # registration order (pluggy calls them in reverse)
+            if impl.hookwrapper or impl.wrapper:
+                continue
             kwargs = {name: offered[name] for name in impl.argnames}
             try:
                 if inspect.iscoroutinefunction(impl.function):
