@@ -112,6 +112,12 @@ def contributed_labels(contributions: Sequence[GraphContribution]) -> set[str]:
     return {n.label for c in contributions for n in c.nodes}
 
 
+def contributed_edge_types(contributions: Sequence[GraphContribution]) -> set[str]:
+    """Types of contributed edges (each gets an index on ``document``, which the
+    replacement of a reprocessed document's edges looks up)."""
+    return {e.type for c in contributions for e in c.edges}
+
+
 def _ref_key(doc_id: str, ref: NodeRef) -> str:
     return f"{doc_id}:{ref.key}" if ref.label == "Chunk" else ref.key
 

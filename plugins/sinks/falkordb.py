@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from docgraph.plugins.hookspecs import hookimpl
-from docgraph.plugins.sinks.cypher import COUNTS, contributed_labels, document_statements
+from docgraph.plugins.sinks.cypher import (
+    COUNTS,
+    contributed_edge_types,
+    contributed_labels,
+    document_statements,
+)
 
 if TYPE_CHECKING:
     from docgraph.plugins.types import GraphContribution
@@ -24,23 +29,31 @@ class FalkorDBSink:
         self.graph = self.db.select_graph(graph)
         self._indexed: set[str] = set()
 
-    def ensure_schema(self, labels: set[str] | None = None) -> None:
-        """Range indexes on the keys MERGE looks up: Document, Chunk, Entity and
-        contributed node labels (``key``), each created once."""
-        wanted = {"Document": "id", "Chunk": "id", "Entity": "key"}
-        wanted.update({label: "key" for label in labels or ()})
-        todo = {label: prop for label, prop in wanted.items() if label not in self._indexed}
+    def ensure_schema(self, labels: set[str] | None = None, edge_types: set[str] | None = None) -> None:
+        """Range indexes on what MERGE and the replacement of a document's edges look
+        up: Document/Chunk ``id``, Entity and contributed labels' ``key``, contributed
+        edge types' ``document``; each created once."""
+        nodes = {"Document": "id", "Chunk": "id", "Entity": "key", **{label: "key" for label in labels or ()}}
+        todo = [("node", label, prop) for label, prop in nodes.items() if label not in self._indexed]
+        todo += [
+            ("edge", t, "document") for t in sorted(edge_types or ()) if f"edge:{t}" not in self._indexed
+        ]
         if not todo:
             return
         existing = str(self.graph.list_indices().result_set) if self._graph_exists() else ""
-        for label, prop in todo.items():
-            if f"'{label}'" not in existing:
+        for kind, name, prop in todo:
+            if f"'{name}'" not in existing:
+                create = (
+                    self.graph.create_node_range_index
+                    if kind == "node"
+                    else self.graph.create_edge_range_index
+                )
                 try:
-                    self.graph.create_node_range_index(label, prop)
+                    create(name, prop)
                 except Exception as exc:  # created concurrently by another worker
                     if "already indexed" not in str(exc):
                         raise
-            self._indexed.add(label)
+            self._indexed.add(name if kind == "node" else f"edge:{name}")
 
     def _graph_exists(self) -> bool:
         return self.graph.name in self.db.list_graphs()
@@ -55,7 +68,7 @@ class FalkorDBSink:
     ) -> None:
         # FalkorDB runs each query atomically; a retried ingest replays the
         # whole sequence, which starts by removing the document's old chunks.
-        self.ensure_schema(contributed_labels(contributions))
+        self.ensure_schema(contributed_labels(contributions), contributed_edge_types(contributions))
         for query, params in document_statements(
             document, chunks, entities, mentions, contributions=contributions
         ):

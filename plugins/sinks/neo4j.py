@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from docgraph.plugins.hookspecs import hookimpl
-from docgraph.plugins.sinks.cypher import COUNTS, LABEL, contributed_labels, document_statements
+from docgraph.plugins.sinks.cypher import (
+    COUNTS,
+    LABEL,
+    contributed_edge_types,
+    contributed_labels,
+    document_statements,
+)
 
 if TYPE_CHECKING:
     from docgraph.plugins.types import GraphContribution
@@ -41,10 +47,12 @@ class Neo4jSink:
         self.database = database
         self._schema_ready = False
         self._constrained: set[str] = set()
+        self._constrained_edges: set[str] = set()
 
-    def ensure_schema(self, labels: set[str] | None = None) -> None:
+    def ensure_schema(self, labels: set[str] | None = None, edge_types: set[str] | None = None) -> None:
         """The core constraints, plus a uniqueness constraint on ``key`` per
-        contributed node label (schema changes cannot share the data transaction)."""
+        contributed node label and an index on ``document`` per contributed edge
+        type (schema changes cannot share the data transaction)."""
         if not self._schema_ready:
             for statement in CONSTRAINTS:
                 self.driver.execute_query(statement, database_=self.database)
@@ -58,6 +66,15 @@ class Neo4jSink:
                 database_=self.database,
             )
             self._constrained.add(label)
+        for edge_type in sorted(set(edge_types or ()) - self._constrained_edges):
+            if not LABEL.match(edge_type):
+                raise ValueError(f"edge type {edge_type!r} is not a valid graph identifier")
+            self.driver.execute_query(
+                f"CREATE INDEX contributed_{edge_type}_document IF NOT EXISTS "
+                f"FOR ()-[r:`{edge_type}`]-() ON (r.document)",
+                database_=self.database,
+            )
+            self._constrained_edges.add(edge_type)
 
     def write_document(
         self,
@@ -67,7 +84,7 @@ class Neo4jSink:
         mentions: list[dict[str, Any]],
         contributions: Sequence[GraphContribution] = (),
     ) -> None:
-        self.ensure_schema(contributed_labels(contributions))
+        self.ensure_schema(contributed_labels(contributions), contributed_edge_types(contributions))
         statements = document_statements(document, chunks, entities, mentions, contributions=contributions)
 
         def work(tx: Any) -> None:

@@ -57,6 +57,11 @@ async def test_a_plugin_stage_runs_in_the_default_pipeline_on_a_private_redis() 
         status = await h.wait(await h.submit_text("gamma rays", name="u.txt"), timeout=120)
         assert h.query("MATCH (n:Loud) RETURN count(n)") == [(5,)]
         assert h.query("MATCH (d:Document)-[:SHOUTS]->(:Loud {key: 'GAMMA'}) RETURN count(d)") == [(2,)]
+        # replacing a document's edges seeks them by index, never scans every edge of the type
+        from docgraph.plugins.sinks.cypher import delete_contributed_edges
+
+        plan = str(h.services.graph.graph.explain(delete_contributed_edges("SHOUTS"), {"id": "x"}))
+        assert "Edge By Index Scan" in plan, plan
     assert demo_plugin.EVENTS == ["started:hi", "stopping"]
 
 
@@ -112,5 +117,12 @@ async def test_the_contribution_reaches_neo4j_in_the_ingest_transaction() -> Non
             )
             assert (word.upper(), doc, "shout") in rows
             assert len(rows) == len(status.output("shout")["loud"])
-        constraints = h.query("SHOW CONSTRAINTS YIELD name RETURN name")
-        assert ("contributed_Loud_key",) in constraints
+        assert ("contributed_Loud_key",) in h.query("SHOW CONSTRAINTS YIELD name RETURN name")
+        assert ("contributed_SHOUTS_document",) in h.query("SHOW INDEXES YIELD name RETURN name")
+        from docgraph.plugins.sinks.cypher import delete_contributed_edges
+
+        sink: Any = h.services.graph
+        plan = sink.driver.execute_query(
+            "EXPLAIN " + delete_contributed_edges("SHOUTS"), {"id": "x"}, database_=sink.database
+        ).summary.plan
+        assert "DirectedRelationshipIndexSeek" in str(plan), plan
