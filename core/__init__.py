@@ -10,8 +10,13 @@ Reading order for a newcomer:
    → ``jobs`` (submit) → ``runner`` (read, run, hand off) → ``worker`` → ``dlq``.
 3. ``store/`` (documents and artifacts: file://, s3://) and ``telemetry/``
    (OpenTelemetry from OTEL_*), which the runtime uses.
-4. The two edges, which never import each other: ``api/`` (FastAPI) and ``cli/``
-   (typer, one module per command group).
+4. The edges: ``api/`` (FastAPI) and ``cli/`` (typer, one module per command
+   group), which never import each other, and ``testing/`` (published as
+   ``docgraph.testing``: the harness plugin authors test with), which nothing imports.
+
+A plugin author starts at ``docgraph.plugins.hookspecs`` (every hook, documented)
+and docs/plugins.md; ``docgraph.plugins.manager.load_plugins`` turns settings +
+plugins into the effective configuration (topology, stage options, plugin settings).
 
 docs/architecture.md follows one job through these modules.  A stage author
 needs only the names below::

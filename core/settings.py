@@ -12,10 +12,10 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 ENV_PREFIX = "DOCGRAPH_"
+M = TypeVar("M", bound=BaseModel)
 MiB = 1024 * 1024
 
 DEFAULT_TOPOLOGY: dict[str, list[str]] = {
@@ -202,6 +203,10 @@ class Settings(BaseSettings):
     )
     api_max_json_bytes: int = Field(1024 * 1024, ge=1024, description="largest JSON request body")
 
+    # plugins' typed settings by namespace (``docgraph_settings_model``), filled in by
+    # docgraph.plugins.manager.load_plugins; read with :meth:`plugin`
+    _plugin_settings: dict[str, BaseModel] = PrivateAttr(default_factory=dict)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -259,13 +264,37 @@ class Settings(BaseSettings):
         from docgraph.core.topology import Topology
 
         Topology(self.topology)  # raises a ValueError naming the problem
+        # With the default topology, plugins may still add stages (StageSpec.after):
+        # the plugin manager checks DOCGRAPH_STAGES against the effective topology.
         unknown = set(self.stages) - set(self.topology)
-        if unknown:
+        if unknown and self.topology_is_explicit:
             raise ValueError(
                 f"DOCGRAPH_STAGES configures {sorted(unknown)}, which are not in the topology "
                 f"{sorted(self.topology)}"
             )
         return self
+
+    @property
+    def topology_is_explicit(self) -> bool:
+        """Whether the topology was configured (``DOCGRAPH_TOPOLOGY`` or an argument):
+        then it is used as given, and plugins' stage placements are ignored."""
+        return "topology" in self.model_fields_set
+
+    def plugin(self, namespace: str, model: type[M] | None = None) -> M:
+        """A plugin's typed settings, read from ``DOCGRAPH_<NAMESPACE>__<FIELD>`` when
+        the plugins were loaded (``docgraph.plugins.manager.load_plugins``)."""
+        try:
+            value = self._plugin_settings[namespace]
+        except KeyError:
+            from docgraph.core.errors import ConfigError
+
+            raise ConfigError(
+                f"no plugin settings {namespace!r} (known: {sorted(self._plugin_settings)}): "
+                "is the plugin that declares them installed or listed in DOCGRAPH_PLUGINS?"
+            ) from None
+        if model is not None and not isinstance(value, model):
+            raise TypeError(f"plugin settings {namespace!r} are {type(value).__name__}, not {model.__name__}")
+        return value  # type: ignore[return-value]
 
     def retry_for(self, stage: str) -> RetryPolicy:
         options = self.stages.get(stage)
@@ -309,13 +338,21 @@ def _env_names(model: type[BaseModel], prefix: str) -> tuple[set[str], set[str]]
     return names, prefixes
 
 
-def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+def unknown_variables(
+    environ: Mapping[str, str] | None = None, plugins: Mapping[str, type[BaseModel]] | None = None
+) -> list[str]:
     """One message per ``DOCGRAPH_*`` variable no setting reads, naming the closest valid one.
 
-    A typo (``DOCGRAPH_CONCURENCY``) would otherwise be ignored without a word."""
+    ``plugins`` are the plugins' settings models by namespace: their variables
+    (``DOCGRAPH_<NAMESPACE>__<FIELD>``) count as known.  A typo
+    (``DOCGRAPH_CONCURENCY``) would otherwise be ignored without a word."""
     environ = os.environ if environ is None else environ
     names, prefixes = _env_names(Settings, ENV_PREFIX)
     names |= set(LEGACY_NAMES)
+    for namespace, model in (plugins or {}).items():
+        sub_names, sub_prefixes = _env_names(model, f"{ENV_PREFIX}{namespace.upper()}__")
+        names |= sub_names
+        prefixes |= sub_prefixes
     messages = []
     for var in sorted(environ):
         if not var.startswith(ENV_PREFIX) or var in names or var.startswith((*prefixes, *TOOLING_PREFIXES)):

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
 
 if TYPE_CHECKING:  # types only: the contract imports no subpackage at run time
     import pluggy
 
     from docgraph.core.envelope import Envelope
-    from docgraph.core.settings import Settings
+    from docgraph.core.settings import RetryPolicy, Settings
     from docgraph.core.store import ObjectStore
     from docgraph.plugins.types import GraphSink
+
+M = TypeVar("M", bound="BaseModel")
 
 StageFunc = Callable[["StageContext"], "StageResult | dict[str, Any] | None | Awaitable[Any]"]
 
@@ -31,12 +35,46 @@ class StageSpec:
     keeps serving other jobs, heartbeats and shutdown signals however long it
     takes; ``cpu_bound`` is kept for compatibility and no longer changes that.
     An ``async def`` stage runs on the event loop and must not block it.
+
+    Where it runs, when ``DOCGRAPH_TOPOLOGY`` is not set (an explicit
+    topology always wins and these two are then ignored):
+
+    * ``after``: the stages it waits for.  ``None`` (the default) does not
+      place the stage: it runs only if a topology names it; ``()`` makes it
+      a root.
+    * ``before``: stages that must also wait for it (it is added to their
+      predecessors), e.g. ``StageSpec("summarize", f, after=("extract",),
+      before=("ingest",))`` puts a stage between extract and ingest.
+
+    Its runtime defaults, each overridden by ``DOCGRAPH_STAGES__<name>__<field>``
+    and falling back to the global setting when ``None``: ``concurrency``,
+    ``retry``, ``visibility_timeout``, ``max_deliveries``.
     """
 
     name: str
     func: StageFunc
     cpu_bound: bool = False
     description: str = ""
+    after: tuple[str, ...] | None = None
+    before: tuple[str, ...] = ()
+    concurrency: int | None = None
+    retry: RetryPolicy | None = None
+    visibility_timeout: float | None = None
+    max_deliveries: int | None = None
+
+    def __post_init__(self) -> None:
+        # after="extract" means ("extract",), not a stage per letter
+        for name in ("after", "before"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, (value,))
+            elif value is not None:
+                object.__setattr__(self, name, tuple(value))
+
+    @property
+    def placed(self) -> bool:
+        """Whether the stage asks to be inserted into the default topology."""
+        return self.after is not None or bool(self.before)
 
 
 @dataclass
@@ -104,6 +142,11 @@ class StageContext:
     def progress(self, fraction: float, message: str = "") -> None:
         """Report progress (0..1) shown by ``docgraph status`` and the API."""
         self.report_progress(max(0.0, min(1.0, fraction)), message)
+
+    def plugin_settings(self, namespace: str, model: type[M] | None = None) -> M:
+        """A plugin's typed settings (``docgraph_settings_model``), read from
+        ``DOCGRAPH_<NAMESPACE>__<FIELD>``; ``model`` checks (and types) the result."""
+        return self.settings.plugin(namespace, model)
 
     def output_of(self, stage: str) -> dict[str, Any]:
         """The recorded output of an earlier stage of this job."""

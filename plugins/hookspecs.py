@@ -8,7 +8,18 @@ your ``pyproject.toml``::
     my-plugin = "my_package.docgraph_plugin"
 
 or list its module in ``DOCGRAPH_PLUGINS``.  Built-in stages and extractors are
-plugins like any other.
+plugins like any other.  docs/plugins.md walks from an empty folder to a
+stage running in ``docgraph run`` and tested with ``docgraph.testing``.
+
+What a stage plugin usually implements, in the order docgraph calls them:
+
+1. :func:`docgraph_settings_model` — its typed settings (``DOCGRAPH_<NS>__<FIELD>``);
+2. :func:`docgraph_add_stages` — its stages, where they run, their retry policy;
+3. :func:`docgraph_worker_started` / :func:`docgraph_worker_stopping` — open and
+   close what its stages share in a worker process;
+4. :func:`docgraph_graph_contribution` — the nodes and edges its results add to
+   the graph, written by ingest with the document;
+5. :func:`docgraph_add_commands` — its ``docgraph <name> …`` commands.
 """
 
 from __future__ import annotations
@@ -18,9 +29,11 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from docgraph.core.settings import Settings
-    from docgraph.core.stage import StageSpec
-    from docgraph.plugins.types import EntityPattern, ExtractedDocument
+    from docgraph.core.stage import Services, StageContext, StageSpec
+    from docgraph.plugins.types import EntityPattern, ExtractedDocument, GraphContribution
 
 hookspec = pluggy.HookspecMarker("docgraph")
 hookimpl = pluggy.HookimplMarker("docgraph")
@@ -30,9 +43,54 @@ hookimpl = pluggy.HookimplMarker("docgraph")
 def docgraph_add_stages(settings: Settings) -> list[StageSpec]:
     """Declare stages this plugin provides.
 
-    Which stages run, and in which order, comes from ``settings.topology``
-    (stage name -> predecessor names); a plugin only says what each stage
-    does.  Two plugins declaring the same name is a configuration error.
+    A :class:`~docgraph.core.stage.StageSpec` says what the stage does and
+    carries its defaults: where it runs (``after`` = the stages it waits for,
+    ``before`` = stages that must also wait for it) and its ``concurrency``,
+    ``retry``, ``visibility_timeout`` and ``max_deliveries``, each overridden by
+    ``DOCGRAPH_STAGES__<name>__<field>``::
+
+        @hookimpl
+        def docgraph_add_stages(settings):
+            return [StageSpec("wordcount", count_words, after=("extract",), before=("ingest",))]
+
+    The effective topology is ``DOCGRAPH_TOPOLOGY`` when it is set (used as
+    given: ``after``/``before`` are ignored); otherwise the default topology
+    (extract → classify ∥ ner → ingest) with every placed stage inserted.
+    A stage of the topology that no plugin declares is a ConfigError; a
+    declared stage the topology leaves out is logged as a warning and never runs.
+
+    Two plugins declaring the same stage name is a ConfigError, with one
+    deliberate exception: a plugin listed in ``DOCGRAPH_PLUGINS`` (or passed to
+    ``docgraph.testing.run_stages(plugins=…)``) replaces a stage of an installed
+    (entry-point) plugin, built-ins included — the user named it, so the
+    replacement is explicit.  ``settings`` is the configuration before plugins
+    are applied (``settings.topology`` is the default or the explicit one).
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def docgraph_settings_model() -> tuple[str, type[BaseModel]] | None:
+    """Declare this plugin's settings: ``(namespace, pydantic model)``.
+
+    Every field is read from ``DOCGRAPH_<NAMESPACE>__<FIELD>`` (or ``.env``),
+    validated by the model (a bad value stops the worker with the variable's
+    name), counted as a known variable and shown, secrets masked, by
+    ``docgraph config show``.  A stage reads them with
+    ``ctx.plugin_settings("<namespace>", Model)``; any hook receiving
+    ``settings`` with ``settings.plugin("<namespace>", Model)``::
+
+        class WordcountSettings(BaseModel):
+            min_length: int = Field(3, ge=1, description="shortest word counted")
+
+        @hookimpl
+        def docgraph_settings_model():
+            return "wordcount", WordcountSettings
+
+    The namespace is a lower-case identifier that no core setting and no other
+    plugin uses (a clash is a ConfigError).  Give every field a default, mark
+    secrets ``Field(repr=False)`` (also masked: names containing password,
+    secret, token or key).
     """
     raise NotImplementedError
 
@@ -70,8 +128,73 @@ def docgraph_graph_sink(settings: Settings) -> Any:
 
 
 @hookspec
+def docgraph_graph_contribution(ctx: StageContext, document: dict[str, Any]) -> GraphContribution | None:
+    """Return the nodes and edges a stage's results add to the graph, or None.
+
+    Called by ingest for every job, once per plugin implementing it; what it
+    returns is written in the same write as the document (one transaction on
+    Neo4j; the same statement sequence on FalkorDB), so the results are
+    queryable with the document's graph.  Read your stage's output with
+    ``ctx.output_of("<stage>")`` (empty when the stage did not run for this
+    job: return None).  ``document`` is the Document row (``id``, ``name``, …).
+
+    * Nodes MERGE on ``(label, key)``: choose a stable key (``word:graph``), so
+      every document sharing it links to one node; properties are SET.
+    * Edges connect :class:`~docgraph.plugins.types.NodeRef` s: contributed
+      nodes, the document (``NodeRef.document()``) or one of its chunks
+      (``NodeRef.chunk(i)``), and carry provenance: ``document`` (its id) and
+      ``stage`` (the contribution's stage), besides their own properties.
+    * Reprocessing the document replaces its edges of the contributed types
+      (no duplicates); nodes are shared and stay.
+
+    Example::
+
+        @hookimpl
+        def docgraph_graph_contribution(ctx, document):
+            out = ctx.output_of("wordcount")
+            if not out:
+                return None
+            words = [GraphNode(label="Word", key=w, properties={"text": w}) for w in out["top"]]
+            return GraphContribution(
+                stage="wordcount",
+                nodes=words,
+                edges=[GraphEdge(type="HAS_WORD", source=NodeRef.document(), target=n.ref(),
+                                 properties={"count": out["top"][n.key]}) for n in words],
+            )
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def docgraph_worker_started(settings: Settings, services: Services) -> Any:
+    """Called once when a worker process starts, before it reads any job.
+
+    Open what your stages share for the life of the process (a model, a client
+    pool) and keep it in your plugin module, or check that a dependency
+    answers.  May be ``async def``.  Raising stops the worker from starting
+    (``docgraph worker`` exits with the error): fail fast on bad configuration.
+    ``settings`` is the effective configuration (plugin settings included).
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def docgraph_worker_stopping(settings: Settings, services: Services) -> Any:
+    """Called once when a worker process stops, after its in-flight jobs have
+    finished or been handed back and before ``services`` are closed.
+
+    Release what :func:`docgraph_worker_started` opened (it is called even when
+    a started hook failed, so check what is there to close).  May be
+    ``async def``.  An exception is logged and does not prevent other plugins'
+    clean-up.
+    """
+    raise NotImplementedError
+
+
+@hookspec
 def docgraph_add_commands(app: Any) -> None:
     """Add sub-commands to the ``docgraph`` CLI (a ``typer.Typer``), e.g.
-    ``app.add_typer(my_app, name="ner")``.  Keep imports inside the commands so
-    ``docgraph --help`` stays fast."""
+    ``app.add_typer(my_app, name="ner")``.  Called for installed plugins and for
+    those listed in ``DOCGRAPH_PLUGINS`` (when the configuration is valid).
+    Keep imports inside the commands so ``docgraph --help`` stays fast."""
     raise NotImplementedError

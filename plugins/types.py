@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+# labels ingest owns: a contribution refers to them (NodeRef.document/chunk), never creates them
+RESERVED_LABELS = frozenset({"Document", "Chunk"})
+Scalar = str | int | float | bool | None
 
 
 class Chunk(BaseModel):
@@ -47,13 +54,106 @@ class Mention(BaseModel):
     source: str = Field(description="'model' or the name of the rule/gazetteer that found it")
 
 
+def _identifier(value: str, what: str) -> str:
+    if not IDENTIFIER.match(value):
+        raise ValueError(f"{what} {value!r} is not a graph identifier (a letter, then letters, digits, _)")
+    return value
+
+
+class NodeRef(BaseModel):
+    """One end of a contributed edge: a node by label and key.
+
+    ``NodeRef.document()`` is the document being ingested and
+    ``NodeRef.chunk(i)`` its chunk ``i``; any other label names a contributed
+    node (MERGEd on ``key``)."""
+
+    label: str
+    key: str = ""
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        return _identifier(value, "node label")
+
+    @classmethod
+    def document(cls) -> NodeRef:
+        return cls(label="Document")
+
+    @classmethod
+    def chunk(cls, index: int) -> NodeRef:
+        return cls(label="Chunk", key=str(index))
+
+
+class GraphNode(BaseModel):
+    """A node a plugin contributes: MERGEd on ``(label, key)``, ``properties`` SET."""
+
+    label: str
+    key: str = Field(min_length=1, description="stable identity, e.g. 'word:graph'")
+    properties: dict[str, Scalar] = Field(default_factory=dict)
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        _identifier(value, "node label")
+        if value in RESERVED_LABELS:
+            raise ValueError(
+                f"{value} nodes are written by ingest; refer to them with NodeRef.{value.lower()}()"
+            )
+        return value
+
+    @field_validator("properties")
+    @classmethod
+    def _keys(cls, value: dict[str, Scalar]) -> dict[str, Scalar]:
+        for name in value:
+            _identifier(name, "property")
+        return value
+
+    def ref(self) -> NodeRef:
+        return NodeRef(label=self.label, key=self.key)
+
+
+class GraphEdge(BaseModel):
+    """An edge a plugin contributes, from ``source`` to ``target``.
+
+    MERGEd per (source, type, target, document); ingest adds the provenance
+    properties ``document`` and ``stage``, which ``properties`` may not use."""
+
+    type: str
+    source: NodeRef
+    target: NodeRef
+    properties: dict[str, Scalar] = Field(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        return _identifier(value, "edge type")
+
+    @field_validator("properties")
+    @classmethod
+    def _keys(cls, value: dict[str, Scalar]) -> dict[str, Scalar]:
+        for name in value:
+            _identifier(name, "property")
+            if name in ("document", "stage"):
+                raise ValueError(f"edge property {name!r} is provenance, set by ingest")
+        return value
+
+
+class GraphContribution(BaseModel):
+    """What ``docgraph_graph_contribution`` returns: one stage's nodes and edges for one document."""
+
+    stage: str = Field(description="the stage whose results these are (edge provenance)")
+    nodes: list[GraphNode] = Field(default_factory=list)
+    edges: list[GraphEdge] = Field(default_factory=list)
+
+
 @runtime_checkable
 class GraphSink(Protocol):
     """Where ingest writes a document's graph (``docgraph_graph_sink`` returns one).
 
     ``write_document`` must be idempotent: it replaces the document's chunks and
     mentions and MERGEs entities on their keys, so a redelivered ingest leaves the
-    same graph.  ``close`` releases connections when the worker stops."""
+    same graph; it writes plugins' ``contributions`` in the same write.  ``close``
+    releases connections when the worker stops."""
 
     def write_document(
         self,
@@ -61,6 +161,7 @@ class GraphSink(Protocol):
         chunks: list[dict[str, Any]],
         entities: list[dict[str, Any]],
         mentions: list[dict[str, Any]],
+        contributions: Sequence[GraphContribution] = (),
     ) -> None: ...
 
     def counts(self) -> dict[str, int]: ...

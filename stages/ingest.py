@@ -6,6 +6,7 @@ from typing import Any
 
 from docgraph.core.errors import PermanentError
 from docgraph.core.stage import StageContext, StageResult
+from docgraph.plugins.types import GraphContribution
 from docgraph.stages.extract import load_extracted
 
 
@@ -51,16 +52,34 @@ def graph_records(ctx: StageContext) -> dict[str, Any]:
     }
 
 
+def contributions(ctx: StageContext, document: dict[str, Any]) -> list[GraphContribution]:
+    """Plugins' nodes and edges for this job (``docgraph_graph_contribution``)."""
+    out: list[GraphContribution] = []
+    hook = getattr(ctx.plugins.hook, "docgraph_graph_contribution", None)
+    if hook is None:  # a plugin manager without docgraph's hookspecs
+        return out
+    for result in hook(ctx=ctx, document=document):
+        if result is None:
+            continue
+        if not isinstance(result, GraphContribution):
+            result = GraphContribution.model_validate(result)
+        out.append(result)
+    return out
+
+
 def ingest(ctx: StageContext) -> StageResult:
     records = graph_records(ctx)
+    extra = contributions(ctx, records["document"])
     sink = ctx.graph
     ctx.progress(0.1, f"writing {len(records['chunks'])} chunks")
-    sink.write_document(**records)
-    return StageResult(
-        output={
-            "document_id": records["document"]["id"],
-            "chunks": len(records["chunks"]),
-            "entities": len(records["entities"]),
-            "mentions": len(records["mentions"]),
-        }
-    )
+    sink.write_document(**records, contributions=extra)
+    output: dict[str, Any] = {
+        "document_id": records["document"]["id"],
+        "chunks": len(records["chunks"]),
+        "entities": len(records["entities"]),
+        "mentions": len(records["mentions"]),
+    }
+    if extra:
+        output["contributed_nodes"] = sum(len(c.nodes) for c in extra)
+        output["contributed_edges"] = sum(len(c.edges) for c in extra)
+    return StageResult(output=output)

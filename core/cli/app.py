@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from docgraph.core.cli import dlq, jobs, monitor, run, serve, worker
+from docgraph.core.cli import config, dlq, jobs, monitor, run, serve, worker
 
 app = typer.Typer(
     help="docgraph: turn a stream of documents into a knowledge graph.",
@@ -22,18 +22,28 @@ app.command()(jobs.cancel)
 app.command()(monitor.monitor)
 app.command()(serve.serve)
 app.command("asyncapi")(serve.asyncapi_cmd)
+app.add_typer(config.config_app, name="config")
 
 
 def _add_plugin_commands() -> None:
-    """Sub-commands contributed by installed plugins (entry points only, so a
-    broken configuration still leaves ``--help`` working)."""
+    """Sub-commands contributed by plugins: installed ones (entry points) and those
+    listed in DOCGRAPH_PLUGINS.  A configuration that does not load (bad settings, a
+    module that cannot be imported) adds only the installed plugins' commands, so
+    ``--help`` keeps working; the command itself then reports the problem."""
     import pluggy
+    from pydantic import ValidationError
 
+    from docgraph.core.errors import ConfigError
+    from docgraph.core.settings import Settings
     from docgraph.plugins import hookspecs
+    from docgraph.plugins.manager import plugin_manager
 
-    pm = pluggy.PluginManager("docgraph")
-    pm.add_hookspecs(hookspecs)
-    pm.load_setuptools_entrypoints("docgraph")
+    try:
+        pm = plugin_manager(Settings())
+    except (ValidationError, ConfigError):
+        pm = pluggy.PluginManager("docgraph")
+        pm.add_hookspecs(hookspecs)
+        pm.load_setuptools_entrypoints("docgraph")
     pm.hook.docgraph_add_commands(app=app)
 
 

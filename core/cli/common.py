@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from pydantic import ValidationError
@@ -14,24 +14,52 @@ from docgraph.core import telemetry
 from docgraph.core.errors import ConfigError
 from docgraph.core.settings import Settings, unknown_variables
 
+if TYPE_CHECKING:
+    from docgraph.plugins.manager import LoadedPlugins
+
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # one line per message: grep-able, copy-pasteable
 
 FINAL = {"completed", "failed", "dead", "cancelled"}
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """The settings, every problem printed as one line naming the variable (exit 2);
-    a DOCGRAPH_* variable no setting reads is a warning with the closest valid name."""
-    for message in unknown_variables():
-        err.print(f"[yellow]warning:[/yellow] {message}")
+def load_plugins(**overrides: Any) -> LoadedPlugins:
+    """The settings and the plugins, resolved to the effective configuration every
+    process shares (topology with plugins' stages, stage options, plugin settings).
+
+    Every problem is one line naming the variable (exit 2); a DOCGRAPH_* variable
+    no setting (core or plugin) reads is a warning with the closest valid name."""
+    from docgraph.plugins.manager import load_plugins as resolve
+    from docgraph.plugins.manager import plugin_manager, settings_models
+
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        base = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
+        for message in unknown_variables():
+            err.print(f"[yellow]warning:[/yellow] {message}")
         for e in exc.errors():
             where = ".".join(str(p) for p in e["loc"])
             err.print(f"[red]configuration error[/red] {where}: {e['msg']}")
         raise typer.Exit(2) from None
+    try:
+        loaded = resolve(base)
+    except ConfigError as exc:
+        try:
+            models = settings_models(plugin_manager(base))
+        except ConfigError:
+            models = {}
+        for message in unknown_variables(plugins=models):
+            err.print(f"[yellow]warning:[/yellow] {message}")
+        err.print(f"[red]configuration error[/red] {exc}")
+        raise typer.Exit(2) from None
+    for message in unknown_variables(plugins=loaded.settings_models):
+        err.print(f"[yellow]warning:[/yellow] {message}")
+    return loaded
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The effective settings (see :func:`load_plugins`); problems exit 2 with one line each."""
+    return load_plugins(**overrides).settings
 
 
 def setup_logging(verbose: bool, json_logs: bool = False) -> None:

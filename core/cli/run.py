@@ -16,7 +16,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from docgraph.core.cli.common import FINAL, console, err, load_settings, setup_logging, setup_telemetry
+from docgraph.core.cli.common import FINAL, console, err, load_plugins, setup_logging, setup_telemetry
 from docgraph.core.errors import ConfigError
 from docgraph.core.runtime.jobs import JobStatus, JobStore
 from docgraph.core.settings import Settings
@@ -65,7 +65,8 @@ def run(
     setup_logging(verbose)
     from docgraph.core.runtime.embedded import EmbeddedRedis
 
-    base = load_settings()
+    loaded = load_plugins()
+    base = loaded.settings
     setup_telemetry()
     files = expand_paths(paths)
     if not files:
@@ -78,6 +79,10 @@ def run(
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     settings = base.model_copy(update={"redis_url": url})
+    if loaded.unused:
+        from docgraph.plugins.manager import describe_unused
+
+        err.print(f"[yellow]warning:[/yellow] {describe_unused(loaded)}")
     helpers = _start_helper_workers(settings, (processes or min(os.cpu_count() or 1, 4)) - 1)
     try:
         jobs = asyncio.run(_run(settings, files, as_json))
@@ -132,14 +137,14 @@ async def _run(settings: Settings, files: list[Path], as_json: bool) -> list[Job
     from docgraph.core.runtime.services import build_services
     from docgraph.core.runtime.worker import Worker
     from docgraph.core.store import copy_local
-    from docgraph.plugins.manager import collect_stages, plugin_manager
+    from docgraph.plugins.manager import load_plugins
 
+    loaded = load_plugins(settings)  # the same effective settings, this process's plugins
+    settings = loaded.settings
     broker, client = await connect_broker(settings)
     store = JobStore(client, settings)
-    pm = plugin_manager(settings)
-    specs = collect_stages(pm, settings)
-    services = build_services(settings, pm)
-    worker = Worker(settings, [specs[s] for s in store.topology.stages], client, services=services)
+    services = build_services(settings, loaded.manager)
+    worker = Worker(settings, loaded.specs(), client, services=services)
     worker.install_signal_handlers()
     worker_task = asyncio.create_task(worker.run())
     started = time.monotonic()  # from the first submit: what a user waits for

@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from docgraph.core import telemetry
-from docgraph.core.cli.common import console, err, load_settings, setup_logging, setup_telemetry
+from docgraph.core.cli.common import (
+    console,
+    err,
+    load_plugins,
+    load_settings,
+    setup_logging,
+    setup_telemetry,
+)
 from docgraph.core.errors import ConfigError
 
 
@@ -41,31 +48,28 @@ def worker(
     if upkeep_only and stage:
         err.print("[red]--upkeep-only runs no stage: drop --stage[/red]")
         raise typer.Exit(2)
-    settings = load_settings(concurrency=concurrency)
+    loaded = load_plugins(concurrency=concurrency)
+    settings = loaded.settings
     setup_logging(verbose, log_json or settings.log_json)
     setup_telemetry()
     from docgraph.core.runtime.services import build_services
     from docgraph.core.runtime.worker import Worker
-    from docgraph.plugins.manager import collect_stages, plugin_manager
+    from docgraph.plugins.manager import describe_unused
 
     try:
-        pm = plugin_manager(settings)
-        specs = collect_stages(pm, settings)
-        services = build_services(settings, pm)
+        specs = loaded.specs([] if upkeep_only else stage or None)
+        services = build_services(settings, loaded.manager)
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    names = [] if upkeep_only else stage or list(settings.topology)
-    unknown = [s for s in names if s not in settings.topology]
-    if unknown:
-        err.print(f"[red]unknown stage(s) {unknown}[/red]; stages: {', '.join(settings.topology)}")
-        raise typer.Exit(2)
+    if loaded.unused and not upkeep_only:
+        err.print(f"[yellow]warning:[/yellow] {describe_unused(loaded)}")
 
     async def main() -> None:
         from docgraph.core.runtime.broker import connect_broker
 
         broker, client = await connect_broker(settings)
-        w = Worker(settings, [specs[s] for s in names], client, services=services)
+        w = Worker(settings, specs, client, services=services)
         w.install_signal_handlers()
         await w.run()
         await broker.stop()

@@ -79,6 +79,15 @@ class JobStatus:
             self.stages
         )
 
+    def stage(self, name: str) -> StageStatus | None:
+        """The status of one stage of this job (None: not a stage of its topology)."""
+        return next((s for s in self.stages if s.name == name), None)
+
+    def output(self, name: str) -> dict[str, Any]:
+        """The recorded output of one stage ({} when it has none yet)."""
+        st = self.stage(name)
+        return (st.output or {}) if st is not None else {}
+
     def to_dict(self, trace_link_template: str = "") -> dict[str, Any]:
         data = {
             "id": self.id,

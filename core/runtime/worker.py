@@ -10,6 +10,7 @@ period, hand back the rest, and return normally (exit status 0).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import signal
 from collections.abc import Iterable
@@ -55,7 +56,43 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
 
+    async def _lifecycle(self, hook: str, *, raise_errors: bool) -> None:
+        """Call a lifecycle hook of every plugin (``docgraph_worker_started`` /
+        ``_stopping``), awaiting ``async def`` implementations.  Sync ones run in a
+        thread: they may block (load a model, connect) without stalling the loop."""
+        if self.services is None:
+            return
+        caller = getattr(self.services.plugins.hook, hook, None)
+        if caller is None:  # a plugin manager without docgraph's hookspecs
+            return
+        offered = {"settings": self.settings, "services": self.services}
+        for impl in caller.get_hookimpls():  # registration order (pluggy calls them in reverse)
+            if impl.hookwrapper or impl.wrapper:
+                continue
+            kwargs = {name: offered[name] for name in impl.argnames}
+            try:
+                if inspect.iscoroutinefunction(impl.function):
+                    await impl.function(**kwargs)
+                else:
+                    result = await asyncio.to_thread(impl.function, **kwargs)
+                    if inspect.isawaitable(result):
+                        await result
+            except Exception:
+                if raise_errors:
+                    raise
+                log.exception("%s of plugin %s failed", hook, impl.plugin_name)
+
     async def run(self) -> None:
+        try:
+            await self._lifecycle("docgraph_worker_started", raise_errors=True)
+            await self._run()
+        finally:
+            await self._lifecycle("docgraph_worker_stopping", raise_errors=False)
+            if self.services is not None:
+                await asyncio.to_thread(self.services.close)  # e.g. the Neo4j driver
+            await telemetry.aflush()  # export this worker's last spans (no-op when tracing is off)
+
+    async def _run(self) -> None:
         upkeep = asyncio.create_task(self.upkeep.run(self.stopping))
         helpers = [upkeep]
         if self.settings.health_file is not None:
@@ -70,6 +107,3 @@ class Worker:
             self.stopping.set()
             await asyncio.gather(*helpers)
             await asyncio.to_thread(self.lease.stop)
-            if self.services is not None:
-                await asyncio.to_thread(self.services.close)  # e.g. the Neo4j driver
-            await telemetry.aflush()  # export this worker's last spans (no-op when tracing is off)

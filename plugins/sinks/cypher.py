@@ -9,7 +9,11 @@ from __future__ import annotations
 import itertools
 import re
 from collections import defaultdict
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from docgraph.plugins.types import GraphContribution, NodeRef
 
 LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
@@ -63,6 +67,94 @@ CREATE (c)-[:MENTIONS {start: m.start, end: m.end, source: m.source}]->(e)
 """
 
 
+def _checked(name: str, what: str = "label") -> str:
+    if not LABEL.match(name):
+        raise ValueError(f"{what} {name!r} is not a valid graph identifier")
+    return name
+
+
+def merge_contributed_nodes(label: str) -> str:
+    return f"""
+UNWIND $rows AS n
+MERGE (x:`{_checked(label)}` {{key: n.key}})
+SET x += n.props
+"""
+
+
+def delete_contributed_edges(edge_type: str) -> str:
+    """A reprocessed document's contributed edges of one type, before they are written again."""
+    return f"""
+MATCH ()-[r:`{_checked(edge_type, "edge type")}`]->()
+WHERE r.document = $id
+DELETE r
+"""
+
+
+def _endpoint(var: str, label: str, field: str) -> str:
+    if label == "Document":
+        return f"({var}:Document {{id: $id}})"
+    if label == "Chunk":
+        return f"({var}:Chunk {{id: e.{field}}})"
+    return f"({var}:`{_checked(label)}` {{key: e.{field}}})"
+
+
+def merge_contributed_edges(source: str, edge_type: str, target: str) -> str:
+    return f"""
+UNWIND $rows AS e
+MATCH {_endpoint("a", source, "a")}, {_endpoint("b", target, "b")}
+MERGE (a)-[r:`{_checked(edge_type, "edge type")}` {{document: $id}}]->(b)
+SET r += e.props, r.stage = e.stage
+"""
+
+
+def contributed_labels(contributions: Sequence[GraphContribution]) -> set[str]:
+    """Labels of contributed nodes (each gets an index on ``key``)."""
+    return {n.label for c in contributions for n in c.nodes}
+
+
+def contributed_edge_types(contributions: Sequence[GraphContribution]) -> set[str]:
+    """Types of contributed edges (each gets an index on ``document``, which the
+    replacement of a reprocessed document's edges looks up)."""
+    return {e.type for c in contributions for e in c.edges}
+
+
+def _ref_key(doc_id: str, ref: NodeRef) -> str:
+    return f"{doc_id}:{ref.key}" if ref.label == "Chunk" else ref.key
+
+
+def contribution_statements(
+    doc_id: str, contributions: Sequence[GraphContribution], batch_size: int = 1000
+) -> list[tuple[str, dict[str, Any]]]:
+    """Plugins' nodes (MERGE on label + key) then edges: the document's earlier edges
+    of every contributed type are removed, then MERGEd with provenance."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    nodes: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    edges: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for c in contributions:
+        for n in c.nodes:
+            row = nodes[n.label].setdefault(n.key, {"key": n.key, "props": {}})
+            row["props"].update(n.properties)
+        for e in c.edges:
+            edges[(e.source.label, e.type, e.target.label)].append(
+                {
+                    "a": _ref_key(doc_id, e.source),
+                    "b": _ref_key(doc_id, e.target),
+                    "props": e.properties,
+                    "stage": c.stage,
+                }
+            )
+    for label, by_key in sorted(nodes.items()):
+        rows = [by_key[k] for k in sorted(by_key)]  # one lock order for every writer
+        for batch in batches(rows, batch_size):
+            out.append((merge_contributed_nodes(label), {"rows": batch}))
+    for edge_type in sorted({t for _, t, _ in edges}):
+        out.append((delete_contributed_edges(edge_type), {"id": doc_id}))
+    for (source, edge_type, target), rows in sorted(edges.items()):
+        for batch in batches(rows, batch_size):
+            out.append((merge_contributed_edges(source, edge_type, target), {"id": doc_id, "rows": batch}))
+    return out
+
+
 def batches(rows: list[Any], size: int) -> list[list[Any]]:
     return [rows[i : i + size] for i in range(0, len(rows), size)] or []
 
@@ -73,9 +165,11 @@ def document_statements(
     entities: list[dict[str, Any]],
     mentions: list[dict[str, Any]],
     batch_size: int = 1000,
+    contributions: Sequence[GraphContribution] = (),
 ) -> list[tuple[str, dict[str, Any]]]:
     """The ordered statements that replace one document's subgraph: nodes
-    before relationships, old chunks and mentions removed first."""
+    before relationships, old chunks and mentions removed first, plugins'
+    contributions last (they may link to the chunks)."""
     doc_id = document["id"]
     out: list[tuple[str, dict[str, Any]]] = [
         (DELETE_OLD_CHUNKS, {"id": doc_id}),
@@ -95,4 +189,5 @@ def document_statements(
             out.append((merge_entities(label), {"rows": batch}))
     for rows in batches(mentions, batch_size):
         out.append((CREATE_MENTIONS, {"rows": rows}))
+    out += contribution_statements(doc_id, contributions, batch_size)
     return out

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from docgraph.plugins.hookspecs import hookimpl
-from docgraph.plugins.sinks.cypher import COUNTS, document_statements
+from docgraph.plugins.sinks.cypher import (
+    COUNTS,
+    contributed_edge_types,
+    contributed_labels,
+    document_statements,
+)
+
+if TYPE_CHECKING:
+    from docgraph.plugins.types import GraphContribution
 
 
 class FalkorDBSink:
@@ -18,20 +27,33 @@ class FalkorDBSink:
             host=parsed.hostname or "127.0.0.1", port=parsed.port or 6379, password=parsed.password
         )
         self.graph = self.db.select_graph(graph)
-        self._schema_ready = False
+        self._indexed: set[str] = set()
 
-    def ensure_schema(self) -> None:
-        if self._schema_ready:
+    def ensure_schema(self, labels: set[str] | None = None, edge_types: set[str] | None = None) -> None:
+        """Range indexes on what MERGE and the replacement of a document's edges look
+        up: Document/Chunk ``id``, Entity and contributed labels' ``key``, contributed
+        edge types' ``document``; each created once."""
+        nodes = {"Document": "id", "Chunk": "id", "Entity": "key", **{label: "key" for label in labels or ()}}
+        todo = [("node", label, prop) for label, prop in nodes.items() if label not in self._indexed]
+        todo += [
+            ("edge", t, "document") for t in sorted(edge_types or ()) if f"edge:{t}" not in self._indexed
+        ]
+        if not todo:
             return
         existing = str(self.graph.list_indices().result_set) if self._graph_exists() else ""
-        for label, prop in (("Document", "id"), ("Chunk", "id"), ("Entity", "key")):
-            if f"'{label}'" not in existing:
+        for kind, name, prop in todo:
+            if f"'{name}'" not in existing:
+                create = (
+                    self.graph.create_node_range_index
+                    if kind == "node"
+                    else self.graph.create_edge_range_index
+                )
                 try:
-                    self.graph.create_node_range_index(label, prop)
+                    create(name, prop)
                 except Exception as exc:  # created concurrently by another worker
                     if "already indexed" not in str(exc):
                         raise
-        self._schema_ready = True
+            self._indexed.add(name if kind == "node" else f"edge:{name}")
 
     def _graph_exists(self) -> bool:
         return self.graph.name in self.db.list_graphs()
@@ -42,11 +64,14 @@ class FalkorDBSink:
         chunks: list[dict[str, Any]],
         entities: list[dict[str, Any]],
         mentions: list[dict[str, Any]],
+        contributions: Sequence[GraphContribution] = (),
     ) -> None:
         # FalkorDB runs each query atomically; a retried ingest replays the
         # whole sequence, which starts by removing the document's old chunks.
-        self.ensure_schema()
-        for query, params in document_statements(document, chunks, entities, mentions):
+        self.ensure_schema(contributed_labels(contributions), contributed_edge_types(contributions))
+        for query, params in document_statements(
+            document, chunks, entities, mentions, contributions=contributions
+        ):
             self.graph.query(query, params)
 
     def counts(self) -> dict[str, int]:

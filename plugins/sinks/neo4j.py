@@ -8,10 +8,20 @@ redelivered ingest leaves exactly the same graph.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from docgraph.plugins.hookspecs import hookimpl
-from docgraph.plugins.sinks.cypher import COUNTS, document_statements
+from docgraph.plugins.sinks.cypher import (
+    COUNTS,
+    LABEL,
+    contributed_edge_types,
+    contributed_labels,
+    document_statements,
+)
+
+if TYPE_CHECKING:
+    from docgraph.plugins.types import GraphContribution
 
 CONSTRAINTS = (
     "CREATE CONSTRAINT document_id IF NOT EXISTS FOR (d:Document) REQUIRE d.id IS UNIQUE",
@@ -36,13 +46,35 @@ class Neo4jSink:
         )
         self.database = database
         self._schema_ready = False
+        self._constrained: set[str] = set()
+        self._constrained_edges: set[str] = set()
 
-    def ensure_schema(self) -> None:
-        if self._schema_ready:
-            return
-        for statement in CONSTRAINTS:
-            self.driver.execute_query(statement, database_=self.database)
-        self._schema_ready = True
+    def ensure_schema(self, labels: set[str] | None = None, edge_types: set[str] | None = None) -> None:
+        """The core constraints, plus a uniqueness constraint on ``key`` per
+        contributed node label and an index on ``document`` per contributed edge
+        type (schema changes cannot share the data transaction)."""
+        if not self._schema_ready:
+            for statement in CONSTRAINTS:
+                self.driver.execute_query(statement, database_=self.database)
+            self._schema_ready = True
+        for label in sorted(set(labels or ()) - self._constrained):
+            if not LABEL.match(label):
+                raise ValueError(f"node label {label!r} is not a valid graph identifier")
+            self.driver.execute_query(
+                f"CREATE CONSTRAINT contributed_{label}_key IF NOT EXISTS "
+                f"FOR (n:`{label}`) REQUIRE n.key IS UNIQUE",
+                database_=self.database,
+            )
+            self._constrained.add(label)
+        for edge_type in sorted(set(edge_types or ()) - self._constrained_edges):
+            if not LABEL.match(edge_type):
+                raise ValueError(f"edge type {edge_type!r} is not a valid graph identifier")
+            self.driver.execute_query(
+                f"CREATE INDEX contributed_{edge_type}_document IF NOT EXISTS "
+                f"FOR ()-[r:`{edge_type}`]-() ON (r.document)",
+                database_=self.database,
+            )
+            self._constrained_edges.add(edge_type)
 
     def write_document(
         self,
@@ -50,9 +82,10 @@ class Neo4jSink:
         chunks: list[dict[str, Any]],
         entities: list[dict[str, Any]],
         mentions: list[dict[str, Any]],
+        contributions: Sequence[GraphContribution] = (),
     ) -> None:
-        self.ensure_schema()
-        statements = document_statements(document, chunks, entities, mentions)
+        self.ensure_schema(contributed_labels(contributions), contributed_edge_types(contributions))
+        statements = document_statements(document, chunks, entities, mentions, contributions=contributions)
 
         def work(tx: Any) -> None:
             for query, params in statements:

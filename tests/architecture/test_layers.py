@@ -4,7 +4,9 @@
 * the contract (core/*.py) imports no core subpackage, no stage and no plugin;
 * ``runtime`` never imports ``api`` or ``cli``; ``api`` and ``cli`` never import each other;
 * ``store`` and ``telemetry`` import only the contract (they are infrastructure under the runtime);
-* stages/ and plugins/ import only the contract and ``core.store`` (and each other).
+* stages/ and plugins/ import only the contract and ``core.store`` (and each other);
+* ``testing`` (``docgraph.testing``, shipped for plugin authors' tests) is an edge: it may
+  import the runtime and plugins, and nothing but tests imports it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ CORE_SUBPACKAGES = ("runtime", "store", "telemetry", "api", "cli")
 
 def module_name(path: Path) -> str:
     rel = path.relative_to(ROOT).with_suffix("")
+    if rel.parts[:2] == ("core", "testing"):  # published as docgraph.testing
+        return ".".join(["docgraph.testing", *rel.parts[2:]]).removesuffix(".__init__")
     parts = [PACKAGES[rel.parts[0]], *rel.parts[1:]]
     if parts[-1] == "__init__":
         parts.pop()
@@ -57,7 +61,7 @@ def runtime_imports(path: Path) -> set[str]:
 
 def layer(module: str) -> str:
     parts = module.split(".")
-    if parts[1] in ("stages", "plugins"):
+    if parts[1] in ("stages", "plugins", "testing"):
         return parts[1]
     if len(parts) > 2 and parts[2] in CORE_SUBPACKAGES:
         return parts[2]
@@ -65,14 +69,15 @@ def layer(module: str) -> str:
 
 
 FORBIDDEN = {
-    "contract": {"runtime", "store", "telemetry", "api", "cli", "stages", "plugins"},
-    "store": {"runtime", "telemetry", "api", "cli", "stages", "plugins"},
-    "telemetry": {"runtime", "store", "api", "cli", "stages", "plugins"},
-    "runtime": {"api", "cli", "stages"},
-    "api": {"cli", "stages"},
-    "cli": {"api"},
-    "stages": {"runtime", "telemetry", "api", "cli"},
-    "plugins": {"runtime", "telemetry", "api", "cli", "stages"},
+    "contract": {"runtime", "store", "telemetry", "api", "cli", "stages", "plugins", "testing"},
+    "store": {"runtime", "telemetry", "api", "cli", "stages", "plugins", "testing"},
+    "telemetry": {"runtime", "store", "api", "cli", "stages", "plugins", "testing"},
+    "runtime": {"api", "cli", "stages", "testing"},
+    "api": {"cli", "stages", "testing"},
+    "cli": {"api", "testing"},
+    "stages": {"runtime", "telemetry", "api", "cli", "testing"},
+    "plugins": {"runtime", "telemetry", "api", "cli", "stages", "testing"},
+    "testing": {"api", "cli", "stages"},
 }
 # the one sanctioned crossing: `docgraph serve` builds the app it serves (inside the command)
 ALLOWED = {("docgraph.core.cli.serve", "docgraph.core.api")}
@@ -112,6 +117,14 @@ def test_the_check_sees_module_and_function_level_imports(tmp_path, source, impo
     path.write_text(source)
     assert imported in runtime_imports(path)
     assert layer(imported) in FORBIDDEN["contract"]
+
+
+def test_testing_is_an_edge_nothing_else_imports(tmp_path) -> None:
+    assert module_name(ROOT / "core" / "testing" / "__init__.py") == "docgraph.testing"
+    assert layer("docgraph.testing") == "testing"
+    for role in ("runtime", "api", "cli", "stages", "plugins", "contract"):
+        assert "testing" in FORBIDDEN[role]
+    assert "runtime" not in FORBIDDEN["testing"]
 
 
 def test_type_checking_imports_do_not_count(tmp_path) -> None:

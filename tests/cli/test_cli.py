@@ -87,6 +87,7 @@ def test_every_command_has_help_with_an_example(settings):
         "dlq replay",
         "ner eval",
         "classify train",
+        "config show",
     ):
         out = docgraph(settings, *cmd.split(), "--help")
         assert out.returncode == 0, (cmd, out.stderr)
