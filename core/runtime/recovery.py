@@ -116,17 +116,24 @@ class Upkeep:
                 pass
 
 
+LEASE_GRACE = 3.0  # seconds a lease outlives the visibility timeout
+LEASE_RENEW_MAX = 2.0  # renew at least this often (seconds)
+
+
 class LeaseKeeper:
     """Renews ``lease:<consumer>`` for every consumer of this process, from a thread.
 
-    TTL: the shortest visibility timeout of the process's stages, renewed four
-    times per TTL.  A process that dies (SIGKILL, OOM, a lost host) stops renewing
-    and its leases expire; a process whose event loop is busy or starved keeps them."""
+    TTL: the shortest visibility timeout of the process's stages plus
+    :data:`LEASE_GRACE`, renewed at least four times per TTL, so a renewal may be
+    late or fail a few times on a loaded machine without losing the lease.  A
+    process that dies (SIGKILL, OOM, a lost host) stops renewing and its entries
+    are reclaimed within visibility timeout + grace; a process whose event loop is
+    busy or starved keeps them."""
 
-    def __init__(self, settings: Settings, consumers: Iterable[str], ttl: float) -> None:
+    def __init__(self, settings: Settings, consumers: Iterable[str], visibility: float) -> None:
         keys = Keys(settings.key_prefix, settings.partitions)
         self.leases = [keys.lease(c) for c in consumers]
-        self.ttl_ms = max(100, int(ttl * 1000))
+        self.ttl_ms = int((visibility + LEASE_GRACE) * 1000)
         self.url = settings.redis_url
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="docgraph-lease", daemon=True)
@@ -142,8 +149,8 @@ class LeaseKeeper:
             self._thread.join(5)
 
     def _run(self) -> None:
-        client = redis.Redis.from_url(self.url, socket_timeout=max(1.0, self.ttl_ms / 2000))
-        interval = self.ttl_ms / 4000
+        client = redis.Redis.from_url(self.url, socket_timeout=self.ttl_ms / 2000)
+        interval = min(self.ttl_ms / 4000, LEASE_RENEW_MAX)
         try:
             while not self._stop.is_set():
                 try:
@@ -234,7 +241,13 @@ async def reclaim(runner: StageRunner) -> None:
 
 
 async def _first_of_dead_consumer(runner: StageRunner, pending: list[Any]) -> Any:
-    """The first pending entry whose consumer holds no lease (its process is gone)."""
+    """The first pending entry whose consumer holds no lease (its process is gone),
+    or one of this runner's own that it no longer works on (its hand-off was lost
+    while Redis was down, say): an orphan, whoever's lease is alive."""
+    working = {d.entry_id for d in runner.inflight.values()}
+    for p in pending:
+        if p["consumer"].decode() == runner.consumer and p["message_id"].decode() not in working:
+            return p
     consumers = sorted({p["consumer"].decode() for p in pending} - {runner.consumer})
     if not consumers:
         return None

@@ -42,8 +42,8 @@ class Worker:
         self.services = services
         self.runners = [StageRunner(spec, settings, client, services=services) for spec in stages]
         self.upkeep = Upkeep(settings, client)
-        ttl = min((r.visibility_ms / 1000 for r in self.runners), default=settings.visibility_timeout)
-        self.lease = LeaseKeeper(settings, [r.consumer for r in self.runners], ttl)
+        visibility = min((r.visibility_ms / 1000 for r in self.runners), default=settings.visibility_timeout)
+        self.lease = LeaseKeeper(settings, [r.consumer for r in self.runners], visibility)
         self.stopping = asyncio.Event()
 
     def stop(self) -> None:
