@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from docgraph.core.cli.common import console, err, load_settings
+from docgraph.core.cli.common import console, err, load_settings, redis_session
 from docgraph.core.runtime.connection import connect
 from docgraph.core.runtime.dlq import DeadLetters
 from docgraph.core.settings import Settings
@@ -33,7 +33,8 @@ def _dlq_call(func: Any) -> Any:
             await client.aclose()
 
     try:
-        return asyncio.run(main())
+        with redis_session(settings) as settings:
+            return asyncio.run(main())
     except ValueError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

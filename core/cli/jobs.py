@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from docgraph.core.cli.common import console, err, load_settings, setup_telemetry
+from docgraph.core.cli.common import console, err, load_settings, redis_session, setup_telemetry
 from docgraph.core.cli.run import expand_paths, print_summary, watch_jobs
 from docgraph.core.runtime.connection import connect
 from docgraph.core.runtime.jobs import JobStatus, JobStore, epoch_ms
@@ -56,7 +56,8 @@ def submit(
         await client.aclose()
         return ids
 
-    ids = asyncio.run(main())
+    with redis_session(settings) as settings:
+        ids = asyncio.run(main())
     if as_json and not wait:
         console.print_json(json.dumps({"jobs": ids}))
     elif not wait:
@@ -80,7 +81,8 @@ def status(
         await client.aclose()
         return job
 
-    job = asyncio.run(main())
+    with redis_session(settings) as settings:
+        job = asyncio.run(main())
     if job is None:
         err.print(f"[red]no job {job_id}[/red] (it may have expired: see DOCGRAPH_COMPLETED_MAX_AGE)")
         raise typer.Exit(1)
@@ -137,7 +139,8 @@ def jobs(
             await client.aclose()
 
     try:
-        page = asyncio.run(main())
+        with redis_session(settings) as settings:
+            page = asyncio.run(main())
     except ValueError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -180,7 +183,8 @@ def cancel(
         finally:
             await client.aclose()
 
-    prev = asyncio.run(main())
+    with redis_session(settings) as settings:
+        prev = asyncio.run(main())
     if prev is None:
         err.print(f"[red]no job {job_id}[/red]")
         raise typer.Exit(1)
