@@ -13,7 +13,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.exceptions
 import typer
@@ -22,6 +21,7 @@ from rich.console import Console
 
 from docgraph.core import telemetry
 from docgraph.core.errors import ConfigError
+from docgraph.core.runtime.connection import mask_url
 from docgraph.core.settings import Settings, unknown_variables
 
 console = Console()
@@ -64,17 +64,6 @@ def setup_telemetry() -> None:
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from typing import Annotated
 
@@ -35,6 +36,11 @@ def worker(
 
     Tracing and metrics follow the standard OTEL_* variables (docs/telemetry.md).
     With DOCGRAPH_HEALTH_FILE set, the worker keeps that file fresh for `docgraph health`.
+    Started before its Redis answers (a container's normal start), it logs one
+    line and retries with backoff (up to 5 s apart) until it does.
+
+    Exit status: 0 stopped by SIGTERM / Ctrl-C (also while waiting for Redis);
+    2 usage or configuration error.
 
     Example: [bold]DOCGRAPH_REDIS_URL=redis://127.0.0.1:6379/0 docgraph worker --stage ner[/bold]
     """
@@ -51,7 +57,6 @@ def worker(
     try:
         pm = plugin_manager(settings)
         specs = collect_stages(pm, settings)
-        services = build_services(settings, pm)
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -63,10 +68,28 @@ def worker(
 
     async def main() -> None:
         from docgraph.core.runtime.broker import connect_broker
+        from docgraph.core.runtime.connection import connect, wait_until_up
 
+        stopping = asyncio.Event()  # SIGTERM before the worker runs: stop waiting, exit 0
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        probe = connect(settings.redis_url)
+        try:
+            if not await wait_until_up(probe, settings.redis_url, stopping):
+                return
+        finally:
+            await probe.aclose()
+        try:
+            services = build_services(settings, pm)  # a graph sink may talk to Redis: after it answers
+        except ConfigError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
         broker, client = await connect_broker(settings)
         w = Worker(settings, [specs[s] for s in names], client, services=services)
         w.install_signal_handlers()
+        if stopping.is_set():
+            w.stop()
         await w.run()
         await broker.stop()
 
