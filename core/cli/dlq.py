@@ -14,7 +14,11 @@ from docgraph.core.runtime.connection import connect
 from docgraph.core.runtime.dlq import DeadLetters
 from docgraph.core.settings import Settings
 
-dlq_app = typer.Typer(help="Inspect, replay and purge dead letters.", no_args_is_help=True)
+dlq_app = typer.Typer(
+    help="Inspect, replay and purge dead letters.  Exit status: 1 no such letter (show); "
+    "2 bad option; 3 Redis unreachable.",
+    no_args_is_help=True,
+)
 
 
 def _dlq(settings: Settings) -> tuple[Any, DeadLetters]:

@@ -33,6 +33,8 @@ def submit(
 ) -> None:
     """Submit documents as jobs to the configured Redis.
 
+    Exit status: 0 submitted; 2 bad option or path; 3 Redis unreachable.
+
     Example: [bold]docgraph submit reports/*.pdf --priority high --wait[/bold]
     """
     settings = load_settings()
@@ -71,7 +73,9 @@ def status(
 ) -> None:
     """Show one job: state, per-stage status, progress, attempts, errors, trace.
 
-    Example: [bold]docgraph status 3f2a…[/bold]   (exit 1 when there is no such job)
+    Exit status: 0 found; 1 no such job; 3 Redis unreachable.
+
+    Example: [bold]docgraph status 3f2a…[/bold]
     """
     settings = load_settings()
 
@@ -125,6 +129,8 @@ def jobs(
 ) -> None:
     """List jobs in a state, newest first, a page at a time.
 
+    Exit status: 0 listed; 2 bad option; 3 Redis unreachable.
+
     Example: [bold]docgraph jobs --state dead --stage ner --since 2026-11-28T09:00[/bold]
     """
     settings = load_settings()
@@ -170,7 +176,9 @@ def cancel(
     delete: Annotated[bool, typer.Option(help="also remove the job's record")] = False,
 ) -> None:
     """Cancel a job: queued and delayed work never runs; a running stage finishes
-    and nothing after it runs.  Exit 1 when there is no such job.
+    and nothing after it runs.
+
+    Exit status: 0 cancelled; 1 no such job; 3 Redis unreachable.
 
     Example: [bold]docgraph cancel 3f2a… --delete[/bold]
     """

@@ -25,6 +25,8 @@ def monitor(
     """Live full-screen view: per-stage queue depth and in-flight entries, jobs by
     state, completions per second, active jobs with progress bars, recent failures.
 
+    Exit status: 0 quit (Ctrl-C) or --once; 3 Redis unreachable.
+
     Example: [bold]docgraph monitor[/bold]   (one Redis round trip per refresh)
     """
     from rich.live import Live
