@@ -104,7 +104,9 @@ def redis_session(settings: Settings) -> Iterator[Settings]:
 def redis_down(settings: Settings, exc: BaseException) -> None:
     """One line for an unreachable Redis, then exit 3."""
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if "redis_url" in settings.model_fields_set:
+    if isinstance(exc, redis.exceptions.AuthenticationError):
+        source, todo = "DOCGRAPH_REDIS_URL", "put the right user and password in DOCGRAPH_REDIS_URL"
+    elif "redis_url" in settings.model_fields_set:
         source, todo = "DOCGRAPH_REDIS_URL", "start it, or point DOCGRAPH_REDIS_URL at a Redis that answers"
     else:
         source = f"the default: DOCGRAPH_REDIS_URL is unset and {settings.data_dir} has no embedded data"

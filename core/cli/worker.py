@@ -12,6 +12,7 @@ import typer
 from docgraph.core import telemetry
 from docgraph.core.cli.common import console, err, load_settings, setup_logging, setup_telemetry
 from docgraph.core.errors import ConfigError
+from docgraph.core.runtime.connection import mask_url
 
 
 def worker(
@@ -133,6 +134,7 @@ def health(
         try:
             redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
         except redis.RedisError as exc:
-            err.print(f"not ready: Redis at DOCGRAPH_REDIS_URL does not answer ({exc})")
+            where = mask_url(settings.redis_url)
+            err.print(f"not ready: Redis at {where} (DOCGRAPH_REDIS_URL) does not answer ({exc})")
             raise typer.Exit(1) from None
     console.print("ok")

@@ -156,6 +156,17 @@ def test_unreachable_redis_is_one_line_and_exit_3(tmp_path: Path) -> None:
         [line] = lines
         assert url.replace("s3cret", "***") in line and "s3cret" not in line, (command, line)
         assert "DOCGRAPH_REDIS_URL" in line and "exit status 3" in line, (command, line)
+    # a Redis that answers but refuses the password: the same one line, saying so
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        redis.Redis.from_url(server.url).config_set("requirepass", "right")
+        wrong = server.url.replace("redis://", "redis://:wrong@")
+        denied = cli("status", "x", env={**env, "DOCGRAPH_REDIS_URL": wrong}, cwd=tmp_path)
+        assert denied.returncode == 3, denied.stderr
+        [line] = [ln for ln in denied.stderr.splitlines() if ln.strip()]
+        assert "put the right user and password in DOCGRAPH_REDIS_URL" in line and "wrong" not in line
+    finally:
+        server.stop()
 
 
 def _wait_for_text(path: Path, text: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
