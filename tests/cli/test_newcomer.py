@@ -127,6 +127,37 @@ def test_a_live_server_on_the_data_dir_is_shared_never_doubled(tmp_path: Path) -
     no_server_left(data)
 
 
+def test_commands_attach_to_a_running_docgraph_run(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(150):  # long enough to be running while the other command looks
+        (docs / f"note-{i}.txt").write_text(f"Siemens S7 PLCs speaking Modbus, note {i}. " * 400)
+    data = tmp_path / "state"
+    env = embedded_env(data, DOCGRAPH_RUN_PROCESSES="1")
+    run = subprocess.Popen(
+        [*CLI, "run", str(docs)], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while (EmbeddedRedis(data).owner() or {}).get("owner") != run.pid:
+            assert run.poll() is None and time.monotonic() < deadline, "docgraph run did not start its Redis"
+            time.sleep(0.1)
+        server = redis.Redis(port=EmbeddedRedis(data).owner()["port"])  # type: ignore[index]
+        while not (keys := server.keys("*:job:*")):  # run has submitted its first job
+            assert run.poll() is None and time.monotonic() < deadline, "docgraph run submitted nothing"
+            time.sleep(0.1)
+        job_id = keys[0].decode().rsplit(":", 1)[1]
+        status = cli("status", job_id, "--json", env=env, cwd=tmp_path)
+        assert status.returncode == 0, status.stderr  # run's job, seen from another command
+        assert json.loads(status.stdout)["id"] == job_id
+        assert f"shared with docgraph run, pid {run.pid}" in status.stderr
+        assert run.poll() is None and server.ping()  # its server is left running
+    finally:
+        run.terminate()
+        run.wait(60)
+    no_server_left(data)
+
+
 def test_unreachable_redis_is_one_line_and_exit_3(tmp_path: Path) -> None:
     url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"
     env = {**embedded_env(tmp_path / "none"), "DOCGRAPH_REDIS_URL": url}
