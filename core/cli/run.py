@@ -104,9 +104,10 @@ def run(
             env = (
                 "" if server.data_dir == base.data_dir.resolve() else f"DOCGRAPH_DATA_DIR={server.data_dir} "
             )
+            stage = next((st for j in failed if (st := _failed_stage(j))), "<stage>")
             err.print(
                 f"details: {env}docgraph status {failed[0].id}  ·  {env}docgraph jobs --state failed"
-                f"  ·  {env}docgraph dlq list <stage>"
+                f"  ·  {env}docgraph dlq list {stage}"
             )
         raise typer.Exit(1)
 
@@ -254,7 +255,13 @@ def print_summary(
                     values.setdefault(f"{st.name}.{k}", []).append(v)
     measures = {k: _aggregate(v) for k, v in sorted(values.items())}
     failures = [
-        {"job": j.id, "name": j.metadata.get("name"), "state": j.state, "error": j.error}
+        {
+            "job": j.id,
+            "name": j.metadata.get("name"),
+            "state": j.state,
+            "stage": _failed_stage(j),
+            "error": j.error,
+        }
         for j in jobs
         if j.state != "completed"
     ]
@@ -300,7 +307,12 @@ def print_summary(
             )
         console.print(t)
     for f in failures:
-        console.print(f"[red]{f['state']}[/red] {f['name'] or f['job']} (job {f['job']}): {f['error']}")
+        at = f" at {f['stage']}" if f["stage"] else ""
+        console.print(f"[red]{f['state']}[/red] {f['name'] or f['job']} (job {f['job']}){at}: {f['error']}")
+
+
+def _failed_stage(job: JobStatus) -> str | None:
+    return next((st.name for st in job.stages if st.status in ("failed", "dead")), None)
 
 
 def _aggregate(values: list[float]) -> dict[str, Any]:

@@ -69,8 +69,8 @@ def test_after_run_the_invited_commands_open_its_data(tmp_path: Path) -> None:
     # the failure line names the document, not only the job id
     [failure] = [ln for ln in run.stdout.splitlines() if ln.startswith("failed ")]
     job_id = re.search(r"\(job ([0-9a-f]+)\)", failure).group(1)  # type: ignore[union-attr]
-    assert failure.startswith("failed broken.pdf (job ") and "truncated" in failure
-    assert f"docgraph status {job_id}" in run.stderr  # what to run next
+    assert failure.startswith(f"failed broken.pdf (job {job_id}) at extract: ") and "truncated" in failure
+    assert f"docgraph status {job_id}" in run.stderr and "docgraph dlq list extract" in run.stderr
     # the results table: a confidence is averaged, never summed; counts are totalled
     confidences = [float(table_row(run.stdout, n)[3]) for n in ("manual.txt", "invoice.txt")]
     measure, n, total, mean, low, high = table_row(run.stdout, "classify.confidence")
