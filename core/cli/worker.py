@@ -12,7 +12,8 @@ import typer
 from docgraph.core import telemetry
 from docgraph.core.cli.common import console, err, load_settings, setup_logging, setup_telemetry
 from docgraph.core.errors import ConfigError
-from docgraph.core.runtime.connection import mask_url
+from docgraph.core.runtime.connection import REDIS_DOWN, mask_url
+from docgraph.core.stage import Services
 
 
 def worker(
@@ -58,6 +59,9 @@ def worker(
     try:
         pm = plugin_manager(settings)
         specs = collect_stages(pm, settings)
+        services: Services | None = build_services(settings, pm)
+    except REDIS_DOWN:  # a graph sink that lives in that Redis: built once Redis answers
+        services = None
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -81,13 +85,9 @@ def worker(
                 return
         finally:
             await probe.aclose()
-        try:
-            services = build_services(settings, pm)  # a graph sink may talk to Redis: after it answers
-        except ConfigError as exc:
-            err.print(f"[red]{exc}[/red]")
-            raise typer.Exit(2) from None
+        built = services if services is not None else build_services(settings, pm)
         broker, client = await connect_broker(settings)
-        w = Worker(settings, [specs[s] for s in names], client, services=services)
+        w = Worker(settings, [specs[s] for s in names], client, services=built)
         w.install_signal_handlers()
         if stopping.is_set():
             w.stop()
