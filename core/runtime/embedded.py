@@ -62,7 +62,8 @@ def _free_port() -> int:
 
 
 class EmbeddedRedis:
-    """A redis-server owned by this process, listening on loopback only."""
+    """A redis-server owned by this process (or, ``start(share=True)``, another's on
+    the same data dir), listening on loopback only."""
 
     def __init__(
         self, data_dir: Path, appendfsync: str = "everysec", *, port: int = 0, graph: bool = True
