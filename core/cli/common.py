@@ -1,17 +1,27 @@
-"""What every command shares: the consoles, settings with readable errors, logging and tracing set-up."""
+"""What every command shares: the consoles, settings with readable errors, the
+Redis a command talks to (:func:`redis_session`), logging and tracing set-up.
+
+Exit statuses (README "Exit status"): 0 ok; 1 the thing asked for failed or
+does not exist (a job failed, no such job or letter); 2 usage or configuration
+error; 3 Redis unreachable (:data:`EXIT_REDIS_DOWN`).
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import redis.exceptions
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 
 from docgraph.core import telemetry
 from docgraph.core.errors import ConfigError
+from docgraph.core.runtime.connection import mask_url
 from docgraph.core.settings import Settings, unknown_variables
 
 if TYPE_CHECKING:
@@ -21,6 +31,7 @@ console = Console()
 err = Console(stderr=True, soft_wrap=True)  # one line per message: grep-able, copy-pasteable
 
 FINAL = {"completed", "failed", "dead", "cancelled"}
+EXIT_REDIS_DOWN = 3
 
 
 def load_plugins(**overrides: Any) -> LoadedPlugins:
@@ -81,3 +92,55 @@ def setup_telemetry() -> None:
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+
+
+@contextmanager
+def redis_session(settings: Settings) -> Iterator[Settings]:
+    """The settings a command talks to Redis with, for the ``with`` block.
+
+    With DOCGRAPH_REDIS_URL set (environment or .env) that Redis.  Otherwise, if
+    ``docgraph run`` has left its embedded data in DOCGRAPH_DATA_DIR (default
+    ``.docgraph``), that data: attached to the live server of a ``docgraph run``
+    on it, else a private redis-server started on it for the block.
+
+    A Redis that does not answer ends the command with one line naming the URL
+    and DOCGRAPH_REDIS_URL, exit status 3 (never a traceback).
+    """
+    from docgraph.core.runtime.embedded import EmbeddedRedis
+
+    server = None
+    if "redis_url" not in settings.model_fields_set and (settings.data_dir / "appendonlydir").is_dir():
+        server = EmbeddedRedis(settings.data_dir, settings.appendfsync)
+        try:
+            url = server.start(share=True)
+        except ConfigError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(EXIT_REDIS_DOWN) from None
+        owner = server.attached
+        how = f"shared with {owner['command']}, pid {owner['owner']}" if owner else "started for this command"
+        err.print(f"[dim]using the embedded Redis in {server.data_dir} ({how})[/dim]")
+        settings = settings.model_copy(update={"redis_url": url})
+    try:
+        yield settings
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        redis_down(settings, exc)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def redis_down(settings: Settings, exc: BaseException) -> None:
+    """One line for an unreachable Redis, then exit 3."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, redis.exceptions.AuthenticationError):
+        source, todo = "DOCGRAPH_REDIS_URL", "put the right user and password in DOCGRAPH_REDIS_URL"
+    elif "redis_url" in settings.model_fields_set:
+        source, todo = "DOCGRAPH_REDIS_URL", "start it, or point DOCGRAPH_REDIS_URL at a Redis that answers"
+    else:
+        source = f"the default: DOCGRAPH_REDIS_URL is unset and {settings.data_dir} has no embedded data"
+        todo = "set DOCGRAPH_REDIS_URL, or run `docgraph run <files>` first to create the embedded one"
+    err.print(
+        f"[red]error:[/red] cannot reach Redis at {mask_url(settings.redis_url)} ({source}): "
+        f"{reason.rstrip('.')}; {todo} (exit status {EXIT_REDIS_DOWN})"
+    )
+    raise typer.Exit(EXIT_REDIS_DOWN) from None

@@ -9,12 +9,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from docgraph.core.cli.common import console, err, load_settings
+from docgraph.core.cli.common import console, err, load_settings, redis_session
 from docgraph.core.runtime.connection import connect
 from docgraph.core.runtime.dlq import DeadLetters
 from docgraph.core.settings import Settings
 
-dlq_app = typer.Typer(help="Inspect, replay and purge dead letters.", no_args_is_help=True)
+dlq_app = typer.Typer(
+    help="Inspect, replay and purge dead letters.  Exit status: 1 no such letter (show); "
+    "2 bad option; 3 Redis unreachable.",
+    no_args_is_help=True,
+)
 
 
 def _dlq(settings: Settings) -> tuple[Any, DeadLetters]:
@@ -33,7 +37,8 @@ def _dlq_call(func: Any) -> Any:
             await client.aclose()
 
     try:
-        return asyncio.run(main())
+        with redis_session(settings) as settings:
+            return asyncio.run(main())
     except ValueError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from docgraph.core.cli.common import console, err, load_settings, setup_telemetry
+from docgraph.core.cli.common import console, err, load_settings, redis_session, setup_telemetry
 from docgraph.core.cli.run import expand_paths, print_summary, watch_jobs
 from docgraph.core.runtime.connection import connect
 from docgraph.core.runtime.jobs import JobStatus, JobStore, epoch_ms
@@ -32,6 +32,8 @@ def submit(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Submit documents as jobs to the configured Redis.
+
+    Exit status: 0 submitted; 2 bad option or path; 3 Redis unreachable.
 
     Example: [bold]docgraph submit reports/*.pdf --priority high --wait[/bold]
     """
@@ -56,7 +58,8 @@ def submit(
         await client.aclose()
         return ids
 
-    ids = asyncio.run(main())
+    with redis_session(settings) as settings:
+        ids = asyncio.run(main())
     if as_json and not wait:
         console.print_json(json.dumps({"jobs": ids}))
     elif not wait:
@@ -70,7 +73,9 @@ def status(
 ) -> None:
     """Show one job: state, per-stage status, progress, attempts, errors, trace.
 
-    Example: [bold]docgraph status 3f2a…[/bold]   (exit 1 when there is no such job)
+    Exit status: 0 found; 1 no such job; 3 Redis unreachable.
+
+    Example: [bold]docgraph status 3f2a…[/bold]
     """
     settings = load_settings()
 
@@ -80,7 +85,8 @@ def status(
         await client.aclose()
         return job
 
-    job = asyncio.run(main())
+    with redis_session(settings) as settings:
+        job = asyncio.run(main())
     if job is None:
         err.print(f"[red]no job {job_id}[/red] (it may have expired: see DOCGRAPH_COMPLETED_MAX_AGE)")
         raise typer.Exit(1)
@@ -123,6 +129,8 @@ def jobs(
 ) -> None:
     """List jobs in a state, newest first, a page at a time.
 
+    Exit status: 0 listed; 2 bad option; 3 Redis unreachable.
+
     Example: [bold]docgraph jobs --state dead --stage ner --since 2026-11-28T09:00[/bold]
     """
     settings = load_settings()
@@ -137,7 +145,8 @@ def jobs(
             await client.aclose()
 
     try:
-        page = asyncio.run(main())
+        with redis_session(settings) as settings:
+            page = asyncio.run(main())
     except ValueError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -167,7 +176,9 @@ def cancel(
     delete: Annotated[bool, typer.Option(help="also remove the job's record")] = False,
 ) -> None:
     """Cancel a job: queued and delayed work never runs; a running stage finishes
-    and nothing after it runs.  Exit 1 when there is no such job.
+    and nothing after it runs.
+
+    Exit status: 0 cancelled; 1 no such job; 3 Redis unreachable.
 
     Example: [bold]docgraph cancel 3f2a… --delete[/bold]
     """
@@ -180,7 +191,8 @@ def cancel(
         finally:
             await client.aclose()
 
-    prev = asyncio.run(main())
+    with redis_session(settings) as settings:
+        prev = asyncio.run(main())
     if prev is None:
         err.print(f"[red]no job {job_id}[/red]")
         raise typer.Exit(1)

@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from docgraph.core.cli.common import console, load_settings
+from docgraph.core.cli.common import console, load_settings, redis_session
 from docgraph.core.cli.jobs import open_job_store
 from docgraph.core.runtime.keys import JOB_STATES
 from docgraph.core.runtime.snapshot import Snapshot
@@ -24,6 +24,8 @@ def monitor(
 ) -> None:
     """Live full-screen view: per-stage queue depth and in-flight entries, jobs by
     state, completions per second, active jobs with progress bars, recent failures.
+
+    Exit status: 0 quit (Ctrl-C) or --once; 3 Redis unreachable.
 
     Example: [bold]docgraph monitor[/bold]   (one Redis round trip per refresh)
     """
@@ -49,10 +51,11 @@ def monitor(
         finally:
             await client.aclose()
 
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+    with redis_session(settings) as settings:
+        try:
+            asyncio.run(main())
+        except KeyboardInterrupt:
+            pass
 
 
 def render(snap: Snapshot, previous: Snapshot | None = None) -> Group:

@@ -16,7 +16,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from docgraph.core.cli.common import FINAL, console, err, load_plugins, setup_logging, setup_telemetry
+from docgraph.core.cli.common import (
+    EXIT_REDIS_DOWN,
+    FINAL,
+    console,
+    err,
+    load_plugins,
+    setup_logging,
+    setup_telemetry,
+)
 from docgraph.core.errors import ConfigError
 from docgraph.core.runtime.jobs import JobStatus, JobStore
 from docgraph.core.settings import Settings
@@ -60,6 +68,12 @@ def run(
     wheel, runs every stage in this process and in --processes - 1 more worker
     processes, shows progress bars, prints a summary and stops.
 
+    Afterwards `docgraph status`, `jobs`, `monitor` and `dlq` open the same
+    data (DOCGRAPH_DATA_DIR, default .docgraph) when DOCGRAPH_REDIS_URL is unset.
+
+    Exit status: 0 every job completed; 1 some did not; 2 usage or configuration
+    error; 3 the embedded Redis could not start or its data dir is in use.
+
     Example: [bold]docgraph run ./reports/[/bold]
     """
     setup_logging(verbose)
@@ -77,8 +91,8 @@ def run(
         url = server.start()
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    settings = base.model_copy(update={"redis_url": url})
+        raise typer.Exit(EXIT_REDIS_DOWN) from None
+    settings = base.model_copy(update={"redis_url": url, "data_dir": server.data_dir})
     if loaded.unused:
         from docgraph.plugins.manager import describe_unused
 
@@ -89,7 +103,17 @@ def run(
     finally:
         _stop_helper_workers(helpers)
         server.stop()
-    if any(j.state != "completed" for j in jobs):
+    failed = [j for j in jobs if j.state != "completed"]
+    if failed:
+        if not as_json:  # the commands that show more, on this data dir
+            env = (
+                "" if server.data_dir == base.data_dir.resolve() else f"DOCGRAPH_DATA_DIR={server.data_dir} "
+            )
+            stage = next((st for j in failed if (st := _failed_stage(j))), "<stage>")
+            err.print(
+                f"details: {env}docgraph status {failed[0].id}  ·  {env}docgraph jobs --state failed"
+                f"  ·  {env}docgraph dlq list {stage}"
+            )
         raise typer.Exit(1)
 
 
@@ -223,7 +247,9 @@ def print_summary(
     graph: dict[str, int] | None = None,
 ) -> None:
     states = Counter(j.state for j in jobs)
-    totals: dict[str, float] = {}
+    values: dict[
+        str, list[float]
+    ] = {}  # every numeric stage output, e.g. extract.chunks, classify.confidence
     durations: dict[str, list[float]] = {s: [] for s in stages}
     for j in jobs:
         for st in j.stages:
@@ -231,21 +257,31 @@ def print_summary(
                 durations[st.name].append((st.finished - st.started) / 1000)
             for k, v in (st.output or {}).items():
                 if isinstance(v, int | float) and not isinstance(v, bool):
-                    totals[f"{st.name}.{k}"] = totals.get(f"{st.name}.{k}", 0) + v
+                    values.setdefault(f"{st.name}.{k}", []).append(v)
+    measures = {k: _aggregate(v) for k, v in sorted(values.items())}
     failures = [
-        {"job": j.id, "name": j.metadata.get("name"), "state": j.state, "error": j.error}
+        {
+            "job": j.id,
+            "name": j.metadata.get("name"),
+            "state": j.state,
+            "stage": _failed_stage(j),
+            "error": j.error,
+        }
         for j in jobs
         if j.state != "completed"
     ]
+    documents = [_doc_row(j) for j in jobs]
     summary: dict[str, Any] = {
         "jobs": len(jobs),
         "seconds": round(elapsed, 3),
         "states": dict(states),
-        "totals": dict(totals),
+        "totals": {k: m["total"] for k, m in measures.items() if "total" in m},  # counts only
+        "measures": measures,
+        "types": dict(Counter(d["type"] for d in documents if d["type"] is not None).most_common()),
         "stage_seconds_mean": {s: round(sum(d) / len(d), 4) if d else None for s, d in durations.items()},
         "failures": failures,
         "graph": graph or {},
-        "documents": [_doc_row(j) for j in jobs],
+        "documents": documents,
     }
     if as_json:
         console.print_json(json.dumps(summary))
@@ -259,25 +295,53 @@ def print_summary(
     docs = Table(title="documents")
     for col in ("name", "state", "type", "confidence", "chunks", "entities"):
         docs.add_column(col)
-    for row in summary["documents"][:50]:
-        docs.add_row(
-            *(
-                str(row[c]) if row[c] is not None else ""
-                for c in ("name", "state", "type", "confidence", "chunks", "entities")
-            )
-        )
+    for row in documents[:50]:
+        docs.add_row(*(_cell(row[c]) for c in ("name", "state", "type", "confidence", "chunks", "entities")))
     console.print(docs)
     if graph:
         console.print("graph: " + ", ".join(f"{k} {v}" for k, v in graph.items()))
-    if totals:
-        t = Table(title="results")
-        t.add_column("measure")
-        t.add_column("total", justify="right")
-        for k, v in sorted(totals.items()):
-            t.add_row(k, f"{v:g}")
+    if summary["types"]:
+        console.print("types: " + ", ".join(f"{k} {v}" for k, v in summary["types"].items()))
+    if measures:
+        t = Table(title="results per document")
+        for col in ("measure", "documents", "total", "mean", "min", "max"):
+            t.add_column(col, justify="left" if col == "measure" else "right")
+        for k, m in measures.items():
+            t.add_row(
+                k, str(m["n"]), _cell(m.get("total")), _cell(m["mean"]), _cell(m["min"]), _cell(m["max"])
+            )
         console.print(t)
     for f in failures:
-        console.print(f"[red]{f['state']}[/red] {f['job']}: {f['error']}")
+        at = f" at {f['stage']}" if f["stage"] else ""
+        console.print(f"[red]{f['state']}[/red] {f['name'] or f['job']} (job {f['job']}){at}: {f['error']}")
+
+
+def _failed_stage(job: JobStatus) -> str | None:
+    return next((st.name for st in job.stages if st.status in ("failed", "dead")), None)
+
+
+def _aggregate(values: list[float]) -> dict[str, Any]:
+    """Count, mean, min, max; and a total only for counts (integers): a sum of
+    confidences or ratios means nothing."""
+    out: dict[str, Any] = {
+        "n": len(values),
+        "mean": round(sum(values) / len(values), 4),
+        "min": min(values),
+        "max": max(values),
+    }
+    if all(isinstance(v, int) for v in values):
+        out["total"] = sum(values)
+    return out
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
 
 
 def _doc_row(job: JobStatus) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from typing import Annotated
 
@@ -18,6 +19,8 @@ from docgraph.core.cli.common import (
     setup_telemetry,
 )
 from docgraph.core.errors import ConfigError
+from docgraph.core.runtime.connection import REDIS_DOWN, mask_url
+from docgraph.core.stage import Services
 
 
 def worker(
@@ -42,6 +45,11 @@ def worker(
 
     Tracing and metrics follow the standard OTEL_* variables (docs/telemetry.md).
     With DOCGRAPH_HEALTH_FILE set, the worker keeps that file fresh for `docgraph health`.
+    Started before its Redis answers (a container's normal start), it logs one
+    line and retries with backoff (up to 5 s apart) until it does.
+
+    Exit status: 0 stopped by SIGTERM / Ctrl-C (also while waiting for Redis);
+    2 usage or configuration error.
 
     Example: [bold]DOCGRAPH_REDIS_URL=redis://127.0.0.1:6379/0 docgraph worker --stage ner[/bold]
     """
@@ -58,7 +66,9 @@ def worker(
 
     try:
         specs = loaded.specs([] if upkeep_only else stage or None)
-        services = build_services(settings, loaded.manager)
+        services: Services | None = build_services(settings, loaded.manager)
+    except REDIS_DOWN:  # a graph sink that lives in that Redis: built once Redis answers
+        services = None
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -67,10 +77,24 @@ def worker(
 
     async def main() -> None:
         from docgraph.core.runtime.broker import connect_broker
+        from docgraph.core.runtime.connection import connect, wait_until_up
 
+        stopping = asyncio.Event()  # SIGTERM before the worker runs: stop waiting, exit 0
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        probe = connect(settings.redis_url)
+        try:
+            if not await wait_until_up(probe, settings.redis_url, stopping):
+                return
+        finally:
+            await probe.aclose()
+        built = services if services is not None else build_services(settings, loaded.manager)
         broker, client = await connect_broker(settings)
-        w = Worker(settings, specs, client, services=services)
+        w = Worker(settings, specs, client, services=built)
         w.install_signal_handlers()
+        if stopping.is_set():
+            w.stop()
         await w.run()
         await broker.stop()
 
@@ -114,6 +138,7 @@ def health(
         try:
             redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
         except redis.RedisError as exc:
-            err.print(f"not ready: Redis at DOCGRAPH_REDIS_URL does not answer ({exc})")
+            where = mask_url(settings.redis_url)
+            err.print(f"not ready: Redis at {where} (DOCGRAPH_REDIS_URL) does not answer ({exc})")
             raise typer.Exit(1) from None
     console.print("ok")

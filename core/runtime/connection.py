@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -22,6 +24,16 @@ from docgraph.core.runtime import lua
 Arg = str | int | float | bytes
 # What "Redis is unreachable right now" looks like: retried with backoff, never fatal
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+log = logging.getLogger("docgraph.redis")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``: safe to print and log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def connection_options() -> dict[str, Any]:
@@ -43,6 +55,47 @@ def connection_options() -> dict[str, Any]:
 def connect(url: str, **kwargs: Any) -> aioredis.Redis:
     """A client with :func:`connection_options` (``kwargs`` override them)."""
     return aioredis.from_url(url, **{**connection_options(), **kwargs})
+
+
+async def wait_until_up(client: aioredis.Redis, url: str, stopping: asyncio.Event, cap: float = 5.0) -> bool:
+    """PING until Redis answers (True) or ``stopping`` is set (False, at once,
+    even mid-PING).  One warning line when it does not answer, then retries
+    with capped exponential backoff (0.1 s doubling up to ``cap``) and one line
+    when it answers."""
+    from redis.backoff import ExponentialBackoff
+
+    backoff = ExponentialBackoff(cap=cap, base=0.1)
+    stop = asyncio.ensure_future(stopping.wait())
+    failures = 0
+    try:
+        while True:
+            ping = asyncio.ensure_future(client.ping())
+            await asyncio.wait({ping, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if stop.done():
+                ping.cancel()
+                await asyncio.gather(ping, return_exceptions=True)
+                return False
+            try:
+                ping.result()
+            except REDIS_DOWN as exc:
+                if failures == 0:
+                    log.warning(
+                        "Redis at %s (DOCGRAPH_REDIS_URL) does not answer (%s); waiting for it, "
+                        "retrying with backoff up to %g s",
+                        mask_url(url),
+                        exc,
+                        cap,
+                    )
+                failures += 1
+                await asyncio.wait({stop}, timeout=backoff.compute(failures))
+                if stop.done():
+                    return False
+                continue
+            if failures:
+                log.warning("Redis at %s answers after %d attempts; starting", mask_url(url), failures + 1)
+            return True
+    finally:
+        stop.cancel()
 
 
 class Scripts:
