@@ -48,13 +48,13 @@ def training_env(threads: int) -> dict[str, str]:
     """Environment of the training process: thread caps, and the same float kernels on any x86-64 CPU.
 
     numpy and OpenBLAS choose SIMD kernels at run time from the CPU (AVX-512 here,
-    AVX2 there).  They round differently in the last bit, and training amplifies
-    that: with the same seed, config and data, switching numpy from its AVX-512
-    to its AVX2 kernels alone moves valid F1 by 0.002 after 400 steps, OpenBLAS
-    Haswell vs SkylakeX kernels by 0.02; full runs land 0.03 apart.  So numpy
-    is held to AVX2 (X86_V3) and OpenBLAS to its Haswell kernels, which every
-    AVX2 machine has.  (blis decides alone: its Haswell kernels, except on Xeons
-    it knows to have two FMA units, where it takes AVX-512 ones.)
+    AVX2 there).  They round differently in the last bit and training amplifies
+    it: same seed, config and data, after 400 steps numpy's AVX2 instead of its
+    AVX-512 kernels moved valid F1 by 0.002, OpenBLAS's Haswell instead of its
+    SkylakeX kernels by 0.02; full runs on two machines ended at 0.675 and 0.643
+    (model + rules).  So numpy is held to AVX2 (X86_V3) and OpenBLAS to Haswell,
+    which every AVX2 machine has.  blis cannot be told: it takes its Haswell
+    kernels, except on Xeons it knows to have two FMA units (AVX-512 ones).
     """
     env = {var: str(threads) for var in _THREAD_VARS}
     if platform.machine().lower() in ("x86_64", "amd64") and _cpu_has("avx2"):
