@@ -377,7 +377,9 @@ _WORD_CHAR = re.compile(r"\w")
 
 
 def _gazetteer_regex(terms: Iterable[str]) -> str:
-    alternatives = sorted({t.strip() for t in terms if t.strip()}, key=len, reverse=True)
+    # longest first (the regex takes the first alternative that matches); ties by
+    # text, not by set order, so the pattern is the same whatever PYTHONHASHSEED
+    alternatives = sorted({t.strip() for t in terms if t.strip()}, key=lambda t: (-len(t), t))
     body = "|".join(r"\s+".join(re.escape(w) for w in t.split()) for t in alternatives)
     return rf"{_NOT_AFTER_WORD}(?:{body})(?![\w])"
 

@@ -10,7 +10,8 @@ It converts ``train.txt``/``valid.txt`` (CoNLL) to DocBin, runs ``spacy train``
 with ``stages/ner/config.cfg`` (fixed seed, CPU), keeps the best checkpoint on
 valid, applies the CVE tokenizer fix, scores it on valid (model alone and
 model + rules) and writes those scores to ``training.json`` in the model dir.
-Training uses at most ``--threads`` BLAS/OpenMP threads (2 by default).
+Training uses at most ``--threads`` BLAS/OpenMP threads (2 by default) and
+runs in a fresh Python process with pinned float kernels (:func:`training_env`).
 """
 
 from __future__ import annotations
@@ -18,25 +19,61 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+_THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
+
 
 def limit_threads(threads: int) -> None:
     """Cap BLAS/OpenMP threads; effective when called before numpy is imported."""
-    for var in (
-        "OMP_NUM_THREADS",
-        "OPENBLAS_NUM_THREADS",
-        "MKL_NUM_THREADS",
-        "BLIS_NUM_THREADS",
-        "NUMEXPR_NUM_THREADS",
-        "VECLIB_MAXIMUM_THREADS",
-    ):
+    for var in _THREAD_VARS:
         os.environ[var] = str(threads)
+
+
+def training_env(threads: int) -> dict[str, str]:
+    """Environment of the training process: thread caps, and the same float kernels on any x86-64 CPU.
+
+    numpy and OpenBLAS choose SIMD kernels at run time from the CPU (AVX-512 here,
+    AVX2 there).  They round differently in the last bit and training amplifies
+    it: same seed, config and data, after 400 steps numpy's AVX2 instead of its
+    AVX-512 kernels moved valid F1 by 0.002, OpenBLAS's Haswell instead of its
+    SkylakeX kernels by 0.02; full runs on two machines ended at 0.675 and 0.643
+    (model + rules).  So numpy is held to AVX2 (X86_V3) and OpenBLAS to Haswell,
+    which every AVX2 machine has.  blis cannot be told: it takes its Haswell
+    kernels, except on Xeons it knows to have two FMA units (AVX-512 ones).
+    """
+    env = {var: str(threads) for var in _THREAD_VARS}
+    if platform.machine().lower() in ("x86_64", "amd64") and _cpu_has("avx2"):
+        env["OPENBLAS_CORETYPE"] = "Haswell"
+        try:  # the names of numpy's dispatch targets change between numpy versions
+            from numpy._core._multiarray_umath import __cpu_dispatch__ as targets
+        except ImportError:
+            targets = ["AVX512F", "AVX512CD", "AVX512_KNL", "AVX512_KNM", "AVX512_SKX"]
+            targets += ["AVX512_CLX", "AVX512_CNL", "AVX512_ICL", "AVX512_SPR"]
+        above_avx2 = [t for t in targets if t.startswith("AVX512") or t == "X86_V4"]
+        env["NPY_DISABLE_CPU_FEATURES"] = " ".join(above_avx2)
+    return env
+
+
+def _cpu_has(flag: str) -> bool:
+    try:
+        return flag in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
 
 
 def _register_callbacks() -> None:
@@ -87,10 +124,10 @@ def train_model(
     config_path: Path,
     data_dir: Path,
     overrides: dict[str, Any] | None = None,
+    threads: int = 2,
 ) -> dict[str, Any]:
     """Train into ``out`` (replaced atomically); returns the training summary."""
     import spacy
-    from spacy.cli.train import train as spacy_train
 
     from docgraph.stages.ner import LABELS
     from docgraph.stages.ner.cli import evaluate_model
@@ -111,7 +148,7 @@ def train_model(
             **(overrides or {}),
         }
         started = time.perf_counter()
-        spacy_train(config_path, work / "output", use_gpu=-1, overrides=all_overrides)
+        _train_in_fresh_process(config_path, work / "output", all_overrides, threads)
         train_seconds = time.perf_counter() - started
 
         best = work / "output" / "model-best"
@@ -139,6 +176,29 @@ def train_model(
             shutil.rmtree(out)
         shutil.move(str(best), str(out))
     return summary
+
+
+def _train_in_fresh_process(config_path: Path, output: Path, overrides: dict[str, Any], threads: int) -> None:
+    """``spacy train`` in a new interpreter with :func:`training_env`.
+
+    Not in this process: the kernel and thread settings only take effect before
+    numpy is first imported, and here it may already be (the test suite); and
+    spaCy draws the augmentation and the shuffling from the global ``random``,
+    which any other thread of this process (telemetry ids, retry jitter) would
+    advance at times that depend on the load.
+    """
+    code = "import sys; from docgraph.stages.ner.train import _spacy_train_child; _spacy_train_child(*sys.argv[1:])"
+    args = [str(config_path), str(output), json.dumps(overrides)]
+    subprocess.run(
+        [sys.executable, "-c", code, *args], env={**os.environ, **training_env(threads)}, check=True
+    )
+
+
+def _spacy_train_child(config_path: str, output: str, overrides: str) -> None:
+    from spacy.cli.train import train as spacy_train
+
+    _register_callbacks()
+    spacy_train(Path(config_path), Path(output), use_gpu=-1, overrides=json.loads(overrides))
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
@@ -193,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
             _bundle(out, BUNDLED_MODEL_DIR) if args.bundle else None
             return 0
 
-    summary = train_model(out, config_path=args.config, data_dir=data_dir, overrides=overrides)
+    summary = train_model(
+        out, config_path=args.config, data_dir=data_dir, overrides=overrides, threads=args.threads
+    )
     for kind, report in summary["valid"].items():
         micro = report["micro"]
         print(f"valid {kind:12s} P={micro['precision']:.4f} R={micro['recall']:.4f} F1={micro['f1']:.4f}")
