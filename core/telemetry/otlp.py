@@ -5,20 +5,24 @@ The SDK's encoder builds a protobuf object per span, attribute and value
 a large share of the CPU tracing costs.  :func:`encode_spans` writes the same
 ``ExportTraceServiceRequest`` bytes directly (~3x cheaper; the test suite
 checks it byte for byte against the SDK's encoder), and
-:class:`OTLPSpanExporter` is the SDK's OTLP/HTTP exporter using it, so
-endpoint, headers, timeout, compression and retries stay the SDK's.
+:class:`OTLPSpanExporter` posts them, reading the same ``OTEL_EXPORTER_OTLP_*``
+variables as the SDK's exporter (which offers no public way to change its encoder).
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
+import os
 import struct
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import unquote
 
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as _SdkExporter
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 log = logging.getLogger("docgraph.telemetry")
 
@@ -183,20 +187,94 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
     return b"".join(out)
 
 
-class OTLPSpanExporter(_SdkExporter):
-    """The SDK's OTLP/HTTP span exporter with :func:`encode_spans` as its encoder.
+RETRYABLE = frozenset({429, 502, 503, 504})  # the OTLP/HTTP spec's transient answers
 
-    Falls back to the SDK's own ``export`` should a future SDK rename the
-    client it posts with."""
+
+def _variable(env: Mapping[str, str], name: str) -> str | None:
+    return env.get(f"OTEL_EXPORTER_OTLP_TRACES_{name}") or env.get(f"OTEL_EXPORTER_OTLP_{name}")
+
+
+def parse_headers(value: str | None) -> dict[str, str]:
+    """``OTEL_EXPORTER_OTLP_HEADERS``: ``key=value`` pairs, comma-separated, URL-encoded."""
+    headers = {}
+    for item in (value or "").split(","):
+        key, sep, val = item.partition("=")
+        if sep and key.strip():
+            headers[unquote(key.strip()).lower()] = unquote(val.strip())
+    return headers
+
+
+class OTLPSpanExporter(SpanExporter):
+    """OTLP/HTTP (protobuf) span export with :func:`encode_spans`, posted with requests.
+
+    The SDK's exporter has no public way to swap its encoder, so this is the small
+    rest of one: endpoint, headers, timeout (seconds, as the Python SDK reads it),
+    gzip and the TLS certificate from the standard ``OTEL_EXPORTER_OTLP_[TRACES_]*``
+    variables, and the spec's retries (429/502/503/504 and connection errors,
+    exponential backoff, ``Retry-After``) within the timeout."""
+
+    def __init__(self, endpoint: str | None = None, env: Mapping[str, str] | None = None) -> None:
+        import requests
+
+        env = os.environ if env is None else env
+        base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318").rstrip("/")
+        self.endpoint = endpoint or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or f"{base}/v1/traces"
+        self.timeout = float(_variable(env, "TIMEOUT") or 10)
+        self.gzip = (_variable(env, "COMPRESSION") or "none").strip().lower() == "gzip"
+        self.session = requests.Session()
+        self.session.headers.update(
+            {**parse_headers(_variable(env, "HEADERS")), "Content-Type": "application/x-protobuf"}
+        )
+        if self.gzip:
+            self.session.headers["Content-Encoding"] = "gzip"
+        certificate = _variable(env, "CERTIFICATE")
+        if certificate:
+            self.session.verify = certificate
+        self._stopped = threading.Event()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        client = getattr(self, "_client", None)
-        if client is None or getattr(self, "_shutdown", False):
-            return super().export(spans)
+        import requests
+
+        if self._stopped.is_set():
+            return SpanExportResult.FAILURE
         try:
             data = encode_spans(spans)
-        except Exception:
-            log.exception("cannot encode %d spans; exporting them with the SDK's encoder", len(spans))
-            return super().export(spans)
-        result = client.export(data)
-        return SpanExportResult.SUCCESS if result.success else SpanExportResult.FAILURE
+        except Exception:  # a span the encoder cannot write must not kill the export thread
+            log.exception("cannot encode %d spans; dropping them", len(spans))
+            return SpanExportResult.FAILURE
+        if self.gzip:
+            data = gzip.compress(data)
+        deadline = time.monotonic() + self.timeout
+        delay = 1.0
+        while True:
+            remaining = deadline - time.monotonic()
+            retry_after: float | None = None
+            try:
+                response = self.session.post(self.endpoint, data=data, timeout=max(remaining, 0.1))
+            except requests.RequestException as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.ok:
+                    return SpanExportResult.SUCCESS
+                problem = f"HTTP {response.status_code}"
+                if response.status_code not in RETRYABLE:
+                    log.warning(
+                        "OTLP export to %s refused: %s %s", self.endpoint, problem, response.text[:200]
+                    )
+                    return SpanExportResult.FAILURE
+                header = response.headers.get("Retry-After", "")
+                retry_after = float(header) if header.isdigit() else None
+            wait = retry_after if retry_after is not None else delay
+            if time.monotonic() + wait > deadline or self._stopped.wait(wait):
+                log.warning(
+                    "OTLP export to %s failed: %s; dropping %d spans", self.endpoint, problem, len(spans)
+                )
+                return SpanExportResult.FAILURE
+            delay *= 2
+
+    def shutdown(self) -> None:
+        self._stopped.set()
+        self.session.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True  # nothing is buffered here (the BatchSpanProcessor buffers)

@@ -57,7 +57,7 @@ def test_endpoint_service_and_sampler_from_env() -> None:
         (processor,) = provider._active_span_processor._span_processors
         assert type(processor).__name__ == "BatchSpanProcessor"
         exporter = processor._batch_processor._exporter
-        assert exporter._endpoint == "http://127.0.0.1:4318/v1/traces"
+        assert exporter.endpoint == "http://127.0.0.1:4318/v1/traces"
     finally:
         provider.shutdown()
 
