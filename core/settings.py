@@ -73,6 +73,9 @@ class NerSettings(BaseModel):
     model: Path | None = Field(
         None, description="a trained spaCy pipeline directory; default: the model shipped in the package"
     )
+    data_dir: Path | None = Field(
+        None, description="labelled CoNLL data for `docgraph ner train` (train.txt, valid.txt); no default"
+    )
 
 
 # Names documented before the groups existed; still read (a grouped name wins).

@@ -39,14 +39,20 @@ def eval_cmd(
 @ner_app.command("train")
 def train_cmd(
     out: Annotated[Path | None, typer.Option(help="output folder (default: the model cache)")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="folder with train.txt and valid.txt (default: DOCGRAPH_NER__DATA_DIR)"),
+    ] = None,
 ) -> None:
-    """Train the NER model on the CyNER train split (reproducible: fixed config and seed).
+    """Train the NER model on labelled CoNLL data (reproducible: fixed config and seed).
 
-    Example: [bold]docgraph ner train --out ./my-model[/bold]
+    Example: [bold]docgraph ner train --data-dir ../shared/datasets/cyner --out ./my-model[/bold]
     """
     from docgraph.stages.ner import train
 
-    raise typer.Exit(train.main(["--out", str(out)] if out else []))
+    args = ["--out", str(out)] if out else []
+    args += ["--data-dir", str(data_dir)] if data_dir else []
+    raise typer.Exit(train.main(args))
 
 
 @hookimpl

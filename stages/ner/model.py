@@ -36,9 +36,21 @@ class NerModelNotFound(FileNotFoundError):
     """No trained NER pipeline where :func:`load_ner_model` looked."""
 
 
+DATA_DIR_VARIABLE = "DOCGRAPH_NER__DATA_DIR"
+
+
 def default_data_dir() -> Path:
-    """The CyNER data: ``<repo>/../shared/datasets/cyner``."""
-    return PACKAGE_DIR.parents[1].parent / "shared" / "datasets" / "cyner"
+    """The labelled CoNLL data training reads (train.txt, valid.txt): ``DOCGRAPH_NER__DATA_DIR``.
+
+    Nothing outside the package is assumed: without the variable this raises
+    FileNotFoundError naming it (the model lookup then uses any cached build)."""
+    value = os.environ.get(DATA_DIR_VARIABLE)
+    if not value:
+        raise FileNotFoundError(
+            f"no NER training data: set {DATA_DIR_VARIABLE} to a folder with train.txt and valid.txt "
+            "(e.g. the CyNER dataset), or pass --data-dir"
+        )
+    return Path(value).expanduser()
 
 
 def cache_root() -> Path:

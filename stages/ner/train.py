@@ -238,7 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     limit_threads(args.threads)
 
-    data_dir = args.data_dir or default_data_dir()
+    try:
+        data_dir = args.data_dir or default_data_dir()
+    except FileNotFoundError as exc:
+        parser.error(str(exc))
     for name in ("train.txt", "valid.txt"):
         if not (data_dir / name).is_file():
             parser.error(f"{data_dir / name} not found (use --data-dir)")

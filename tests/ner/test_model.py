@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,6 @@ from docgraph.stages.ner.model import (
     CONFIG_PATH,
     NerModelNotFound,
     cache_root,
-    default_data_dir,
     find_model_dir,
     input_digests,
     load_ner_model,
@@ -23,7 +23,7 @@ from docgraph.stages.ner.model import (
 )
 from docgraph.stages.ner.pack import find_mentions
 
-DATA = default_data_dir()
+DATA = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "cyner"  # the repo's neighbour
 VALID = DATA / "valid.txt"
 MIN_MICRO_F1 = 0.65
 
@@ -40,7 +40,7 @@ def test_bundled_model_is_shipped_and_small() -> None:
     meta = json.loads((BUNDLED_MODEL_DIR / "training.json").read_text())
     # the shipped model was trained from this config and this data (the cache hash
     # also covers the spaCy version, which may differ by a patch release here)
-    assert meta["inputs_sha256"] == input_digests(), (
+    assert meta["inputs_sha256"] == input_digests(CONFIG_PATH, DATA), (
         f"stages/ner/model/ is stale (config or data changed): rebuild it with {BUILD_COMMAND} --bundle"
     )
 
@@ -53,10 +53,10 @@ def test_missing_model_error_says_how_to_build(tmp_path) -> None:
 def test_cache_dir_is_keyed_by_hash() -> None:
     from docgraph.stages.ner.model import cached_model_dir
 
-    path = cached_model_dir()
+    path = cached_model_dir(CONFIG_PATH, DATA)
     assert path.parent == cache_root()
     assert path.name == f"cyner-ner-{model_hash(CONFIG_PATH, DATA)}"
-    assert len(model_hash()) == 12
+    assert len(model_hash(CONFIG_PATH, DATA)) == 12
 
 
 def test_loaded_model_predicts_cyner_labels_and_keeps_cves_whole(nlp) -> None:
@@ -105,3 +105,13 @@ def test_training_recipe_reaches_target(tmp_path) -> None:
     assert summary["valid"]["model"]["micro"]["f1"] == pytest.approx(
         bundled["valid"]["model"]["micro"]["f1"], abs=0.02
     )
+
+
+def test_training_data_is_never_assumed_outside_the_package(monkeypatch, tmp_path) -> None:
+    from docgraph.stages.ner.model import DATA_DIR_VARIABLE, default_data_dir
+
+    monkeypatch.delenv(DATA_DIR_VARIABLE, raising=False)
+    with pytest.raises(FileNotFoundError, match=DATA_DIR_VARIABLE):
+        default_data_dir()
+    monkeypatch.setenv(DATA_DIR_VARIABLE, str(tmp_path))
+    assert default_data_dir() == tmp_path
