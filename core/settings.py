@@ -160,6 +160,11 @@ class Settings(BaseSettings):
     s3_access_key: str = ""
     s3_secret_key: str = Field("", repr=False)
     s3_secure: bool = False
+    s3_allowed_buckets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="buckets besides the store's own that workers may read documents from: "
+        '\'["b1","b2"]\' or b1,b2 (anything else is dead-lettered unread)',
+    )
     max_document_bytes: int = Field(50 * 1024 * 1024, ge=1)
     chunk_chars: int = Field(1500, ge=100, description="target characters per chunk")
     extract: ExtractSettings = Field(default_factory=ExtractSettings)
@@ -247,7 +252,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"DOCGRAPH_REDIS_URL={value!r} has an invalid port (use 1-65535)") from None
         return value
 
-    @field_validator("api_tokens", mode="before")
+    @field_validator("api_tokens", "s3_allowed_buckets", mode="before")
     @classmethod
     def _parse_tokens(cls, value: object) -> object:
         if isinstance(value, str):

@@ -36,9 +36,7 @@ class FileStore:
         parsed = urlparse(uri)
         if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
             raise OutsideStore(f"{uri!r} is not a file:// URI of this store ({self.location})")
-        path = Path(unquote(parsed.path)).resolve()  # `..` and symlinks resolved first
-        if not path.is_relative_to(self.root):
-            raise OutsideStore(f"{uri!r} is outside this store ({self.location})")
+        path = self._path(uri)
         if not path.is_file():
             raise ObjectMissing(f"document {uri} does not exist; upload it first")
         size = path.stat().st_size
@@ -50,10 +48,21 @@ class FileStore:
         )
 
     def _path(self, uri: str) -> Path:
+        """The file ``uri`` names, only inside the store (after resolving ``..`` and symlinks):
+        whoever can write a stream must not make a worker read /etc/passwd."""
         parsed = urlparse(uri)
-        if parsed.scheme != "file":
-            raise PermanentError(f"{uri!r} is not a file:// URI; this worker's store is {self.root}")
-        return Path(unquote(parsed.path))
+        if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+            raise OutsideStore(
+                f"{uri!r} is not a file:// URI of this worker's store ({self.location}); it was not read "
+                "(workers read only under DOCGRAPH_OBJECT_STORE_URL)"
+            )
+        path = Path(unquote(parsed.path)).resolve()
+        if not path.is_relative_to(self.root):
+            raise OutsideStore(
+                f"{uri!r} is outside this worker's store ({self.location}); it was not read "
+                "(workers read only under DOCGRAPH_OBJECT_STORE_URL)"
+            )
+        return path
 
     def put_document(self, stream: IO[bytes], *, name: str | None, content_type: str | None) -> DocumentRef:
         tmp, size, sha = _hash_to_temp(stream, self.max_document_bytes, str(self.root / "documents"))

@@ -28,6 +28,7 @@ class S3Store:
             secure=settings.s3_secure,
         )
         self.endpoint = settings.s3_endpoint
+        self.allowed_buckets = frozenset(settings.s3_allowed_buckets)
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.max_document_bytes = settings.max_document_bytes
@@ -50,14 +51,9 @@ class S3Store:
     def locate(self, uri: str, max_bytes: int) -> DocumentRef:
         from minio.error import S3Error
 
-        parsed = urlparse(uri)
-        key = parsed.path.lstrip("/")
-        if parsed.scheme != "s3" or parsed.netloc != self.bucket or not key:
-            raise OutsideStore(f"{uri!r} is not an object of this store ({self.location})")
-        if self.prefix and not key.startswith(self.prefix + "/"):
-            raise OutsideStore(f"{uri!r} is outside this store's prefix ({self.location})")
+        bucket, key = self._split(uri)
         try:
-            stat = self.client.stat_object(self.bucket, key)
+            stat = self.client.stat_object(bucket, key)
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchObject"):
                 raise ObjectMissing(f"document {uri} does not exist; upload it first") from None
@@ -68,7 +64,7 @@ class S3Store:
         name = key.rsplit("/", 1)[-1]
         documents = key.split("/")[-3:-2] == ["documents"] and SHA256_NAME.match(name)
         return DocumentRef(
-            uri=f"s3://{self.bucket}/{key}",
+            uri=f"s3://{bucket}/{key}",
             sha256=name if documents else None,
             size=size,
             content_type=stat.content_type,
@@ -79,10 +75,17 @@ class S3Store:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _split(self, uri: str) -> tuple[str, str]:
+        """Bucket and key of ``uri``, only in the store's bucket and prefix or an allowed
+        bucket: whoever can write a stream must not make a worker read another tenant's data."""
         parsed = urlparse(uri)
-        if parsed.scheme != "s3":
-            raise PermanentError(f"{uri!r} is not an s3:// URI; this worker's store is s3://{self.bucket}")
-        return parsed.netloc, parsed.path.lstrip("/")
+        bucket, key = parsed.netloc, parsed.path.lstrip("/")
+        inside = bucket == self.bucket and (not self.prefix or key.startswith(self.prefix + "/"))
+        if parsed.scheme != "s3" or not key or not (inside or bucket in self.allowed_buckets):
+            raise OutsideStore(
+                f"{uri!r} is outside this worker's store ({self.location}); it was not read (workers read "
+                "only under DOCGRAPH_OBJECT_STORE_URL and in the buckets of DOCGRAPH_S3_ALLOWED_BUCKETS)"
+            )
+        return bucket, key
 
     def put_document(self, stream: IO[bytes], *, name: str | None, content_type: str | None) -> DocumentRef:
         from minio.error import S3Error
