@@ -68,12 +68,8 @@ go_plugin() {
     local out="$BIN/docker-$name-$version"
     if [ ! -x "$out" ]; then
         command -v go >/dev/null 2>&1 || die "go is not installed (needed to build docker $name)"
-        export GOPATH="${DOCGRAPH_GOPATH:-$CACHE/go}"
-        export GOMODCACHE="$GOPATH/pkg/mod"
-        export GOCACHE="${DOCGRAPH_GOCACHE:-$CACHE/go/build-cache}"
-        export GOFLAGS="-modcacherw -buildvcs=false"
-        export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-        export CGO_ENABLED=0
+        # shellcheck source=../local/go-env.sh
+        . "$SRC/../local/go-env.sh"
         mkdir -p "$BIN" "$LOG_DIR"
         local log="$LOG_DIR/build-$name.log" dir start rc=0
         start=$(date +%s)

@@ -30,12 +30,9 @@ KEDA_VERSION=v2.18.1   # must match deploy/helm/keda-check/go.mod
 say() { echo "build-tools: $*" >&2; }
 die() { say "$*"; exit 1; }
 
-export GOPATH="${DOCGRAPH_GOPATH:-$CACHE/go}"
-export GOMODCACHE="$GOPATH/pkg/mod"
-export GOCACHE="${DOCGRAPH_GOCACHE:-$CACHE/go/build-cache}"
-export GOFLAGS="-modcacherw -buildvcs=false -mod=mod"
-export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-export CGO_ENABLED=0
+GO_EXTRA_FLAGS="-mod=mod"
+# shellcheck source=../local/go-env.sh
+. "$SCRIPT_DIR/../local/go-env.sh"
 command -v go >/dev/null 2>&1 || die "go is not installed (apt-get install golang-go, or go.dev/dl)"
 mkdir -p "$BIN" "$LOGS"
 

@@ -31,14 +31,9 @@ if [ -x "$out" ]; then
 fi
 
 command -v go >/dev/null 2>&1 || { say "go is not installed (go.mod needs Go >= 1.24.6)"; exit 1; }
-export GOPATH="${DOCGRAPH_GOPATH:-$CACHE/go}"
-export GOMODCACHE="$GOPATH/pkg/mod"
-export GOCACHE="${DOCGRAPH_GOCACHE:-$CACHE/go/build-cache}"
-export GOFLAGS="-modcacherw -buildvcs=false"
-# local: never download a toolchain (only the module proxy is reachable here);
-# the local Go must be >= the go line of go.mod (1.24.6).
-export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-export CGO_ENABLED=0
+# the local Go must be >= the go line of go.mod (1.24.6): no toolchain download here
+# shellcheck source=../go-env.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../go-env.sh"
 
 mkdir -p "$BIN" "$CACHE/logs"
 log="$CACHE/logs/build-otelcol.log"
