@@ -1,8 +1,8 @@
 """The runtime: everything between Redis and a stage function.
 
-Reading order: ``keys`` (every Redis key name) → ``lua`` (every script, with
-its KEYS/ARGV layout) → ``connection`` (one way to connect, script calls and
-batching) → ``jobs`` (submit, status, paging) → ``runner`` (read, run, hand off,
+Reading order: ``keys`` (every Redis key name) → ``lua`` (every script) →
+``calls`` (one typed call per script: its KEYS/ARGV layout and arguments) →
+``connection`` (one way to connect, running calls and batching them) → ``jobs`` (submit, status, paging) → ``runner`` (read, run, hand off,
 retry, dead-letter, reclaim) → ``worker`` (runners plus upkeep in one process)
 → ``dlq`` (list, show, replay, purge) → ``snapshot`` (counts for monitor and
 metrics).  ``broker`` is the FastStream side (AsyncAPI, the broker connection),

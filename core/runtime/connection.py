@@ -1,6 +1,6 @@
 """Talking to Redis: connections, the Lua script registry and call batching.
 
-Every hand-off is one ``EVALSHA``.  Under load, calls that become ready while
+Every hand-off is one ``EVALSHA`` of a typed call (:mod:`~docgraph.core.runtime.calls`).  Under load, calls that become ready while
 a round trip is in flight are sent together in one pipeline (Nagle-style),
 so throughput grows with load and an idle worker still answers at once.
 """
@@ -20,8 +20,9 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from docgraph.core.runtime import lua
+from docgraph.core.runtime.calls import Arg, ScriptCall
 
-Arg = str | int | float | bytes
+__all__ = ["REDIS_DOWN", "Arg", "Batcher", "ScriptCall", "Scripts", "connect", "connection_options"]
 # What "Redis is unreachable right now" looks like: retried with backoff, never fatal
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 log = logging.getLogger("docgraph.redis")
@@ -109,18 +110,19 @@ class Scripts:
         for src in lua.ALL.values():
             await self.client.script_load(src)
 
-    async def call(self, name: str, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+    async def run(self, call: ScriptCall) -> Any:
+        """Run one script call (see :mod:`~docgraph.core.runtime.calls`)."""
+        keys, args = call.keys(), call.args()
         try:
-            return await self.client.evalsha(self.sha[name], len(keys), *keys, *args)
+            return await self.client.evalsha(self.sha[call.script], len(keys), *keys, *args)
         except NoScriptError:
-            return await self.client.eval(lua.ALL[name], len(keys), *keys, *args)
+            return await self.client.eval(lua.ALL[call.script], len(keys), *keys, *args)
 
-    async def call_many(self, calls: Sequence[tuple[str, Sequence[Arg], Sequence[Arg]]]) -> list[Any]:
+    async def call_many(self, calls: Sequence[ScriptCall]) -> list[Any]:
         """Run several script calls in one round trip; results (or exceptions) in order."""
         if len(calls) == 1:
-            name, keys, args = calls[0]
             try:
-                return [await self.call(name, keys, args)]
+                return [await self.run(calls[0])]
             except ResponseError as exc:
                 return [exc]
         results: list[Any] = await self._pipeline(calls)
@@ -132,10 +134,11 @@ class Scripts:
                 results[i] = r
         return results
 
-    async def _pipeline(self, calls: Sequence[tuple[str, Sequence[Arg], Sequence[Arg]]]) -> list[Any]:
+    async def _pipeline(self, calls: Sequence[ScriptCall]) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
-        for name, keys, args in calls:
-            pipe.evalsha(self.sha[name], len(keys), *keys, *args)
+        for call in calls:
+            keys = call.keys()
+            pipe.evalsha(self.sha[call.script], len(keys), *keys, *call.args())
         return list(await pipe.execute(raise_on_error=False))
 
 
@@ -145,12 +148,13 @@ class Batcher:
     def __init__(self, scripts: Scripts, max_batch: int = 256) -> None:
         self.scripts = scripts
         self.max_batch = max_batch
-        self._queue: list[tuple[str, Sequence[Arg], Sequence[Arg], asyncio.Future[Any]]] = []
+        self._queue: list[tuple[ScriptCall, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def call(self, name: str, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+    async def run(self, call: ScriptCall) -> Any:
+        """Run ``call``, pipelined with the calls made while a round trip is in flight."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((name, keys, args, future))
+        self._queue.append((call, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         return await future
@@ -159,13 +163,13 @@ class Batcher:
         while self._queue:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             try:
-                results = await self.scripts.call_many([(n, k, a) for n, k, a, _ in batch])
+                results = await self.scripts.call_many([call for call, _ in batch])
             except Exception as exc:  # connection lost: every caller sees it
-                for *_, future in batch:
+                for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for (*_, future), result in zip(batch, results, strict=True):
+            for (_, future), result in zip(batch, results, strict=True):
                 if future.done():
                     continue
                 if isinstance(result, Exception):

@@ -9,6 +9,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from docgraph.core.runtime import calls
 from docgraph.core.runtime.connection import Scripts
 from docgraph.core.runtime.jobs import now_ms
 from docgraph.core.runtime.keys import Keys, Lane
@@ -114,24 +115,22 @@ class DeadLetters:
         payload["attempt"] = 1
         lane = Lane(payload.get("priority", "normal"))
         done = [s for s in payload.get("outputs", {}) if s in self.topology.stages]
-        stages = self.topology.stages
         return int(
-            await self.scripts.call(
-                "replay",
-                [part.job(job_id), part.dlq(letter.stage), part.stream(letter.stage, lane)],
-                [
-                    part.tag,
-                    letter.id,
-                    job_id,
-                    letter.stage,
-                    now_ms(),
-                    json.dumps(payload),
-                    letter.fields.get("traceparent", ""),
-                    len(done),
-                    *done,
-                    len(stages),
-                    *stages,
-                ],
+            await self.scripts.run(
+                calls.Replay(
+                    job=part.job(job_id),
+                    dlq=part.dlq(letter.stage),
+                    target=part.stream(letter.stage, lane),
+                    tag=part.tag,
+                    entry=letter.id,
+                    job_id=job_id,
+                    stage=letter.stage,
+                    now=now_ms(),
+                    payload=json.dumps(payload),
+                    traceparent=letter.fields.get("traceparent", ""),
+                    done=calls.encode(done),
+                    stages=calls.encode(self.topology.stages),
+                )
             )
         )
 

@@ -25,6 +25,7 @@ from docgraph.core.envelope import (
     new_job_id,
     trace_id_of,
 )
+from docgraph.core.runtime import calls
 from docgraph.core.runtime.connection import Batcher, Scripts
 from docgraph.core.runtime.keys import JOB_STATES, Keys, Lane
 from docgraph.core.settings import Settings
@@ -182,6 +183,7 @@ class JobStore:
         self.topology = Topology(settings.topology)
         self.scripts = Scripts(client)
         self.batcher = Batcher(self.scripts)  # concurrent submits share round trips
+        self._stages_json = calls.encode(self.topology.stages)
 
     async def submit(
         self,
@@ -205,7 +207,7 @@ class JobStore:
         job_id = job_id or new_job_id()
         part = self.keys.for_job(job_id)
         now = now_ms()
-        roots: list[str] = []
+        roots: list[tuple[str, str]] = []
         for root in self.topology.roots:
             env = Envelope(
                 job_id=job_id,
@@ -215,29 +217,25 @@ class JobStore:
                 document=document,
                 metadata=metadata or {},
             )
-            roots += [root, env.model_dump_json()]
-        stages = self.topology.stages
+            roots.append((root, env.model_dump_json()))
         # PRODUCER span `send <stream>`: the root of the job's trace unless a span is
         # active or a traceparent was passed in; its context is what the job record and
         # the root events carry (a random traceparent when tracing is off)
         root_stream = part.stream(self.topology.roots[0], lane)
         with telemetry.send_span(root_stream, job_id, traceparent, priority=lane.value) as span:
-            result: Any = await self.batcher.call(
-                "submit",
-                [part.job(job_id)],
-                [
-                    part.tag,
-                    job_id,
-                    now,
-                    span.traceparent,
-                    lane.value,
-                    idempotency_key or "",
-                    json.dumps(metadata or {}),
-                    len(stages),
-                    *stages,
-                    len(self.topology.roots),
-                    *roots,
-                ],
+            result: Any = await self.batcher.run(
+                calls.Submit(
+                    job=part.job(job_id),
+                    tag=part.tag,
+                    job_id=job_id,
+                    now=now,
+                    traceparent=span.traceparent,
+                    lane=lane.value,
+                    idem=idempotency_key or "",
+                    meta=json.dumps(metadata or {}),
+                    stages=self._stages_json,
+                    roots=calls.encode(roots),
+                )
             )
             created, existing = int(result[0]), bytes(result[1]).decode()
             span.submitted(bool(created))
@@ -259,10 +257,15 @@ class JobStore:
         finishes and nothing after it runs).  ``remove`` also deletes the record.
         Returns the state it was in, or None when there is no such job."""
         part = self.keys.for_job(job_id)
-        prev = await self.scripts.call(
-            "cancel",
-            [part.job(job_id)],
-            [part.tag, job_id, now_ms(), "1" if remove else "0", TOMBSTONE_MS],
+        prev = await self.scripts.run(
+            calls.Cancel(
+                job=part.job(job_id),
+                tag=part.tag,
+                job_id=job_id,
+                now=now_ms(),
+                remove=remove,
+                tombstone_ms=TOMBSTONE_MS,
+            )
         )
         return prev.decode() if prev else None
 

@@ -10,6 +10,11 @@ Conventions: ``KEYS[1]`` is the job record when there is one; ``ARGV[1]`` is
 the partition's key tag (``{prefix:pN}``), from which the script derives the
 partition's other key names (all in the same cluster slot); times are
 milliseconds since the epoch, passed in by the caller.
+
+A script's arguments are built by its typed call in
+:mod:`~docgraph.core.runtime.calls` (whose docstring is the script's layout):
+fixed positions only; every variable-length part is one JSON argument decoded
+here with ``cjson.decode``.
 """
 
 from __future__ import annotations
@@ -90,11 +95,13 @@ end
 SUBMIT = (
     _LIB
     + r"""
--- KEYS[1] job
--- ARGV: tag, id, now, traceparent, lane, idem, meta_json, n_stages, stages...,
---       n_roots, (root, payload)...
+-- calls.Submit: KEYS[1] job
+-- ARGV: tag, id, now, traceparent, lane, idem, meta_json, stages_json, roots_json
+-- (JSON arguments are decoded before the first write: a script that fails
+-- half-way keeps its writes)
 local job, tag, id, now = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
 local tp, lane, idem, meta = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local stages, roots = cjson.decode(ARGV[8]), cjson.decode(ARGV[9])
 if idem ~= '' then
   local existing = redis.call('HGET', tag .. ':idem', idem)
   if existing and redis.call('EXISTS', tag .. ':job:' .. existing) == 1 then
@@ -110,12 +117,9 @@ if idem ~= '' then
   redis.call('HSET', job, 'idem', idem)
   redis.call('HSET', tag .. ':idem', idem, id)
 end
-local n = tonumber(ARGV[8])
-for i = 1, n do redis.call('HSET', job, ARGV[8 + i] .. ':status', 'pending') end
-local at = 9 + n
-local nroots = tonumber(ARGV[at])
-for i = 0, nroots - 1 do
-  local root, payload = ARGV[at + 1 + 2 * i], ARGV[at + 2 + 2 * i]
+for _, s in ipairs(stages) do redis.call('HSET', job, s .. ':status', 'pending') end
+for _, r in ipairs(roots) do
+  local root, payload = r[1], r[2]
   redis.call('XADD', stream(tag, root, lane), '*', 'payload', payload, 'traceparent', tp)
   redis.call('HSET', job, root .. ':status', 'queued', root .. ':enq', 1)
 end
@@ -127,7 +131,8 @@ return {1, id}
 START = (
     _LIB
     + r"""
--- KEYS[1] job   ARGV: tag, id, stage, now, attempt, lane, traceparent, adopt, n_stages, stages...
+-- calls.Start: KEYS[1] job
+-- ARGV: tag, id, stage, now, attempt, lane, traceparent, adopt, stages_json
 -- Returns the job state, or false when the job is gone.  An event published
 -- straight onto a root stream by another system (no record yet) is adopted
 -- when ``adopt`` is '1': its record is created here.
@@ -136,7 +141,7 @@ local state = redis.call('HGET', job, 'state')
 if not state then
   if ARGV[8] ~= '1' then return false end
   redis.call('HSET', job, 'id', id, 'created', now, 'traceparent', ARGV[7], 'priority', ARGV[6])
-  for i = 1, tonumber(ARGV[9]) do redis.call('HSET', job, ARGV[9 + i] .. ':status', 'pending') end
+  for _, s in ipairs(cjson.decode(ARGV[9])) do redis.call('HSET', job, s .. ':status', 'pending') end
   redis.call('HSET', job, stage .. ':enq', 1)
   set_state(job, tag, id, 'queued', now)
   state = 'queued'
@@ -154,11 +159,11 @@ return state
 COMPLETE = (
     _LIB
     + r"""
--- The hand-off.  KEYS[1] job, KEYS[2] source stream
+-- The hand-off.  calls.Complete: KEYS[1] job, KEYS[2] source stream
 -- ARGV: tag, group, entry, id, stage, now, output_json, traceparent,
---       completed_max_age, completed_max_count,
---       n_stages, stages..., n_skip, skip..., n_cand, (cand, lane, payload_prefix, n_preds, preds...)...
--- payload_prefix is the successor's envelope JSON without its closing brace;
+--       completed_max_age, completed_max_count, lane,
+--       route_json {stages, skip, cands = [{stage, preds}...]}, prefixes_json [prefix per cand]
+-- A payload prefix is the successor's envelope JSON without its closing brace;
 -- the script appends the recorded outputs of every finished stage, so a join
 -- sees both branches' outputs.  A branch into a join records its traceparent
 -- (<stage>:tp); the join's event carries the other branches' as ``links``, so
@@ -166,42 +171,34 @@ COMPLETE = (
 local job, src = KEYS[1], KEYS[2]
 local tag, group, entry, id, stage = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now, output, tp = tonumber(ARGV[6]), ARGV[7], ARGV[8]
-local max_age, max_count = tonumber(ARGV[9]), tonumber(ARGV[10])
+local max_age, max_count, lane = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11]
+local route, prefixes = cjson.decode(ARGV[12]), cjson.decode(ARGV[13])
 if not ack(src, group, entry) then return 'stale' end
 local state = redis.call('HGET', job, 'state')
 if gone(state) then return 'gone' end
 redis.call('HSET', job, stage .. ':status', 'done', stage .. ':finished', now)
 if output ~= '' then redis.call('HSET', job, stage .. ':output', output) end
 redis.call('HINCRBY', job, stage .. ':completions', 1)
-local at = 11
-local stages = {}
-for i = 1, tonumber(ARGV[at]) do stages[i] = ARGV[at + i] end
-at = at + #stages + 1
-local nskip = tonumber(ARGV[at])
-for i = 1, nskip do redis.call('HSET', job, ARGV[at + i] .. ':status', 'skipped') end
-at = at + nskip + 1
+local stages = route.stages
+for _, s in ipairs(route.skip) do redis.call('HSET', job, s .. ':status', 'skipped') end
 local function satisfied(s)
   local st = redis.call('HGET', job, s .. ':status')
   return st == 'done' or st == 'skipped'
 end
-local ncand = tonumber(ARGV[at])
-at = at + 1
-for _ = 1, ncand do
-  local cand, lane, prefix, npreds = ARGV[at], ARGV[at + 1], ARGV[at + 2], tonumber(ARGV[at + 3])
+for c, candidate in ipairs(route.cands) do
+  local cand, preds, prefix = candidate.stage, candidate.preds, prefixes[c]
   local ready = true
-  for j = 1, npreds do
-    if not satisfied(ARGV[at + 3 + j]) then ready = false end
+  for _, pred in ipairs(preds) do
+    if not satisfied(pred) then ready = false end
   end
   local links = {}
-  if npreds > 1 and tp ~= '' then
+  if #preds > 1 and tp ~= '' then
     redis.call('HSET', job, stage .. ':tp', tp)
-    for j = 1, npreds do
-      local pred = ARGV[at + 3 + j]
+    for _, pred in ipairs(preds) do
       local other = pred ~= stage and redis.call('HGET', job, pred .. ':tp')
       if other then links[#links + 1] = other end
     end
   end
-  at = at + 4 + npreds
   if ready and redis.call('HSETNX', job, cand .. ':enq', 1) == 1 then
     local outs = {}
     for _, s in ipairs(stages) do
@@ -236,7 +233,7 @@ return 'completed'
 RETRY = (
     _LIB
     + r"""
--- KEYS[1] job, KEYS[2] source stream
+-- calls.Retry: KEYS[1] job, KEYS[2] source stream
 -- ARGV: tag, group, entry, id, stage, now, due, member, error, attempt
 local job, src = KEYS[1], KEYS[2]
 local tag, group, entry, id, stage = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -256,15 +253,14 @@ return 'ok'
 DEAD = (
     _LIB
     + r"""
--- Dead-letter an entry.  KEYS[1] job (may be absent), KEYS[2] source stream, KEYS[3] dlq
--- ARGV: tag, group, entry, id, stage, now, final_state, error, max_age, max_count,
---       dlq_maxlen, fields...
+-- Dead-letter an entry.  calls.Dead: KEYS[1] job (may be absent), KEYS[2] source stream,
+-- KEYS[3] dlq   ARGV: tag, group, entry, id, stage, now, final_state, error, max_age, max_count,
+--       dlq_maxlen, fields_json [field, value, ...]
 local job, src, dlq = KEYS[1], KEYS[2], KEYS[3]
 local tag, group, entry, id, stage = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now, final = tonumber(ARGV[6]), ARGV[7]
+local fields = cjson.decode(ARGV[12])
 if not ack(src, group, entry) then return 'stale' end
-local fields = {}
-for i = 12, #ARGV do fields[#fields + 1] = ARGV[i] end
 local maxlen = tonumber(ARGV[11])
 if maxlen > 0 then
   redis.call('XADD', dlq, 'MAXLEN', '~', maxlen, '*', unpack(fields))
@@ -287,7 +283,7 @@ RELEASE = (
     + r"""
 -- Hand an in-flight entry back at shutdown: ack it and re-add it, so another
 -- consumer can take it now instead of after the visibility timeout.
--- KEYS[1] job, KEYS[2] source stream   ARGV: group, entry, stage, payload, traceparent
+-- calls.Release: KEYS[1] job, KEYS[2] source stream   ARGV: group, entry, stage, payload, traceparent
 local job, src = KEYS[1], KEYS[2]
 if redis.call('XACK', src, ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XDEL', src, ARGV[2])
@@ -300,7 +296,7 @@ return 1
 DROP = (
     _LIB
     + r"""
--- Ack and delete an entry whose job is gone or finished.  KEYS[1] source stream
+-- Ack and delete an entry whose job is gone or finished.  calls.Drop: KEYS[1] source stream
 -- ARGV: group, entry
 return ack(KEYS[1], ARGV[1], ARGV[2]) and 1 or 0
 """
@@ -309,7 +305,7 @@ return ack(KEYS[1], ARGV[1], ARGV[2]) and 1 or 0
 PROMOTE = (
     _LIB
     + r"""
--- Move due retries back to their streams.  ARGV: tag, now, limit
+-- Move due retries back to their streams.  calls.Promote: KEYS[1] delayed   ARGV: tag, now, limit
 -- A member is JSON {job, stage, stream, payload, traceparent}.
 local tag, now = ARGV[1], tonumber(ARGV[2])
 local key = tag .. ':delayed'
@@ -332,19 +328,19 @@ return #due
 REPLAY = (
     _LIB
     + r"""
--- Replay a dead letter under the same job id.  KEYS[1] job, KEYS[2] dlq, KEYS[3] target stream
--- ARGV: tag, dlq_entry, id, stage, now, payload, traceparent, n_done, done_stages...,
---       n_stages, stages...
+-- Replay a dead letter under the same job id.  calls.Replay: KEYS[1] job, KEYS[2] dlq,
+-- KEYS[3] target stream   ARGV: tag, dlq_entry, id, stage, now, payload, traceparent,
+--       done_json [stage...], stages_json [stage...]
 local job, dlq, target = KEYS[1], KEYS[2], KEYS[3]
 local tag, entry, id, stage, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local done, stages = cjson.decode(ARGV[8]), cjson.decode(ARGV[9])
 if redis.call('XDEL', dlq, entry) == 0 then return 0 end
 if redis.call('EXISTS', job) == 0 then
   -- The record expired: rebuild it from what the event says happened.
   redis.call('HSET', job, 'id', id, 'created', now, 'traceparent', ARGV[7], 'priority', 'normal')
-  local at = 8 + tonumber(ARGV[8]) + 1
-  for i = 1, tonumber(ARGV[at]) do redis.call('HSET', job, ARGV[at + i] .. ':status', 'pending') end
-  for i = 1, tonumber(ARGV[8]) do
-    redis.call('HSET', job, ARGV[8 + i] .. ':status', 'done', ARGV[8 + i] .. ':enq', 1)
+  for _, s in ipairs(stages) do redis.call('HSET', job, s .. ':status', 'pending') end
+  for _, s in ipairs(done) do
+    redis.call('HSET', job, s .. ':status', 'done', s .. ':enq', 1)
   end
 end
 redis.call('XADD', target, '*', 'payload', ARGV[6], 'traceparent', ARGV[7])
@@ -358,7 +354,7 @@ return 1
 CANCEL = (
     _LIB
     + r"""
--- KEYS[1] job   ARGV: tag, id, now, remove ('1' deletes the record), tombstone_ms
+-- calls.Cancel: KEYS[1] job   ARGV: tag, id, now, remove ('1' deletes the record), tombstone_ms
 -- Returns the previous state, or false if there is no such job.  Queued
 -- stream entries are dropped when read; delayed retries are removed now.
 local job, tag, id, now = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -388,7 +384,8 @@ return state
 SWEEP = (
     _LIB
     + r"""
--- Retention while idle.  ARGV: tag, now, completed_age, completed_count, failed_age, failed_count
+-- Retention while idle.  calls.Sweep: KEYS[1] completed index
+-- ARGV: tag, now, completed_age, completed_count, failed_age, failed_count
 local tag, now = ARGV[1], tonumber(ARGV[2])
 trim(tag, 'completed', now, tonumber(ARGV[3]), tonumber(ARGV[4]))
 for _, s in ipairs({'failed', 'dead', 'cancelled'}) do
@@ -400,7 +397,7 @@ return 1
 
 READ = r"""
 -- Strict-priority read in one round trip: take up to ARGV[3] new entries
--- from the lanes in KEYS order (high, normal, low).  ARGV: group, consumer, count
+-- from the lanes in KEYS order (high, normal, low).  calls.Read: ARGV: group, consumer, count
 -- Returns {stream, entries, stream, entries, ...} as XREADGROUP gives them.
 local need = tonumber(ARGV[3])
 local out = {}

@@ -31,6 +31,7 @@ import redis.asyncio as aioredis
 from docgraph.core import telemetry
 from docgraph.core.envelope import Envelope, decode_fields
 from docgraph.core.errors import PermanentError
+from docgraph.core.runtime import calls
 from docgraph.core.runtime.connection import REDIS_DOWN, Scripts
 from docgraph.core.runtime.delivery import Delivery
 from docgraph.core.runtime.jobs import now_ms
@@ -75,7 +76,9 @@ class Upkeep:
         for part in self.keys.all():
             while True:
                 n = int(
-                    await self.scripts.call("promote", [part.delayed], [part.tag, now_ms(), PROMOTE_BATCH])
+                    await self.scripts.run(
+                        calls.Promote(delayed=part.delayed, tag=part.tag, now=now_ms(), limit=PROMOTE_BATCH)
+                    )
                 )
                 moved += n
                 if n < PROMOTE_BATCH:
@@ -85,17 +88,16 @@ class Upkeep:
     async def sweep(self) -> None:
         s = self.settings
         for part in self.keys.all():
-            await self.scripts.call(
-                "sweep",
-                [part.state_index("completed")],
-                [
-                    part.tag,
-                    now_ms(),
-                    int(s.completed_max_age * 1000),
-                    s.completed_max_count,
-                    int(s.failed_max_age * 1000),
-                    s.failed_max_count,
-                ],
+            await self.scripts.run(
+                calls.Sweep(
+                    completed_index=part.state_index("completed"),
+                    tag=part.tag,
+                    now=now_ms(),
+                    completed_age=int(s.completed_max_age * 1000),
+                    completed_count=s.completed_max_count,
+                    failed_age=int(s.failed_max_age * 1000),
+                    failed_count=s.failed_max_count,
+                )
             )
 
     async def run(self, stopping: asyncio.Event, interval: float = 0.25) -> None:
@@ -229,7 +231,7 @@ async def reclaim(runner: StageRunner) -> None:
             d = Delivery(stream, entry_id.decode(), fields or {}, part, lane, delivered + 1, time.monotonic())
             runner.counts["reclaimed"] += 1
             if not fields:  # deleted while pending: nothing to run
-                await runner.batcher.call("drop", [stream], [runner.group, d.entry_id])
+                await runner.batcher.run(calls.Drop(source=stream, group=runner.group, entry=d.entry_id))
                 continue
             if delivered >= runner.max_deliveries:
                 task = asyncio.create_task(dead_letter_capped(runner, d))

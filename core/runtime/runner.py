@@ -29,6 +29,7 @@ from redis.exceptions import ResponseError
 from docgraph.core import telemetry
 from docgraph.core.envelope import Envelope, decode_fields
 from docgraph.core.errors import PermanentError
+from docgraph.core.runtime import calls
 from docgraph.core.runtime.connection import REDIS_DOWN, Batcher, Scripts
 from docgraph.core.runtime.delivery import Delivery
 from docgraph.core.runtime.jobs import now_ms
@@ -104,7 +105,9 @@ class StageRunner:
             else ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"docgraph-{spec.name}")
         )
         self._lanes = {p.partition: [p.stream(spec.name, lane) for lane in LANES] for p in self.keys.all()}
-        self._routes: dict[tuple[str, ...], tuple[list[Any], tuple[str, ...]]] = {}
+        # what the hand-off passes that is constant per runner, encoded once
+        self._routes: dict[tuple[str, ...], tuple[str, tuple[str, ...]]] = {}
+        self._stages_json = calls.encode(self.topology.stages)
         self._completed_age_ms = int(settings.completed_max_age * 1000)
         self.counts = {"completed": 0, "retried": 0, "dead": 0, "failed": 0, "reclaimed": 0}
 
@@ -170,10 +173,16 @@ class StageRunner:
         except ValueError:
             env_job = "-"
         try:
-            await self.scripts.call(
-                "release",
-                [d.part.job(str(env_job)), d.stream],
-                [self.group, d.entry_id, self.stage, d.fields.get(b"payload", b""), d.traceparent],
+            await self.scripts.run(
+                calls.Release(
+                    job=d.part.job(str(env_job)),
+                    source=d.stream,
+                    group=self.group,
+                    entry=d.entry_id,
+                    stage=self.stage,
+                    payload=d.fields.get(b"payload", b""),
+                    traceparent=d.traceparent,
+                )
             )
         except REDIS_DOWN:
             log.warning("could not hand back %s; it will be reclaimed", d.entry_id)
@@ -225,8 +234,10 @@ class StageRunner:
             need = count - len(got)
             if need <= 0:
                 return got
-            flat = await self.scripts.call(
-                "read", self._lanes[part.partition], [self.group, self.consumer, need]
+            flat = await self.scripts.run(
+                calls.Read(
+                    streams=self._lanes[part.partition], group=self.group, consumer=self.consumer, count=need
+                )
             )
             resp = [
                 (flat[i], [(e[0], dict(zip(e[1][::2], e[1][1::2], strict=True))) for e in flat[i + 1]])
@@ -292,21 +303,19 @@ class StageRunner:
         # always applies them in order, and a stage that finishes first does not
         # wait a round trip.  A job found cancelled/deleted stops its stage.
         start = asyncio.ensure_future(
-            self.batcher.call(
-                "start",
-                [job_key],
-                [
-                    d.part.tag,
-                    env.job_id,
-                    self.stage,
-                    now_ms(),
-                    attempt,
-                    env.priority.value,
-                    d.out_traceparent,
-                    "1" if self.is_root and env.attempt == 1 else "0",
-                    len(self.topology.stages),
-                    *self.topology.stages,
-                ],
+            self.batcher.run(
+                calls.Start(
+                    job=job_key,
+                    tag=d.part.tag,
+                    job_id=env.job_id,
+                    stage=self.stage,
+                    now=now_ms(),
+                    attempt=attempt,
+                    lane=env.priority.value,
+                    traceparent=d.out_traceparent,
+                    adopt=self.is_root and env.attempt == 1,
+                    stages=self._stages_json,
+                )
             )
         )
         work = asyncio.ensure_future(self._invoke(env, job_key))
@@ -319,7 +328,7 @@ class StageRunner:
                 if state is None or state in (b"cancelled", b"completed", b"deleted"):
                     work.cancel()
                     await asyncio.gather(work, return_exceptions=True)
-                    await self.batcher.call("drop", [d.stream], [self.group, d.entry_id])
+                    await self.batcher.run(calls.Drop(source=d.stream, group=self.group, entry=d.entry_id))
                     if d.span is not None:
                         d.span.outcome("dropped")
                     return
@@ -373,38 +382,44 @@ class StageRunner:
             f"stage {self.stage!r} returned {type(result).__name__}; return a dict, a StageResult or None"
         )
 
-    def _route(self, skipped: tuple[str, ...]) -> tuple[list[Any], tuple[str, ...]]:
-        """Hand-off arguments that depend only on the routing (cached per skip set)."""
+    def _route(self, skipped: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+        """The hand-off's routing argument (JSON, encoded once per skip set) and its candidates."""
         cached = self._routes.get(skipped)
         if cached is None:
             topo = self.topology
-            skip = topo.skip_closure(skipped)
             candidates = topo.candidates_after(self.stage, skipped)
-            tail = [len(topo.stages), *topo.stages, len(skip), *skip, len(candidates)]
-            cached = self._routes[skipped] = (tail, candidates)
+            route = calls.route(
+                topo.stages, topo.skip_closure(skipped), [(c, topo.predecessors[c]) for c in candidates]
+            )
+            cached = self._routes[skipped] = (route, candidates)
         return cached
 
     async def _complete(self, d: Delivery, env: Envelope, result: StageResult) -> None:
-        tail, candidates = self._route(tuple(result.skip))
+        route, candidates = self._route(tuple(result.skip))
         output = json.dumps(result.output, separators=(",", ":")) if result.output else ""
-        args: list[Any] = [
-            d.part.tag,
-            self.group,
-            d.entry_id,
-            env.job_id,
-            self.stage,
-            now_ms(),
-            output,
-            d.out_traceparent,
-            self._completed_age_ms,
-            self.settings.completed_max_count,
-            *tail,
+        prefixes = [
+            env.model_copy(update={"stage": cand, "attempt": 1}).model_dump_json(exclude={"outputs"})[:-1]
+            for cand in candidates
         ]
-        for cand in candidates:
-            prefix = env.model_copy(update={"stage": cand, "attempt": 1}).model_dump_json(exclude={"outputs"})
-            preds = self.topology.predecessors[cand]
-            args += [cand, env.priority.value, prefix[:-1], len(preds), *preds]
-        outcome = await self.batcher.call("complete", [d.part.job(env.job_id), d.stream], args)
+        outcome = await self.batcher.run(
+            calls.Complete(
+                job=d.part.job(env.job_id),
+                source=d.stream,
+                tag=d.part.tag,
+                group=self.group,
+                entry=d.entry_id,
+                job_id=env.job_id,
+                stage=self.stage,
+                now=now_ms(),
+                output=output,
+                traceparent=d.out_traceparent,
+                max_age=self._completed_age_ms,
+                max_count=self.settings.completed_max_count,
+                lane=env.priority.value,
+                route=route,
+                prefixes=calls.encode(prefixes),
+            )
+        )
         if outcome in (b"ok", b"completed"):
             self.counts["completed"] += 1
         if d.span is not None:
@@ -434,21 +449,21 @@ class StageRunner:
             exc,
             delay,
         )
-        await self.batcher.call(
-            "retry",
-            [d.part.job(env.job_id), d.stream],
-            [
-                d.part.tag,
-                self.group,
-                d.entry_id,
-                env.job_id,
-                self.stage,
-                now,
-                due,
-                member,
-                f"{type(exc).__name__}: {exc}",
-                env.attempt,
-            ],
+        await self.batcher.run(
+            calls.Retry(
+                job=d.part.job(env.job_id),
+                source=d.stream,
+                tag=d.part.tag,
+                group=self.group,
+                entry=d.entry_id,
+                job_id=env.job_id,
+                stage=self.stage,
+                now=now,
+                due=due,
+                member=member,
+                error=f"{type(exc).__name__}: {exc}",
+                attempt=env.attempt,
+            )
         )
         self.counts["retried"] += 1
         if d.span is not None:
@@ -493,23 +508,24 @@ class StageRunner:
         ]
         job_id = env.job_id if env else ""
         log.warning("dead-lettering %s from %s: %s", job_id or d.entry_id, self.stage, exc)
-        await self.batcher.call(
-            "dead",
-            [d.part.job(job_id or "-"), d.stream, d.part.dlq(self.stage)],
-            [
-                d.part.tag,
-                self.group,
-                d.entry_id,
-                job_id,
-                self.stage,
-                now,
-                final,
-                f"{type(exc).__name__}: {exc}",
-                int(self.settings.failed_max_age * 1000),
-                self.settings.failed_max_count,
-                self.settings.dlq_max_len,
-                *fields,
-            ],
+        await self.batcher.run(
+            calls.Dead(
+                job=d.part.job(job_id or "-"),
+                source=d.stream,
+                dlq=d.part.dlq(self.stage),
+                tag=d.part.tag,
+                group=self.group,
+                entry=d.entry_id,
+                job_id=job_id,
+                stage=self.stage,
+                now=now,
+                final=final,
+                error=f"{type(exc).__name__}: {exc}",
+                max_age=int(self.settings.failed_max_age * 1000),
+                max_count=self.settings.failed_max_count,
+                dlq_maxlen=self.settings.dlq_max_len,
+                fields=calls.encode_bytes(fields),
+            )
         )
         self.counts[final] += 1
         if d.span is not None:

@@ -1,0 +1,485 @@
+"""Typed calls of the Lua scripts in :mod:`~docgraph.core.runtime.lua`.
+
+One dataclass per script: its fields are the script's arguments, its
+docstring the script's ``KEYS``/``ARGV`` layout, and ``keys()``/``args()``
+give them in the order the script reads them.  Run one with
+``Scripts.run(call)`` or, batched with concurrent calls, ``Batcher.run(call)``.
+A call is a value: build it, run it, do not change it (the classes are not
+``frozen`` only because a frozen ``__init__`` costs three times as much, and
+the runner builds two calls per job and stage).
+
+Every variable-length part of a call (the stage list, the roots, the routing
+of a hand-off, the dead-letter fields, ...) is ONE JSON argument, decoded in
+the script with ``cjson.decode``: a script reads fixed positions only, and no
+offset arithmetic has to be kept in step with the callers.  What is constant
+for a runner (the stage list, the routing of a skip set) is encoded once by
+the caller (:func:`encode`) and passed in as a ready string.
+
+JSON arguments are encoded with ``ensure_ascii=False``: text passes through
+byte for byte (``cjson.decode`` copies non-escaped bytes as they are), so what
+a script stores is what the caller had.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+Arg = str | int | float | bytes
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def encode(value: Any) -> str:
+    """A JSON argument: compact, non-ASCII text kept as is."""
+    return _dumps(value)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        # undecodable bytes (a truncated or foreign payload) survive the round
+        # trip: surrogateescape here, the same bytes back in :func:`encode_bytes`
+        return value.decode("utf-8", "surrogateescape")
+    return value if isinstance(value, str) else str(value)
+
+
+def encode_bytes(values: Iterable[Any]) -> bytes:
+    """A JSON list of strings as bytes, any byte string in ``values`` kept byte for byte."""
+    return _dumps([_text(v) for v in values]).encode("utf-8", "surrogateescape")
+
+
+class ScriptCall(Protocol):
+    """What ``Scripts.run`` / ``Batcher.run`` take."""
+
+    script: ClassVar[str]
+
+    def keys(self) -> Sequence[Arg]: ...
+
+    def args(self) -> Sequence[Arg]: ...
+
+
+@dataclass(slots=True)
+class Read:
+    """READ: strict-priority read of up to ``count`` new entries.
+
+    KEYS: the lanes' streams, in priority order (high, normal, low)
+    ARGV: group, consumer, count
+    """
+
+    script: ClassVar[str] = "read"
+    streams: Sequence[str]
+    group: str
+    consumer: str
+    count: int
+
+    def keys(self) -> Sequence[Arg]:
+        return self.streams
+
+    def args(self) -> Sequence[Arg]:
+        return (self.group, self.consumer, self.count)
+
+
+@dataclass(slots=True)
+class Submit:
+    """SUBMIT: create a job record and enqueue its roots.
+
+    KEYS[1] job
+    ARGV: tag, id, now, traceparent, lane, idem, meta_json,
+          stages_json (["stage", ...]), roots_json ([["root", "payload"], ...])
+    """
+
+    script: ClassVar[str] = "submit"
+    job: str
+    tag: str
+    job_id: str
+    now: int
+    traceparent: str
+    lane: str
+    idem: str
+    meta: str
+    stages: str  #: encode(list of every stage)
+    roots: str  #: encode([[root, payload], ...])
+
+    def keys(self) -> Sequence[Arg]:
+        return (self.job,)
+
+    def args(self) -> Sequence[Arg]:
+        return (
+            self.tag,
+            self.job_id,
+            self.now,
+            self.traceparent,
+            self.lane,
+            self.idem,
+            self.meta,
+            self.stages,
+            self.roots,
+        )
+
+
+@dataclass(slots=True)
+class Start:
+    """START: record that a stage runs (adopting an external root event when ``adopt``).
+
+    KEYS[1] job
+    ARGV: tag, id, stage, now, attempt, lane, traceparent, adopt ('1'/'0'), stages_json
+    """
+
+    script: ClassVar[str] = "start"
+    job: str
+    tag: str
+    job_id: str
+    stage: str
+    now: int
+    attempt: int
+    lane: str
+    traceparent: str
+    adopt: bool
+    stages: str  #: encode(list of every stage), read only when adopting
+
+    def keys(self) -> Sequence[Arg]:
+        return (self.job,)
+
+    def args(self) -> Sequence[Arg]:
+        return (
+            self.tag,
+            self.job_id,
+            self.stage,
+            self.now,
+            self.attempt,
+            self.lane,
+            self.traceparent,
+            "1" if self.adopt else "0",
+            self.stages,
+        )
+
+
+def route(stages: Sequence[str], skip: Sequence[str], candidates: Iterable[tuple[str, Sequence[str]]]) -> str:
+    """The routing argument of :class:`Complete`: constant per (stage, skip set), encode it once."""
+    return encode(
+        {
+            "stages": list(stages),
+            "skip": list(skip),
+            "cands": [{"stage": c, "preds": list(preds)} for c, preds in candidates],
+        }
+    )
+
+
+@dataclass(slots=True)
+class Complete:
+    """COMPLETE: the hand-off (ack, record the output, enqueue ready successors).
+
+    KEYS[1] job, KEYS[2] source stream
+    ARGV: tag, group, entry, id, stage, now, output_json, traceparent,
+          completed_max_age, completed_max_count, lane,
+          route_json ({"stages": [...], "skip": [...], "cands": [{"stage", "preds": [...]}, ...]}),
+          prefixes_json ([payload_prefix per candidate, in the order of route.cands])
+
+    A payload prefix is the successor's envelope JSON without its closing
+    brace; the script appends the recorded outputs of every finished stage.
+    """
+
+    script: ClassVar[str] = "complete"
+    job: str
+    source: str
+    tag: str
+    group: str
+    entry: str
+    job_id: str
+    stage: str
+    now: int
+    output: str
+    traceparent: str
+    max_age: int
+    max_count: int
+    lane: str
+    route: str  #: :func:`route`
+    prefixes: str  #: encode([prefix, ...])
+
+    def keys(self) -> Sequence[Arg]:
+        return (self.job, self.source)
+
+    def args(self) -> Sequence[Arg]:
+        return (
+            self.tag,
+            self.group,
+            self.entry,
+            self.job_id,
+            self.stage,
+            self.now,
+            self.output,
+            self.traceparent,
+            self.max_age,
+            self.max_count,
+            self.lane,
+            self.route,
+            self.prefixes,
+        )
+
+
+@dataclass(slots=True)
+class Retry:
+    """RETRY: ack and schedule the next attempt.
+
+    KEYS[1] job, KEYS[2] source stream
+    ARGV: tag, group, entry, id, stage, now, due, member, error, attempt
+    """
+
+    script: ClassVar[str] = "retry"
+    job: str
+    source: str
+    tag: str
+    group: str
+    entry: str
+    job_id: str
+    stage: str
+    now: int
+    due: int
+    member: str  #: JSON {job, stage, stream, payload, traceparent}, read by PROMOTE
+    error: str
+    attempt: int
+
+    def keys(self) -> Sequence[Arg]:
+        return (self.job, self.source)
+
+    def args(self) -> Sequence[Arg]:
+        return (
+            self.tag,
+            self.group,
+            self.entry,
+            self.job_id,
+            self.stage,
+            self.now,
+            self.due,
+            self.member,
+            self.error,
+            self.attempt,
+        )
+
+
+@dataclass(slots=True)
+class Dead:
+    """DEAD: ack and dead-letter an entry.
+
+    KEYS[1] job (may be absent), KEYS[2] source stream, KEYS[3] dlq
+    ARGV: tag, group, entry, id, stage, now, final_state, error, max_age, max_count,
+          dlq_maxlen, fields_json (["field", "value", ...]: the dead letter)
+    """
+
+    script: ClassVar[str] = "dead"
+    job: str
+    source: str
+    dlq: str
+    tag: str
+    group: str
+    entry: str
+    job_id: str
+    stage: str
+    now: int
+    final: str
+    error: str
+    max_age: int
+    max_count: int
+    dlq_maxlen: int
+    fields: bytes  #: encode_bytes([field, value, ...])
+
+    def keys(self) -> Sequence[Arg]:
+        return (self.job, self.source, self.dlq)
+
+    def args(self) -> Sequence[Arg]:
+        return (
+            self.tag,
+            self.group,
+            self.entry,
+            self.job_id,
+            self.stage,
+            self.now,
+            self.final,
+            self.error,
+            self.max_age,
+            self.max_count,
+            self.dlq_maxlen,
+            self.fields,
+        )
+
+
+@dataclass(slots=True)
+class Release:
+    """RELEASE: hand an in-flight entry back (ack + re-add) at shutdown.
+
+    KEYS[1] job, KEYS[2] source stream
+    ARGV: group, entry, stage, payload, traceparent
+    """
+
+    script: ClassVar[str] = "release"
+    job: str
+    source: str
+    group: str
+    entry: str
+    stage: str
+    payload: bytes | str
+    traceparent: str
+
+    def keys(self) -> Sequence[Arg]:
+        return (self.job, self.source)
+
+    def args(self) -> Sequence[Arg]:
+        return (self.group, self.entry, self.stage, self.payload, self.traceparent)
+
+
+@dataclass(slots=True)
+class Drop:
+    """DROP: ack and delete an entry whose job is gone.
+
+    KEYS[1] source stream
+    ARGV: group, entry
+    """
+
+    script: ClassVar[str] = "drop"
+    source: str
+    group: str
+    entry: str
+
+    def keys(self) -> Sequence[Arg]:
+        return (self.source,)
+
+    def args(self) -> Sequence[Arg]:
+        return (self.group, self.entry)
+
+
+@dataclass(slots=True)
+class Promote:
+    """PROMOTE: move due retries back to their streams.
+
+    KEYS[1] the partition's delayed set
+    ARGV: tag, now, limit
+    """
+
+    script: ClassVar[str] = "promote"
+    delayed: str
+    tag: str
+    now: int
+    limit: int
+
+    def keys(self) -> Sequence[Arg]:
+        return (self.delayed,)
+
+    def args(self) -> Sequence[Arg]:
+        return (self.tag, self.now, self.limit)
+
+
+@dataclass(slots=True)
+class Replay:
+    """REPLAY: put a dead letter back under the same job id.
+
+    KEYS[1] job, KEYS[2] dlq, KEYS[3] target stream
+    ARGV: tag, dlq_entry, id, stage, now, payload, traceparent,
+          done_json (stages the event says are done), stages_json (every stage)
+    """
+
+    script: ClassVar[str] = "replay"
+    job: str
+    dlq: str
+    target: str
+    tag: str
+    entry: str
+    job_id: str
+    stage: str
+    now: int
+    payload: str
+    traceparent: str
+    done: str  #: encode([stage, ...])
+    stages: str  #: encode([stage, ...])
+
+    def keys(self) -> Sequence[Arg]:
+        return (self.job, self.dlq, self.target)
+
+    def args(self) -> Sequence[Arg]:
+        return (
+            self.tag,
+            self.entry,
+            self.job_id,
+            self.stage,
+            self.now,
+            self.payload,
+            self.traceparent,
+            self.done,
+            self.stages,
+        )
+
+
+@dataclass(slots=True)
+class Cancel:
+    """CANCEL: cancel a job, or delete it (leaving a short-lived tombstone).
+
+    KEYS[1] job
+    ARGV: tag, id, now, remove ('1' deletes the record), tombstone_ms
+    """
+
+    script: ClassVar[str] = "cancel"
+    job: str
+    tag: str
+    job_id: str
+    now: int
+    remove: bool
+    tombstone_ms: int
+
+    def keys(self) -> Sequence[Arg]:
+        return (self.job,)
+
+    def args(self) -> Sequence[Arg]:
+        return (self.tag, self.job_id, self.now, "1" if self.remove else "0", self.tombstone_ms)
+
+
+@dataclass(slots=True)
+class Sweep:
+    """SWEEP: retention while idle.
+
+    KEYS[1] the partition's completed index
+    ARGV: tag, now, completed_age, completed_count, failed_age, failed_count
+    """
+
+    script: ClassVar[str] = "sweep"
+    completed_index: str
+    tag: str
+    now: int
+    completed_age: int
+    completed_count: int
+    failed_age: int
+    failed_count: int
+
+    def keys(self) -> Sequence[Arg]:
+        return (self.completed_index,)
+
+    def args(self) -> Sequence[Arg]:
+        return (
+            self.tag,
+            self.now,
+            self.completed_age,
+            self.completed_count,
+            self.failed_age,
+            self.failed_count,
+        )
+
+
+__all__ = [
+    "Arg",
+    "Cancel",
+    "Complete",
+    "Dead",
+    "Drop",
+    "Promote",
+    "Read",
+    "Release",
+    "Replay",
+    "Retry",
+    "ScriptCall",
+    "Start",
+    "Submit",
+    "Sweep",
+    "encode",
+    "encode_bytes",
+    "route",
+]
