@@ -194,16 +194,37 @@ async def keep_claims(runner: StageRunner) -> None:
 RECLAIM_SCAN = 32  # pending entries looked at per stream and tick
 
 
+class Suspects:
+    """The runners of one process, which share one suspect slot.
+
+    A poison message kills the whole process, so a suspect of one stage must not
+    run next to a suspect of another: all the process's runners check and claim
+    under one lock."""
+
+    def __init__(self) -> None:
+        self.runners: list[StageRunner] = []
+        self.lock = asyncio.Lock()
+
+    def running(self) -> bool:
+        return any(d.deliveries > 1 for r in self.runners for d in r.inflight.values())
+
+
 async def reclaim(runner: StageRunner) -> None:
+    async with runner.suspects.lock:
+        await _reclaim(runner)
+
+
+async def _reclaim(runner: StageRunner) -> None:
     """Take over entries whose consumer died (idle past the visibility timeout
     *and* lease expired); dead-letter those delivered ``max_deliveries`` times
     already (their worker keeps dying).
 
     A reclaimed entry is a suspect: it may be what killed its worker.  At
-    most one suspect runs per process at a time, so a poison message cannot
-    take innocent entries down with it often enough to reach their cap.
+    most one suspect runs per process at a time, across its stages
+    (:class:`Suspects`), so a poison message cannot take innocent entries down
+    with it often enough to reach their cap.
     """
-    if any(d.deliveries > 1 for d in runner.inflight.values()):
+    if runner.suspects.running():
         return
     if len(runner.inflight) >= runner.concurrency:
         return
@@ -230,6 +251,15 @@ async def reclaim(runner: StageRunner) -> None:
             entry_id, fields = claimed[0]
             d = Delivery(stream, entry_id.decode(), fields or {}, part, lane, delivered + 1, time.monotonic())
             runner.counts["reclaimed"] += 1
+            owner = suspect["consumer"].decode()
+            log.warning(
+                "reclaimed %s of %s from %s (delivered %d times): %s",
+                d.entry_id,
+                stream,
+                owner,
+                delivered,
+                "no longer worked on here" if owner == runner.consumer else "its worker's lease expired",
+            )
             if not fields:  # deleted while pending: nothing to run
                 await runner.batcher.run(calls.Drop(source=stream, group=runner.group, entry=d.entry_id))
                 continue

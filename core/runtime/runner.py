@@ -34,7 +34,7 @@ from docgraph.core.runtime.connection import REDIS_DOWN, Batcher, Scripts
 from docgraph.core.runtime.delivery import Delivery
 from docgraph.core.runtime.jobs import now_ms
 from docgraph.core.runtime.keys import LANES, Keys, Lane, PartitionKeys
-from docgraph.core.runtime.recovery import DeliveryCapExceeded, keep_claims, reclaim
+from docgraph.core.runtime.recovery import DeliveryCapExceeded, Suspects, keep_claims, reclaim
 from docgraph.core.settings import RetryPolicy, Settings
 from docgraph.core.stage import Services, StageContext, StageResult, StageSpec
 from docgraph.core.store import open_store
@@ -110,6 +110,8 @@ class StageRunner:
         self._stages_json = calls.encode(self.topology.stages)
         self._completed_age_ms = int(settings.completed_max_age * 1000)
         self.counts = {"completed": 0, "retried": 0, "dead": 0, "failed": 0, "reclaimed": 0}
+        self.suspects = Suspects()  # a Worker shares one among its runners
+        self.suspects.runners.append(self)
 
     # -- lifecycle --------------------------------------------------------
 

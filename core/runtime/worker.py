@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import redis.asyncio as aioredis
 
 from docgraph.core import telemetry
-from docgraph.core.runtime.recovery import LeaseKeeper, Upkeep, touch_liveness
+from docgraph.core.runtime.recovery import LeaseKeeper, Suspects, Upkeep, touch_liveness
 from docgraph.core.runtime.runner import StageRunner
 from docgraph.core.settings import Settings
 from docgraph.core.stage import Services, StageSpec
@@ -41,6 +41,10 @@ class Worker:
         self.client = client
         self.services = services
         self.runners = [StageRunner(spec, settings, client, services=services) for spec in stages]
+        suspects = Suspects()  # one suspect at a time in this process, whatever its stage
+        suspects.runners = list(self.runners)
+        for runner in self.runners:
+            runner.suspects = suspects
         self.upkeep = Upkeep(settings, client)
         visibility = min((r.visibility_ms / 1000 for r in self.runners), default=settings.visibility_timeout)
         self.lease = LeaseKeeper(settings, [r.consumer for r in self.runners], visibility)

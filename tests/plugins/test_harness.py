@@ -118,11 +118,9 @@ async def test_the_contribution_reaches_neo4j_in_the_ingest_transaction() -> Non
             assert (word.upper(), doc, "shout") in rows
             assert len(rows) == len(status.output("shout")["loud"])
         assert ("contributed_Loud_key",) in h.query("SHOW CONSTRAINTS YIELD name RETURN name")
-        assert ("contributed_SHOUTS_document",) in h.query("SHOW INDEXES YIELD name RETURN name")
-        from docgraph.plugins.sinks.cypher import delete_contributed_edges
-
-        sink: Any = h.services.graph
-        plan = sink.driver.execute_query(
-            "EXPLAIN " + delete_contributed_edges("SHOUTS"), {"id": "x"}, database_=sink.database
-        ).summary.plan
-        assert "DirectedRelationshipIndexSeek" in str(plan), plan
+        # the index exists and is online; whether the planner uses it is Neo4j's cost-based
+        # choice (a fresh database with a handful of edges may scan instead), so no plan check
+        h.query("CALL db.awaitIndexes(60)")
+        assert ("contributed_SHOUTS_document", "ONLINE") in h.query(
+            "SHOW INDEXES YIELD name, state RETURN name, state"
+        )
