@@ -283,9 +283,7 @@ async def _first_of_dead_consumer(runner: StageRunner, pending: list[Any]) -> An
     consumers = sorted({p["consumer"].decode() for p in pending} - {runner.consumer})
     if not consumers:
         return None
-    if await runner.client.exists(*(runner.keys.lease(c) for c in consumers)) == len(consumers):
-        return None  # the common case: every owner is alive, one round trip
-    pipe = runner.client.pipeline(transaction=False)
+    pipe = runner.client.pipeline(transaction=False)  # one round trip for every owner's lease
     for c in consumers:
         pipe.exists(runner.keys.lease(c))
     dead = {c for c, live in zip(consumers, await pipe.execute(), strict=True) if not live}
