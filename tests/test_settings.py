@@ -109,3 +109,16 @@ def test_the_cli_warns_about_an_unknown_variable_at_start_up():
     )
     assert out.returncode == 0
     assert "did you mean DOCGRAPH_CONCURRENCY?" in out.stderr
+
+
+def test_the_cli_names_the_variable_of_a_bad_value():
+    import os
+
+    env = {**os.environ, "DOCGRAPH_PARTITIONS": "0", "DOCGRAPH_RETRY__ATTEMPTS": "zero"}
+    out = subprocess.run(
+        [sys.executable, "-m", "docgraph.core.cli", "asyncapi"], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 2
+    assert "configuration error DOCGRAPH_PARTITIONS: Input should be greater than or equal to 1" in out.stderr
+    assert "configuration error DOCGRAPH_RETRY__ATTEMPTS:" in out.stderr
+    assert "Traceback" not in out.stderr

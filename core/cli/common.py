@@ -22,7 +22,7 @@ from rich.console import Console
 from docgraph.core import telemetry
 from docgraph.core.errors import ConfigError
 from docgraph.core.runtime.connection import mask_url
-from docgraph.core.settings import Settings, unknown_variables
+from docgraph.core.settings import ENV_PREFIX, Settings, unknown_variables
 
 if TYPE_CHECKING:
     from docgraph.plugins.manager import LoadedPlugins
@@ -49,8 +49,8 @@ def load_plugins(**overrides: Any) -> LoadedPlugins:
         for message in unknown_variables():
             err.print(f"[yellow]warning:[/yellow] {message}")
         for e in exc.errors():
-            where = ".".join(str(p) for p in e["loc"])
-            err.print(f"[red]configuration error[/red] {where}: {e['msg']}")
+            variable = ENV_PREFIX + "__".join(str(p) for p in e["loc"]).upper()  # what the user set
+            err.print(f"[red]configuration error[/red] {variable}: {e['msg']}")
         raise typer.Exit(2) from None
     try:
         loaded = resolve(base)
