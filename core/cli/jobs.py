@@ -47,10 +47,9 @@ def submit(
         client, store = open_job_store(settings)
         objects = open_store(settings)
         started = time.monotonic()
-        ids = []
-        for f in files:
-            ref = await asyncio.to_thread(copy_local, f, objects)
-            ids.append((await store.submit(ref, priority=priority, metadata={"name": f.name}))[0])
+        refs = [await asyncio.to_thread(copy_local, f, objects) for f in files]
+        metadata = [{"name": f.name} for f in files]
+        ids = [job_id for job_id, _ in await store.submit_many(refs, priority=priority, metadata=metadata)]
         if wait:
             per_job = [f.name for f in files] if len(files) <= 20 else None
             jobs = await watch_jobs(store, ids, quiet=as_json, names=per_job)

@@ -143,19 +143,37 @@ class Scripts:
 
 
 class Batcher:
-    """Coalesces script calls made concurrently into pipelined round trips."""
+    """Coalesces script calls made concurrently into pipelined round trips.
+
+    At most one round trip is in flight, so calls reach Redis in the order they
+    were made.  An idle batcher sends a call at once from the caller's own task
+    (no task, no future: a lone awaited call costs what ``EVALSHA`` costs); calls
+    made meanwhile queue up and go together when it returns.
+    """
 
     def __init__(self, scripts: Scripts, max_batch: int = 256) -> None:
         self.scripts = scripts
         self.max_batch = max_batch
         self._queue: list[tuple[ScriptCall, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._direct = False  # a call is in flight from its caller's task
+
+    def _busy(self) -> bool:
+        return self._direct or (self._flusher is not None and not self._flusher.done())
 
     async def run(self, call: ScriptCall) -> Any:
         """Run ``call``, pipelined with the calls made while a round trip is in flight."""
+        if not self._busy():
+            self._direct = True
+            try:
+                return await self.scripts.run(call)
+            finally:
+                self._direct = False
+                if self._queue:
+                    self._flusher = asyncio.create_task(self._flush())
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((call, future))
-        if self._flusher is None or self._flusher.done():
+        if not self._busy():
             self._flusher = asyncio.create_task(self._flush())
         return await future
 

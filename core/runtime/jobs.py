@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -173,6 +175,11 @@ def _stage_status(job: JobStatus, stage: str) -> str | None:
     return next((s.status for s in job.stages if s.name == stage), None)
 
 
+def _submitted(result: Any) -> tuple[str, bool]:
+    """SUBMIT's reply ``{created, id}`` as ``(id, created)``."""
+    return bytes(result[1]).decode(), bool(int(result[0]))
+
+
 class JobStore:
     """Submit jobs and read their state. Safe to share within one event loop."""
 
@@ -195,51 +202,116 @@ class JobStore:
         idempotency_key: str | None = None,
         traceparent: str | None = None,
     ) -> tuple[str, bool]:
-        """Create a job and enqueue its root stages in one atomic step.
+        """Create a job and enqueue its root stages in one atomic step (one round trip).
 
         Returns ``(job_id, created)``; ``created`` is False when the id or the
         idempotency key already named a job (that job's id is returned).
         """
         lane = Lane(priority)
-        if not job_id and idempotency_key:
-            # same key -> same id -> same partition, on any number of partitions
-            job_id = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
-        job_id = job_id or new_job_id()
-        part = self.keys.for_job(job_id)
-        now = now_ms()
-        roots: list[tuple[str, str]] = []
-        for root in self.topology.roots:
-            env = Envelope(
-                job_id=job_id,
-                stage=root,
-                priority=lane,
-                submitted_at=now / 1000,
-                document=document,
-                metadata=metadata or {},
-            )
-            roots.append((root, env.model_dump_json()))
+        job_id = self._job_id(job_id, idempotency_key)
         # PRODUCER span `send <stream>`: the root of the job's trace unless a span is
         # active or a traceparent was passed in; its context is what the job record and
         # the root events carry (a random traceparent when tracing is off)
-        root_stream = part.stream(self.topology.roots[0], lane)
-        with telemetry.send_span(root_stream, job_id, traceparent, priority=lane.value) as span:
-            result: Any = await self.batcher.run(
-                calls.Submit(
-                    job=part.job(job_id),
-                    tag=part.tag,
+        with telemetry.send_span(
+            self._root_stream(job_id, lane), job_id, traceparent, priority=lane.value
+        ) as span:
+            call = self._submit_call(job_id, document, lane, metadata, idempotency_key, span.traceparent)
+            result: Any = await self.batcher.run(call)
+            existing, created = _submitted(result)
+            span.submitted(created)
+        return existing, created
+
+    async def submit_many(
+        self,
+        documents: Sequence[DocumentRef | None],
+        *,
+        priority: Lane | str = Lane.normal,
+        metadata: Sequence[dict[str, Any] | None] | None = None,
+        idempotency_keys: Sequence[str | None] | None = None,
+        chunk: int = 1000,
+    ) -> list[tuple[str, bool]]:
+        """Submit one job per document, pipelined ``chunk`` at a time.
+
+        ``metadata`` and ``idempotency_keys``, when given, hold one entry per
+        document.  Each job is still created atomically (its own script call) and
+        gets its own trace; what is shared is the round trip.  Returns
+        ``(job_id, created)`` per document, in order.  A Redis error raises after
+        the chunks before it landed.
+        """
+        lane = Lane(priority)
+        n = len(documents)
+        keys = list(idempotency_keys) if idempotency_keys is not None else [None] * n
+        metas = list(metadata) if metadata is not None else [None] * n
+        if len(keys) != n or len(metas) != n:
+            raise ValueError("metadata and idempotency_keys need one entry per document")
+        out: list[tuple[str, bool]] = []
+        for start in range(0, n, chunk):
+            with ExitStack() as stack:
+                batch = []
+                window = slice(start, start + chunk)
+                for document, idem, meta in zip(documents[window], keys[window], metas[window], strict=True):
+                    job_id = self._job_id(None, idem)
+                    span = stack.enter_context(
+                        telemetry.send_span(self._root_stream(job_id, lane), job_id, priority=lane.value)
+                    )
+                    batch.append(
+                        (span, self._submit_call(job_id, document, lane, meta, idem, span.traceparent))
+                    )
+                results = await self.scripts.call_many([call for _, call in batch])
+                for (span, _), result in zip(batch, results, strict=True):
+                    if isinstance(result, Exception):
+                        raise result
+                    existing, created = _submitted(result)
+                    span.submitted(created)
+                    out.append((existing, created))
+        return out
+
+    def _job_id(self, job_id: str | None, idempotency_key: str | None) -> str:
+        if not job_id and idempotency_key:
+            # same key -> same id -> same partition, on any number of partitions
+            return hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+        return job_id or new_job_id()
+
+    def _root_stream(self, job_id: str, lane: Lane) -> str:
+        return self.keys.for_job(job_id).stream(self.topology.roots[0], lane)
+
+    def _submit_call(
+        self,
+        job_id: str,
+        document: DocumentRef | None,
+        lane: Lane,
+        metadata: dict[str, Any] | None,
+        idempotency_key: str | None,
+        traceparent: str,
+    ) -> calls.Submit:
+        part = self.keys.for_job(job_id)
+        now = now_ms()
+        roots = [
+            (
+                root,
+                Envelope(
                     job_id=job_id,
-                    now=now,
-                    traceparent=span.traceparent,
-                    lane=lane.value,
-                    idem=idempotency_key or "",
-                    meta=json.dumps(metadata or {}),
-                    stages=self._stages_json,
-                    roots=calls.encode(roots),
-                )
+                    stage=root,
+                    priority=lane,
+                    submitted_at=now / 1000,
+                    document=document,
+                    metadata=metadata or {},
+                ).model_dump_json(),
             )
-            created, existing = int(result[0]), bytes(result[1]).decode()
-            span.submitted(bool(created))
-        return existing, bool(created)
+            for root in self.topology.roots
+        ]
+        return calls.Submit(
+            job=part.job(job_id),
+            tag=part.tag,
+            job_id=job_id,
+            now=now,
+            traceparent=traceparent,
+            lane=lane.value,
+            idem=idempotency_key or "",
+            meta=json.dumps(metadata) if metadata else "{}",
+            stages=self._stages_json,
+            roots=calls.encode(roots),
+        )
 
     async def get(self, job_id: str) -> JobStatus | None:
         raw: Any = await self.client.hgetall(self.keys.for_job(job_id).job(job_id))

@@ -109,21 +109,27 @@ if idem ~= '' then
   end
 end
 local prior = redis.call('HGET', job, 'state')
-if prior and prior ~= 'deleted' then return {0, id} end
-redis.call('DEL', job)
-redis.call('HSET', job, 'id', id, 'created', now, 'traceparent', tp, 'priority', lane)
-if meta ~= '{}' then redis.call('HSET', job, 'meta', meta) end
+if prior then
+  if prior ~= 'deleted' then return {0, id} end
+  redis.call('DEL', job)  -- a tombstone: the id is free again
+end
+-- the whole record in one HSET (a later field of the same name wins)
+local f = {'id', id, 'created', now, 'traceparent', tp, 'priority', lane, 'state', 'queued', 'updated', now}
+local function field(k, v) f[#f + 1] = k; f[#f + 1] = v end
+if meta ~= '{}' then field('meta', meta) end
 if idem ~= '' then
-  redis.call('HSET', job, 'idem', idem)
+  field('idem', idem)
   redis.call('HSET', tag .. ':idem', idem, id)
 end
-for _, s in ipairs(stages) do redis.call('HSET', job, s .. ':status', 'pending') end
+for _, s in ipairs(stages) do field(s .. ':status', 'pending') end
 for _, r in ipairs(roots) do
   local root, payload = r[1], r[2]
   redis.call('XADD', stream(tag, root, lane), '*', 'payload', payload, 'traceparent', tp)
-  redis.call('HSET', job, root .. ':status', 'queued', root .. ':enq', 1)
+  field(root .. ':status', 'queued')
+  field(root .. ':enq', 1)
 end
-set_state(job, tag, id, 'queued', now)
+redis.call('HSET', job, unpack(f))
+redis.call('ZADD', idx(tag, 'queued'), now, id)  -- what set_state does for a new job
 return {1, id}
 """
 )

@@ -1,0 +1,82 @@
+"""Submitting: one round trip per job, pipelined batches, the order calls reach Redis."""
+
+from __future__ import annotations
+
+import asyncio
+
+from docgraph.core.envelope import DocumentRef
+from docgraph.core.runtime import calls
+from docgraph.core.runtime.connection import Batcher, Scripts
+from docgraph.core.runtime.jobs import JobStore
+from docgraph.core.runtime.keys import Keys, Lane
+from tests.runtime.helpers import running_worker, wait_for_states
+
+
+def _doc(i: int) -> DocumentRef:
+    return DocumentRef(uri=f"file:///docs/{i}.txt", sha256=f"{i:064x}", size=i, name=f"{i}.txt")
+
+
+async def test_submit_many_creates_every_job_and_they_complete(settings, client):
+    store = JobStore(client, settings)
+    docs = [_doc(i) for i in range(250)]
+    submitted = await store.submit_many(
+        docs, priority=Lane.high, metadata=[{"name": d.name} for d in docs], chunk=100
+    )
+    ids = [job_id for job_id, _ in submitted]
+    assert len(set(ids)) == 250 and all(created for _, created in submitted)
+    jobs = await store.get_many(ids)
+    # in order: the i-th result is the i-th document's job
+    assert [j.metadata if j else None for j in jobs] == [{"name": d.name} for d in docs]
+    assert {j.priority for j in jobs if j} == {"high"}
+    first = Keys(settings.key_prefix, settings.partitions).for_job(ids[0])
+    assert await client.xlen(first.stream("extract", Lane.high)) >= 1
+    async with running_worker(settings, client):
+        states = await wait_for_states(store, ids, {"completed"}, timeout=120)
+    assert set(states.values()) == {"completed"}
+
+
+async def test_submit_many_honours_idempotency_keys(settings, client):
+    store = JobStore(client, settings)
+    first = await store.submit_many([None, None], idempotency_keys=["k1", "k2"])
+    again = await store.submit_many([None, None, None], idempotency_keys=["k2", None, "k1"])
+    assert [c for _, c in first] == [True, True]
+    assert again[0] == (first[1][0], False) and again[2] == (first[0][0], False)
+    assert again[1][1] is True
+    assert (await store.count_by_state())["queued"] == 3
+
+
+async def test_batcher_keeps_call_order_and_pipelines_concurrent_calls(client, settings, monkeypatch):
+    """Calls made while one is in flight go together, after it, in the order made."""
+    scripts = Scripts(client)
+    batcher = Batcher(scripts)
+    tag = Keys(settings.key_prefix).part(0).tag
+    sent: list[int] = []
+    pipeline_class = type(client.pipeline(transaction=False))
+    execute = pipeline_class.execute
+
+    async def counting_execute(self, *args, **kwargs):  # counts round trips, changes nothing
+        sent.append(len(self.command_stack))
+        return await execute(self, *args, **kwargs)
+
+    calls_made = [
+        calls.Submit(
+            job=f"{tag}:job:o{i}",
+            tag=tag,
+            job_id=f"o{i}",
+            now=1_000 + i,
+            traceparent="00-" + "1" * 32 + "-" + "2" * 16 + "-01",
+            lane="normal",
+            idem="",
+            meta="{}",
+            stages=calls.encode(["extract"]),
+            roots=calls.encode([["extract", f'{{"n": {i}}}']]),
+        )
+        for i in range(20)
+    ]
+    monkeypatch.setattr(pipeline_class, "execute", counting_execute)
+    results = await asyncio.gather(*(batcher.run(c) for c in calls_made))
+    assert [bytes(r[1]).decode() for r in results] == [f"o{i}" for i in range(20)]
+    # the first call went alone (an idle batcher sends at once), the other 19 in one pipeline
+    assert sent == [19]
+    entries = await client.xrange(f"{tag}:stream:extract:normal")
+    assert [e[1][b"payload"] for e in entries] == [f'{{"n": {i}}}'.encode() for i in range(20)]
