@@ -96,6 +96,7 @@ class StageRunner:
         self.stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._upkeep_wake = asyncio.Event()
+        self._orphans_waiting = False  # the last reclaim ran out of room: wake it when a slot frees
         self._progress: dict[str, tuple[float, str]] = {}
         # a sync stage never runs on the event loop: a slow one would stall reads,
         # hand-offs and the lease, and its entry could be reclaimed and run twice
@@ -223,8 +224,8 @@ class StageRunner:
     def done(self, task: asyncio.Task[None]) -> None:
         d = self.inflight.pop(task, None)
         self._slot_freed.set()
-        if d is not None and d.deliveries > 1:
-            self._upkeep_wake.set()  # the next suspect may run now
+        if d is not None and (d.suspect or self._orphans_waiting):
+            self._upkeep_wake.set()  # the next suspect, or more orphans, may run now
         if not task.cancelled() and task.exception() is not None:
             log.error("job handling crashed", exc_info=task.exception())
 
@@ -554,7 +555,7 @@ class StageRunner:
                 await self._flush_progress()
                 await keep_claims(self)
                 if not self.stopping.is_set():
-                    await reclaim(self)
+                    self._orphans_waiting = await reclaim(self)
             except REDIS_DOWN as exc:
                 log.warning("upkeep: redis unavailable (%s)", exc)
             except Exception:
