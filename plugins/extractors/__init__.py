@@ -8,7 +8,9 @@
 
 * ``sniff``: the content sniffer (``docgraph_sniff_content_type``, runs last);
 * ``pdf``, ``docx``, ``html``, ``text``: one ``docgraph_extract_text`` each,
-  returning None for content types they do not handle;
+  returning None for content types they do not handle (the first three are
+  registered through :mod:`~docgraph.plugins.extractors.formats`, which imports
+  them on their first document);
 * ``unsupported``: runs last and refuses what no extractor took.
 
 Helpers (not plugins): ``chunking``, ``normalize``, ``limits``, ``errors``.
@@ -17,11 +19,11 @@ See docs/extract.md for how to add a format.
 
 from __future__ import annotations
 
-from types import ModuleType
+from typing import Any
 
-from docgraph.plugins.extractors import docx, html, pdf, sniff, text, unsupported
+from docgraph.plugins.extractors import formats, sniff, text, unsupported
 from docgraph.plugins.extractors.errors import ExtractionError
 
-PLUGINS: list[ModuleType] = [sniff, pdf, docx, html, text, unsupported]
+PLUGINS: list[Any] = [sniff, formats.pdf, formats.docx, formats.html, text, unsupported]
 
 __all__ = ["PLUGINS", "ExtractionError"]

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from docgraph.plugins.extractors import docx, html, pdf, text
+from docgraph.plugins.extractors import formats, text
 from docgraph.plugins.extractors.errors import UNSUPPORTED_TYPE, ExtractionError
 from docgraph.plugins.extractors.limits import Limits
 from docgraph.plugins.hookspecs import hookimpl
 from docgraph.plugins.types import ExtractedDocument
 
 SUPPORTED = (
-    ("PDF", pdf.CONTENT_TYPES[0]),
-    ("Word .docx", docx.CONTENT_TYPES[0]),
-    ("HTML", html.CONTENT_TYPES[0]),
+    ("PDF", formats.PDF[0]),
+    ("Word .docx", formats.DOCX[0]),
+    ("HTML", formats.HTML[0]),
     ("plain text", text.CONTENT_TYPES[0]),
     ("Markdown", text.CONTENT_TYPES[1]),
 )
