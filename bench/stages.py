@@ -536,6 +536,21 @@ def bench_ner(args: argparse.Namespace, files: list[Path]) -> tuple[list[list[st
 # ------------------------------------------------------------------------ e2e
 
 
+def tracing_env(endpoint: str) -> dict[str, str]:
+    """Every job traced: OTLP/HTTP, batch span processor, 100% parent-based sampling."""
+    if not endpoint:
+        raise SystemExit(
+            "--otlp-endpoint is empty: start Jaeger (deploy/local/services.sh up jaeger) or pass one"
+        )
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_SERVICE_NAME": "docgraph-bench-stages",
+        "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+        "OTEL_METRICS_EXPORTER": "none",
+    }
+
+
 def run_cli(
     args: argparse.Namespace, workdir: Path, folder: Path, name: str, extra_env: dict[str, str]
 ) -> tuple[float, dict]:
@@ -570,13 +585,18 @@ def bench_e2e(args: argparse.Namespace, workdir: Path, folder: Path) -> tuple[li
     configs = [("default", {}), ("1 process", {"DOCGRAPH_RUN_PROCESSES": "1"})]
     if args.e2e_serial:
         configs.append(("concurrency=1", {"DOCGRAPH_CONCURRENCY": "1", "DOCGRAPH_RUN_PROCESSES": "1"}))
+    if args.e2e_traced:
+        configs.insert(1, ("traced 100%", tracing_env(args.otlp_endpoint)))
     one = workdir / "one-doc"
     one.mkdir(exist_ok=True)
     (one / "note.txt").write_text("Siemens S7 devices speaking Modbus are affected by CVE-2024-12345.")
     fixed, _ = run_cli(args, workdir, one, "fixed", {})  # interpreter, imports, model, Redis, 1 tiny job
     results = {}
-    for name, extra in configs:
-        runs = [run_cli(args, workdir, folder, f"{name}-{r}", extra) for r in range(args.e2e_repeat)]
+    by_config: dict[str, list[tuple[float, dict]]] = {name: [] for name, _ in configs}
+    for r in range(args.e2e_repeat):  # interleaved, so drifting load hits every config alike
+        for name, extra in configs:
+            by_config[name].append(run_cli(args, workdir, folder, f"{name}-{r}", extra))
+    for name, runs in by_config.items():
         results[name] = sorted(runs, key=lambda x: x[1]["seconds"])[len(runs) // 2]
         results[name] += (runs,)
     names = list(results)
@@ -634,6 +654,13 @@ def bench_e2e(args: argparse.Namespace, workdir: Path, folder: Path) -> tuple[li
             notes.append(
                 f"e2e {n} failures (expected: 5 image-only PDFs, 1 encrypted, empty.txt, random.bin): {fails}"
             )
+    if "traced 100%" in results:
+        base, traced = (results[n][0] for n in ("default", "traced 100%"))
+        notes.append(
+            f"tracing cost on the real pipeline at 100% sampling (OTLP/HTTP to {args.otlp_endpoint}, whose "
+            f"backend shares these CPUs): process wall {traced:.1f}s vs {base:.1f}s untraced = "
+            f"{(traced / base - 1):+.1%} (target <= +5%)"
+        )
     notes.append(
         f"e2e fixed cost: `docgraph run` on one tiny text file took {fixed:.1f}s wall (interpreter, imports, "
         f"model load, Redis start/stop); the worker starts before the files are submitted, so the summary's "
@@ -678,6 +705,18 @@ def main() -> None:
         help="skip the extra DOCGRAPH_CONCURRENCY=1 run (uncontended per-stage cost)",
     )
     p.add_argument("--e2e-timeout", type=float, default=1800)
+    p.add_argument(
+        "--no-e2e-traced",
+        dest="e2e_traced",
+        action="store_false",
+        help="skip the run with every job traced (100%% sampling, OTLP to --otlp-endpoint)",
+    )
+    p.add_argument(
+        "--otlp-endpoint",
+        default=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or os.environ.get("DOCGRAPH_TEST_OTLP_ENDPOINT", ""),
+        help="OTLP/HTTP endpoint of a running collector or Jaeger (deploy/local/services.sh up jaeger)",
+    )
     args = p.parse_args()
     only = set(args.only.split(","))
     started = time.time()
