@@ -78,6 +78,22 @@ class NerSettings(BaseModel):
     )
 
 
+class EventsSettings(BaseModel):
+    """The lifecycle event stream (``DOCGRAPH_EVENTS__<FIELD>``, docs/events.md): each
+    event is one XADD inside the script of the state change it reports."""
+
+    enabled: bool = Field(True, description="append lifecycle events (off: one XADD less per state change)")
+    max_len: int = Field(100_000, ge=1, description="approximate cap per partition's events stream")
+    max_age: float = Field(
+        86400.0, ge=0, description="drop events older than this (s), in the idle sweep; 0: length only"
+    )
+
+    @property
+    def cap(self) -> int:
+        """What the scripts get: the MAXLEN of the events stream, 0 when events are off."""
+        return self.max_len if self.enabled else 0
+
+
 # Names documented before the groups existed; still read (a grouped name wins).
 LEGACY_NAMES: dict[str, tuple[str, str]] = {
     "DOCGRAPH_MAX_PAGES": ("extract", "max_pages"),
@@ -152,6 +168,7 @@ class Settings(BaseSettings):
     failed_max_age: float = Field(86400.0, ge=0, description="keep failed/dead jobs (s)")
     failed_max_count: int = Field(100_000, ge=0)
     dlq_max_len: int = Field(100_000, ge=1, description="approximate cap per dead-letter stream")
+    events: EventsSettings = Field(default_factory=EventsSettings)
 
     object_store_url: str = Field(
         "", description="file:///path or s3://bucket/prefix; default: <data_dir>/objects"

@@ -87,7 +87,8 @@ class Submit:
 
     KEYS[1] job
     ARGV: tag, id, now, traceparent, lane, idem, meta_json,
-          stages_json (["stage", ...]), roots_json ([["root", "payload"], ...])
+          stages_json (["stage", ...]), roots_json ([["root", "payload"], ...]),
+          events_cap, doc_uri, doc_sha256, doc_name (kept on the record for the events)
     """
 
     script: ClassVar[str] = "submit"
@@ -101,6 +102,10 @@ class Submit:
     meta: str
     stages: str  #: encode(list of every stage)
     roots: str  #: encode([[root, payload], ...])
+    events: int  #: events cap (Settings.events.cap): MAXLEN of the events stream, 0 = no events
+    doc_uri: str
+    doc_sha256: str
+    doc_name: str
 
     def keys(self) -> Sequence[Arg]:
         return (self.job,)
@@ -116,6 +121,10 @@ class Submit:
             self.meta,
             self.stages,
             self.roots,
+            self.events,
+            self.doc_uri,
+            self.doc_sha256,
+            self.doc_name,
         )
 
 
@@ -124,7 +133,8 @@ class Start:
     """START: record that a stage runs (adopting an external root event when ``adopt``).
 
     KEYS[1] job
-    ARGV: tag, id, stage, now, attempt, lane, traceparent, adopt ('1'/'0'), stages_json
+    ARGV: tag, id, stage, now, attempt, lane, traceparent, adopt ('1'/'0'), stages_json,
+          events_cap, doc_uri, doc_sha256, doc_name (the document, read only when adopting)
     """
 
     script: ClassVar[str] = "start"
@@ -138,6 +148,10 @@ class Start:
     traceparent: str
     adopt: bool
     stages: str  #: encode(list of every stage), read only when adopting
+    events: int  #: events cap (Settings.events.cap): MAXLEN of the events stream, 0 = no events
+    doc_uri: str
+    doc_sha256: str
+    doc_name: str
 
     def keys(self) -> Sequence[Arg]:
         return (self.job,)
@@ -153,6 +167,10 @@ class Start:
             self.traceparent,
             "1" if self.adopt else "0",
             self.stages,
+            self.events,
+            self.doc_uri,
+            self.doc_sha256,
+            self.doc_name,
         )
 
 
@@ -175,7 +193,8 @@ class Complete:
     ARGV: tag, group, entry, id, stage, now, output_json, traceparent,
           completed_max_age, completed_max_count, lane,
           route_json ({"stages": [...], "skip": [...], "cands": [{"stage", "preds": [...]}, ...]}),
-          prefixes_json ([payload_prefix per candidate, in the order of route.cands])
+          prefixes_json ([payload_prefix per candidate, in the order of route.cands]),
+          events_cap
 
     A payload prefix is the successor's envelope JSON without its closing
     brace; the script appends the recorded outputs of every finished stage.
@@ -197,6 +216,7 @@ class Complete:
     lane: str
     route: str  #: :func:`route`
     prefixes: str  #: encode([prefix, ...])
+    events: int  #: events cap (Settings.events.cap): MAXLEN of the events stream, 0 = no events
 
     def keys(self) -> Sequence[Arg]:
         return (self.job, self.source)
@@ -216,6 +236,7 @@ class Complete:
             self.lane,
             self.route,
             self.prefixes,
+            self.events,
         )
 
 
@@ -224,7 +245,7 @@ class Retry:
     """RETRY: ack and schedule the next attempt.
 
     KEYS[1] job, KEYS[2] source stream
-    ARGV: tag, group, entry, id, stage, now, due, member, error, attempt
+    ARGV: tag, group, entry, id, stage, now, due, member, error, attempt, events_cap
     """
 
     script: ClassVar[str] = "retry"
@@ -240,6 +261,7 @@ class Retry:
     member: str  #: JSON {job, stage, stream, payload, traceparent}, read by PROMOTE
     error: str
     attempt: int
+    events: int  #: events cap (Settings.events.cap): MAXLEN of the events stream, 0 = no events
 
     def keys(self) -> Sequence[Arg]:
         return (self.job, self.source)
@@ -256,6 +278,7 @@ class Retry:
             self.member,
             self.error,
             self.attempt,
+            self.events,
         )
 
 
@@ -265,7 +288,7 @@ class Dead:
 
     KEYS[1] job (may be absent), KEYS[2] source stream, KEYS[3] dlq
     ARGV: tag, group, entry, id, stage, now, final_state, error, max_age, max_count,
-          dlq_maxlen, fields_json (["field", "value", ...]: the dead letter)
+          dlq_maxlen, fields_json (["field", "value", ...]: the dead letter), events_cap
     """
 
     script: ClassVar[str] = "dead"
@@ -284,6 +307,7 @@ class Dead:
     max_count: int
     dlq_maxlen: int
     fields: bytes  #: encode_bytes([field, value, ...])
+    events: int  #: events cap (Settings.events.cap): MAXLEN of the events stream, 0 = no events
 
     def keys(self) -> Sequence[Arg]:
         return (self.job, self.source, self.dlq)
@@ -302,6 +326,7 @@ class Dead:
             self.max_count,
             self.dlq_maxlen,
             self.fields,
+            self.events,
         )
 
 
@@ -376,7 +401,7 @@ class Replay:
 
     KEYS[1] job, KEYS[2] dlq, KEYS[3] target stream
     ARGV: tag, dlq_entry, id, stage, now, payload, traceparent,
-          done_json (stages the event says are done), stages_json (every stage)
+          done_json (stages the event says are done), stages_json (every stage), events_cap
     """
 
     script: ClassVar[str] = "replay"
@@ -392,6 +417,7 @@ class Replay:
     traceparent: str
     done: str  #: encode([stage, ...])
     stages: str  #: encode([stage, ...])
+    events: int  #: events cap (Settings.events.cap): MAXLEN of the events stream, 0 = no events
 
     def keys(self) -> Sequence[Arg]:
         return (self.job, self.dlq, self.target)
@@ -407,6 +433,7 @@ class Replay:
             self.traceparent,
             self.done,
             self.stages,
+            self.events,
         )
 
 
@@ -415,7 +442,7 @@ class Cancel:
     """CANCEL: cancel a job, or delete it (leaving a short-lived tombstone).
 
     KEYS[1] job
-    ARGV: tag, id, now, remove ('1' deletes the record), tombstone_ms
+    ARGV: tag, id, now, remove ('1' deletes the record), tombstone_ms, events_cap
     """
 
     script: ClassVar[str] = "cancel"
@@ -425,12 +452,13 @@ class Cancel:
     now: int
     remove: bool
     tombstone_ms: int
+    events: int  #: events cap (Settings.events.cap): MAXLEN of the events stream, 0 = no events
 
     def keys(self) -> Sequence[Arg]:
         return (self.job,)
 
     def args(self) -> Sequence[Arg]:
-        return (self.tag, self.job_id, self.now, "1" if self.remove else "0", self.tombstone_ms)
+        return (self.tag, self.job_id, self.now, "1" if self.remove else "0", self.tombstone_ms, self.events)
 
 
 @dataclass(slots=True)
@@ -438,7 +466,8 @@ class Sweep:
     """SWEEP: retention while idle.
 
     KEYS[1] the partition's completed index
-    ARGV: tag, now, completed_age, completed_count, failed_age, failed_count
+    ARGV: tag, now, completed_age, completed_count, failed_age, failed_count,
+          events_age (ms; events older than this are trimmed, 0 keeps them)
     """
 
     script: ClassVar[str] = "sweep"
@@ -449,6 +478,7 @@ class Sweep:
     completed_count: int
     failed_age: int
     failed_count: int
+    events_age: int
 
     def keys(self) -> Sequence[Arg]:
         return (self.completed_index,)
@@ -461,6 +491,7 @@ class Sweep:
             self.completed_count,
             self.failed_age,
             self.failed_count,
+            self.events_age,
         )
 
 

@@ -130,6 +130,7 @@ class DeadLetters:
                     traceparent=letter.fields.get("traceparent", ""),
                     done=calls.encode(done),
                     stages=calls.encode(self.topology.stages),
+                    events=self.settings.events.cap,
                 )
             )
         )

@@ -175,6 +175,17 @@ def _stage_status(job: JobStatus, stage: str) -> str | None:
     return next((s.status for s in job.stages if s.name == stage), None)
 
 
+def document_fields(document: DocumentRef | None, metadata: dict[str, Any] | None) -> dict[str, str]:
+    """What the record keeps of the document for its lifecycle events (uri, sha256, name;
+    the name falls back to ``metadata["name"]``)."""
+    name = (document.name if document else None) or (metadata or {}).get("name")
+    return {
+        "doc_uri": document.uri if document else "",
+        "doc_sha256": (document.sha256 or "") if document else "",
+        "doc_name": name if isinstance(name, str) else "",
+    }
+
+
 def _submitted(result: Any) -> tuple[str, bool]:
     """SUBMIT's reply ``{created, id}`` as ``(id, created)``."""
     return bytes(result[1]).decode(), bool(int(result[0]))
@@ -311,6 +322,8 @@ class JobStore:
             meta=json.dumps(metadata) if metadata else "{}",
             stages=self._stages_json,
             roots=calls.encode(roots),
+            events=self.settings.events.cap,
+            **document_fields(document, metadata),
         )
 
     async def get(self, job_id: str) -> JobStatus | None:
@@ -337,6 +350,7 @@ class JobStore:
                 now=now_ms(),
                 remove=remove,
                 tombstone_ms=TOMBSTONE_MS,
+                events=self.settings.events.cap,
             )
         )
         return prev.decode() if prev else None

@@ -43,6 +43,11 @@ class PartitionKeys:
         return f"{self.tag}:delayed"
 
     @property
+    def events(self) -> str:
+        """Stream of the partition's lifecycle events (docs/events.md), appended by the scripts."""
+        return f"{self.tag}:events"
+
+    @property
     def job_prefix(self) -> str:
         return f"{self.tag}:job:"
 

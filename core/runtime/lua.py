@@ -90,13 +90,55 @@ end
 local function gone(state)
   return (not state) or state == 'cancelled' or state == 'completed' or state == 'deleted'
 end
+
+-- Append one lifecycle event (docs/events.md) to the partition's events stream.
+-- Called last in a script, after the change it reports: a step that fails
+-- earlier leaves no event.  cap: approximate MAXLEN (0: events are off);
+-- extra: {field, value, ...} (false or '' values left out).
+local function emit(tag, job, cap, now, kind, id, stage, extra)
+  if cap <= 0 then return end
+  local seq = redis.call('HINCRBY', job, 'seq', 1)
+  local d = redis.call('HMGET', job, 'doc_uri', 'doc_sha256', 'doc_name', 'traceparent')
+  local f = {'type', kind, 'job_id', id, 'seq', seq, 'time', now}
+  local function add(k, v)
+    if v and v ~= '' then f[#f + 1] = k; f[#f + 1] = v end
+  end
+  add('stage', stage)
+  if extra then
+    for i = 1, #extra, 2 do add(extra[i], extra[i + 1]) end
+  end
+  add('uri', d[1]); add('sha256', d[2]); add('name', d[3]); add('traceparent', d[4])
+  redis.call('XADD', tag .. ':events', 'MAXLEN', '~', cap, '*', unpack(f))
+end
+
+-- An error's first line, at most 200 bytes: what an event carries.
+local function summary(err)
+  return string.sub(string.match(err or '', '^[^\n]*') or '', 1, 200)
+end
+
+-- The graph summary of a completed job: counts from the last stage output that has them (ingest's).
+local function graph_counts(job, stages)
+  for i = #stages, 1, -1 do
+    local o = redis.call('HGET', job, stages[i] .. ':output')
+    if o and string.find(o, '"entities":', 1, true) then
+      local ok, out = pcall(cjson.decode, o)
+      if ok and type(out) == 'table' then
+        local function n(v) return type(v) == 'number' and tostring(v) or false end
+        return {'entities', n(out.entities), 'relations', n(out.relations or out.contributed_edges),
+          'mentions', n(out.mentions), 'chunks', n(out.chunks)}
+      end
+    end
+  end
+  return nil
+end
 """
 
 SUBMIT = (
     _LIB
     + r"""
 -- calls.Submit: KEYS[1] job
--- ARGV: tag, id, now, traceparent, lane, idem, meta_json, stages_json, roots_json
+-- ARGV: tag, id, now, traceparent, lane, idem, meta_json, stages_json, roots_json,
+--       events_cap, doc_uri, doc_sha256, doc_name
 -- (JSON arguments are decoded before the first write: a script that fails
 -- half-way keeps its writes)
 local job, tag, id, now = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -117,6 +159,9 @@ end
 local f = {'id', id, 'created', now, 'traceparent', tp, 'priority', lane, 'state', 'queued', 'updated', now}
 local function field(k, v) f[#f + 1] = k; f[#f + 1] = v end
 if meta ~= '{}' then field('meta', meta) end
+if ARGV[11] ~= '' then field('doc_uri', ARGV[11]) end
+if ARGV[12] ~= '' then field('doc_sha256', ARGV[12]) end
+if ARGV[13] ~= '' then field('doc_name', ARGV[13]) end
 if idem ~= '' then
   field('idem', idem)
   redis.call('HSET', tag .. ':idem', idem, id)
@@ -130,6 +175,7 @@ for _, r in ipairs(roots) do
 end
 redis.call('HSET', job, unpack(f))
 redis.call('ZADD', idx(tag, 'queued'), now, id)  -- what set_state does for a new job
+emit(tag, job, tonumber(ARGV[10]), now, 'job.submitted', id, false, {'priority', lane})
 return {1, id}
 """
 )
@@ -138,19 +184,26 @@ START = (
     _LIB
     + r"""
 -- calls.Start: KEYS[1] job
--- ARGV: tag, id, stage, now, attempt, lane, traceparent, adopt, stages_json
+-- ARGV: tag, id, stage, now, attempt, lane, traceparent, adopt, stages_json,
+--       events_cap, doc_uri, doc_sha256, doc_name (the last three read only when adopting)
 -- Returns the job state, or false when the job is gone.  An event published
 -- straight onto a root stream by another system (no record yet) is adopted
 -- when ``adopt`` is '1': its record is created here.
 local job, tag, id, stage, now = KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local cap = tonumber(ARGV[10])
+local adopted = false
 local state = redis.call('HGET', job, 'state')
 if not state then
   if ARGV[8] ~= '1' then return false end
   redis.call('HSET', job, 'id', id, 'created', now, 'traceparent', ARGV[7], 'priority', ARGV[6])
+  for i, k in ipairs({'doc_uri', 'doc_sha256', 'doc_name'}) do
+    if ARGV[10 + i] ~= '' then redis.call('HSET', job, k, ARGV[10 + i]) end
+  end
   for _, s in ipairs(cjson.decode(ARGV[9])) do redis.call('HSET', job, s .. ':status', 'pending') end
   redis.call('HSET', job, stage .. ':enq', 1)
   set_state(job, tag, id, 'queued', now)
   state = 'queued'
+  adopted = true
 end
 if gone(state) then return state end
 redis.call('HSET', job, stage .. ':status', 'running', stage .. ':started', now,
@@ -158,6 +211,8 @@ redis.call('HSET', job, stage .. ':status', 'running', stage .. ':started', now,
 redis.call('HINCRBY', job, stage .. ':runs', 1)
 if not redis.call('HGET', job, 'started') then redis.call('HSET', job, 'started', now) end
 set_state(job, tag, id, 'running', now)
+if adopted then emit(tag, job, cap, now, 'job.submitted', id, false, {'priority', ARGV[6]}) end
+emit(tag, job, cap, now, 'stage.started', id, stage, {'attempt', ARGV[5]})
 return state
 """
 )
@@ -168,7 +223,8 @@ COMPLETE = (
 -- The hand-off.  calls.Complete: KEYS[1] job, KEYS[2] source stream
 -- ARGV: tag, group, entry, id, stage, now, output_json, traceparent,
 --       completed_max_age, completed_max_count, lane,
---       route_json {stages, skip, cands = [{stage, preds}...]}, prefixes_json [prefix per cand]
+--       route_json {stages, skip, cands = [{stage, preds}...]}, prefixes_json [prefix per cand],
+--       events_cap
 -- A payload prefix is the successor's envelope JSON without its closing brace;
 -- the script appends the recorded outputs of every finished stage, so a join
 -- sees both branches' outputs.  A branch into a join records its traceparent
@@ -179,6 +235,7 @@ local tag, group, entry, id, stage = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now, output, tp = tonumber(ARGV[6]), ARGV[7], ARGV[8]
 local max_age, max_count, lane = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11]
 local route, prefixes = cjson.decode(ARGV[12]), cjson.decode(ARGV[13])
+local cap = tonumber(ARGV[14])
 if not ack(src, group, entry) then return 'stale' end
 local state = redis.call('HGET', job, 'state')
 if gone(state) then return 'gone' end
@@ -224,6 +281,9 @@ end
 for _, s in ipairs(stages) do
   if not satisfied(s) then
     redis.call('HSET', job, 'updated', now)
+    if cap > 0 then
+      emit(tag, job, cap, now, 'stage.completed', id, stage, {'attempt', redis.call('HGET', job, stage .. ':attempts')})
+    end
     return 'ok'
   end
 end
@@ -231,6 +291,10 @@ end
 for _, s in ipairs(stages) do redis.call('HDEL', job, s .. ':enq', s .. ':progress', s .. ':message', s .. ':tp') end
 redis.call('HSET', job, 'finished', now)
 set_state(job, tag, id, 'completed', now)
+if cap > 0 then
+  emit(tag, job, cap, now, 'stage.completed', id, stage, {'attempt', redis.call('HGET', job, stage .. ':attempts')})
+  emit(tag, job, cap, now, 'job.completed', id, false, graph_counts(job, stages))
+end
 trim(tag, 'completed', now, max_age, max_count)
 return 'completed'
 """
@@ -240,7 +304,7 @@ RETRY = (
     _LIB
     + r"""
 -- calls.Retry: KEYS[1] job, KEYS[2] source stream
--- ARGV: tag, group, entry, id, stage, now, due, member, error, attempt
+-- ARGV: tag, group, entry, id, stage, now, due, member, error, attempt, events_cap
 local job, src = KEYS[1], KEYS[2]
 local tag, group, entry, id, stage = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now, due, member = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
@@ -252,6 +316,8 @@ redis.call('HSET', job, stage .. ':status', 'retrying', stage .. ':error', ARGV[
   stage .. ':attempts', ARGV[10], stage .. ':due', due, stage .. ':delayed', member,
   'error', ARGV[9])
 set_state(job, tag, id, 'retrying', now)
+emit(tag, job, tonumber(ARGV[11]), now, 'stage.retrying', id, stage,
+  {'attempt', ARGV[10], 'error', summary(ARGV[9]), 'due', due})
 return 'ok'
 """
 )
@@ -261,7 +327,7 @@ DEAD = (
     + r"""
 -- Dead-letter an entry.  calls.Dead: KEYS[1] job (may be absent), KEYS[2] source stream,
 -- KEYS[3] dlq   ARGV: tag, group, entry, id, stage, now, final_state, error, max_age, max_count,
---       dlq_maxlen, fields_json [field, value, ...]
+--       dlq_maxlen, fields_json [field, value, ...], events_cap
 local job, src, dlq = KEYS[1], KEYS[2], KEYS[3]
 local tag, group, entry, id, stage = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now, final = tonumber(ARGV[6]), ARGV[7]
@@ -279,6 +345,11 @@ if not state or state == 'cancelled' then return 'gone' end
 redis.call('HSET', job, stage .. ':status', final, stage .. ':error', ARGV[8],
   stage .. ':finished', now, 'error', ARGV[8], 'finished', now)
 set_state(job, tag, id, final, now)
+local cap = tonumber(ARGV[13])
+if cap > 0 then
+  emit(tag, job, cap, now, 'job.' .. final, id, stage,
+    {'attempt', redis.call('HGET', job, stage .. ':attempts'), 'error', summary(ARGV[8])})
+end
 trim(tag, final, now, tonumber(ARGV[9]), tonumber(ARGV[10]))
 return 'ok'
 """
@@ -336,7 +407,7 @@ REPLAY = (
     + r"""
 -- Replay a dead letter under the same job id.  calls.Replay: KEYS[1] job, KEYS[2] dlq,
 -- KEYS[3] target stream   ARGV: tag, dlq_entry, id, stage, now, payload, traceparent,
---       done_json [stage...], stages_json [stage...]
+--       done_json [stage...], stages_json [stage...], events_cap
 local job, dlq, target = KEYS[1], KEYS[2], KEYS[3]
 local tag, entry, id, stage, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local done, stages = cjson.decode(ARGV[8]), cjson.decode(ARGV[9])
@@ -348,11 +419,19 @@ if redis.call('EXISTS', job) == 0 then
   for _, s in ipairs(done) do
     redis.call('HSET', job, s .. ':status', 'done', s .. ':enq', 1)
   end
+  local ok, p = pcall(cjson.decode, ARGV[6])
+  local doc = ok and type(p) == 'table' and p.document
+  if type(doc) == 'table' then
+    for k, v in pairs({doc_uri = doc.uri, doc_sha256 = doc.sha256, doc_name = doc.name}) do
+      if type(v) == 'string' and v ~= '' then redis.call('HSET', job, k, v) end
+    end
+  end
 end
 redis.call('XADD', target, '*', 'payload', ARGV[6], 'traceparent', ARGV[7])
 redis.call('HSET', job, stage .. ':status', 'queued', stage .. ':enq', 1, stage .. ':attempts', 0)
 redis.call('HDEL', job, 'finished')
 set_state(job, tag, id, 'queued', now)
+emit(tag, job, tonumber(ARGV[10]), now, 'job.replayed', id, stage, false)
 return 1
 """
 )
@@ -360,13 +439,15 @@ return 1
 CANCEL = (
     _LIB
     + r"""
--- calls.Cancel: KEYS[1] job   ARGV: tag, id, now, remove ('1' deletes the record), tombstone_ms
+-- calls.Cancel: KEYS[1] job   ARGV: tag, id, now, remove ('1' deletes the record), tombstone_ms,
+--   events_cap
 -- Returns the previous state, or false if there is no such job.  Queued
 -- stream entries are dropped when read; delayed retries are removed now.
 local job, tag, id, now = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
 local state = redis.call('HGET', job, 'state')
 if not state or state == 'deleted' then return false end
 if ARGV[4] == '1' then
+  emit(tag, job, tonumber(ARGV[6]), now, 'job.deleted', id, false, {'previous', state})  -- before the record goes
   remove_job(tag, id, state)
   -- a short-lived tombstone: entries still queued for this job are dropped,
   -- not adopted as new external submissions
@@ -383,6 +464,7 @@ for i = 1, #fields, 2 do
 end
 redis.call('HSET', job, 'finished', now)
 set_state(job, tag, id, 'cancelled', now)
+emit(tag, job, tonumber(ARGV[6]), now, 'job.cancelled', id, false, {'previous', state})
 return state
 """
 )
@@ -391,8 +473,12 @@ SWEEP = (
     _LIB
     + r"""
 -- Retention while idle.  calls.Sweep: KEYS[1] completed index
--- ARGV: tag, now, completed_age, completed_count, failed_age, failed_count
+-- ARGV: tag, now, completed_age, completed_count, failed_age, failed_count, events_age (0: keep)
 local tag, now = ARGV[1], tonumber(ARGV[2])
+local events_age = tonumber(ARGV[7])
+if events_age > 0 then
+  redis.call('XTRIM', tag .. ':events', 'MINID', tostring(now - events_age))  -- exact: idle-time work
+end
 trim(tag, 'completed', now, tonumber(ARGV[3]), tonumber(ARGV[4]))
 for _, s in ipairs({'failed', 'dead', 'cancelled'}) do
   trim(tag, s, now, tonumber(ARGV[5]), tonumber(ARGV[6]))

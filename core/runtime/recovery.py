@@ -97,6 +97,7 @@ class Upkeep:
                     completed_count=s.completed_max_count,
                     failed_age=int(s.failed_max_age * 1000),
                     failed_count=s.failed_max_count,
+                    events_age=int(s.events.max_age * 1000),
                 )
             )
 

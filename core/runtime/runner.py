@@ -32,7 +32,7 @@ from docgraph.core.errors import PermanentError
 from docgraph.core.runtime import calls
 from docgraph.core.runtime.connection import REDIS_DOWN, Batcher, Scripts
 from docgraph.core.runtime.delivery import Delivery
-from docgraph.core.runtime.jobs import now_ms
+from docgraph.core.runtime.jobs import document_fields, now_ms
 from docgraph.core.runtime.keys import LANES, Keys, Lane, PartitionKeys
 from docgraph.core.runtime.recovery import DeliveryCapExceeded, Suspects, keep_claims, reclaim
 from docgraph.core.settings import RetryPolicy, Settings
@@ -43,6 +43,7 @@ from docgraph.core.topology import Topology
 log = logging.getLogger("docgraph.runner")
 
 DLQ_PAYLOAD_LIMIT = 64 * 1024
+_NO_DOCUMENT = {"doc_uri": "", "doc_sha256": "", "doc_name": ""}  # START reads them only when adopting
 
 
 def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random | None = None) -> float:
@@ -110,6 +111,7 @@ class StageRunner:
         self._routes: dict[tuple[str, ...], tuple[str, tuple[str, ...]]] = {}
         self._stages_json = calls.encode(self.topology.stages)
         self._completed_age_ms = int(settings.completed_max_age * 1000)
+        self._events = settings.events.cap
         self.counts = {"completed": 0, "retried": 0, "dead": 0, "failed": 0, "reclaimed": 0}
         self.suspects = Suspects()  # a Worker shares one among its runners
         self.suspects.runners.append(self)
@@ -299,6 +301,7 @@ class StageRunner:
             return
         job_key = d.part.job(env.job_id)
         attempt = env.attempt + d.deliveries - 1
+        adopt = self.is_root and env.attempt == 1
         if d.span is not None:
             d.span.job(env.job_id, attempt)
         # The start record and the stage run overlap: the hand-off that follows
@@ -316,8 +319,10 @@ class StageRunner:
                     attempt=attempt,
                     lane=env.priority.value,
                     traceparent=d.out_traceparent,
-                    adopt=self.is_root and env.attempt == 1,
+                    adopt=adopt,
                     stages=self._stages_json,
+                    events=self._events,
+                    **(document_fields(env.document, env.metadata) if adopt else _NO_DOCUMENT),
                 )
             )
         )
@@ -421,6 +426,7 @@ class StageRunner:
                 lane=env.priority.value,
                 route=route,
                 prefixes=calls.encode(prefixes),
+                events=self._events,
             )
         )
         if outcome in (b"ok", b"completed"):
@@ -466,6 +472,7 @@ class StageRunner:
                 member=member,
                 error=f"{type(exc).__name__}: {exc}",
                 attempt=env.attempt,
+                events=self._events,
             )
         )
         self.counts["retried"] += 1
@@ -528,6 +535,7 @@ class StageRunner:
                 max_count=self.settings.failed_max_count,
                 dlq_maxlen=self.settings.dlq_max_len,
                 fields=calls.encode_bytes(fields),
+                events=self._events,
             )
         )
         self.counts[final] += 1

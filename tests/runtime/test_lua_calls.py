@@ -16,6 +16,9 @@ STAGES = ("a", "b", "c", "d")  # a -> (b || c) -> d
 PREDS = {"a": (), "b": ("a",), "c": ("a",), "d": ("b", "c")}
 TP = "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01"
 STAGES_JSON = calls.encode(STAGES)
+EV = 1000  # the events cap: events on
+DOC = {"doc_uri": "s3://b/a.pdf", "doc_sha256": "ab" * 32, "doc_name": "a.pdf"}
+NO_DOC = {"doc_uri": "", "doc_sha256": "", "doc_name": ""}
 
 
 @pytest.fixture
@@ -36,6 +39,10 @@ async def entries(client, stream: str) -> list[tuple[str, dict[str, str]]]:
     return [(i.decode(), h(f)) for i, f in await client.xrange(stream)]
 
 
+async def event_types(client, part: PartitionKeys) -> list[str]:
+    return [f["type"] for _, f in await entries(client, part.events)]
+
+
 def submit_call(part: PartitionKeys, job_id: str, *, now: int = 1000, idem: str = "") -> calls.Submit:
     payload = json.dumps({"job_id": job_id, "stage": "a", "attempt": 1, "note": "zürich ✓"})
     return calls.Submit(
@@ -49,6 +56,8 @@ def submit_call(part: PartitionKeys, job_id: str, *, now: int = 1000, idem: str 
         meta='{"k":"v"}',
         stages=STAGES_JSON,
         roots=calls.encode([("a", payload)]),
+        events=EV,
+        **DOC,
     )
 
 
@@ -81,6 +90,7 @@ def complete_call(
         lane="normal",
         route=calls.route(STAGES, skip, [(c, PREDS[c]) for c in cands]),
         prefixes=calls.encode(prefixes),
+        events=EV,
     )
 
 
@@ -115,6 +125,8 @@ async def test_start_records_the_run_and_adopts_external_events(client, scripts,
         traceparent=TP,
         adopt=False,
         stages=STAGES_JSON,
+        events=EV,
+        **NO_DOC,
     )
     assert await scripts.run(start) == b"queued"
     job = h(await client.hgetall(part.job("j1")))
@@ -195,8 +207,9 @@ async def test_retry_acks_and_schedules(client, scripts, part):
         now=1500,
         due=9000,
         member=member,
-        error="ValueError: boom",
+        error="ValueError: boom\nsecond line",
         attempt=1,
+        events=EV,
     )
     assert await scripts.run(retry) == b"ok"
     assert await client.xlen(part.stream("a", "normal")) == 0
@@ -205,10 +218,17 @@ async def test_retry_acks_and_schedules(client, scripts, part):
     assert (job["state"], job["a:status"], job["a:error"], job["a:due"]) == (
         "retrying",
         "retrying",
-        "ValueError: boom",
+        "ValueError: boom\nsecond line",
         "9000",
     )
     assert job["a:delayed"] == member
+    (_, event), *_ = (await entries(client, part.events))[-1:]
+    assert (event["type"], event["attempt"], event["error"], event["due"]) == (
+        "stage.retrying",
+        "1",
+        "ValueError: boom",  # the first line only
+        "9000",
+    )
 
 
 async def test_dead_letters_the_entry_with_its_fields_byte_for_byte(client, scripts, part):
@@ -231,6 +251,7 @@ async def test_dead_letters_the_entry_with_its_fields_byte_for_byte(client, scri
         max_count=1000,
         dlq_maxlen=0,
         fields=calls.encode_bytes(["payload", payload, "nul", b"a\x00b", "attempts", 2, "error", "é ✓"]),
+        events=EV,
     )
     assert await scripts.run(dead) == b"ok"
     assert await client.xlen(part.stream("a", "normal")) == 0
@@ -302,6 +323,7 @@ async def test_replay_rebuilds_an_expired_record(client, scripts, part):
         traceparent=TP,
         done=calls.encode(["a", "b"]),
         stages=STAGES_JSON,
+        events=EV,
     )
     assert await scripts.run(replay) == 1
     assert await client.xlen(part.dlq("c")) == 0
@@ -319,14 +341,14 @@ async def test_cancel_and_delete(client, scripts, part):
     await client.zadd(part.delayed, {"m1": 5})
     await client.hset(part.job("j1"), "b:delayed", "m1")
     cancel = calls.Cancel(
-        job=part.job("j1"), tag=part.tag, job_id="j1", now=4000, remove=False, tombstone_ms=60_000
+        job=part.job("j1"), tag=part.tag, job_id="j1", now=4000, remove=False, tombstone_ms=60_000, events=EV
     )
     assert await scripts.run(cancel) == b"queued"
     assert await client.zcard(part.delayed) == 0
     assert await client.hget(part.job("j1"), "state") == b"cancelled"
     assert await client.zscore(part.state_index("cancelled"), "j1") == 4000
     delete = calls.Cancel(
-        job=part.job("j1"), tag=part.tag, job_id="j1", now=4100, remove=True, tombstone_ms=60_000
+        job=part.job("j1"), tag=part.tag, job_id="j1", now=4100, remove=True, tombstone_ms=60_000, events=EV
     )
     assert await scripts.run(delete) == b"cancelled"
     assert h(await client.hgetall(part.job("j1"))) == {"state": "deleted"}
@@ -349,11 +371,15 @@ async def test_sweep_trims_by_age_and_count(client, scripts, part):
         completed_count=2,
         failed_age=998,  # older than 1002 goes
         failed_count=100,
+        events_age=1500,  # events before 500 ms go
     )
+    for ms in (100, 400, 600):
+        await client.xadd(part.events, {"type": "x"}, id=f"{ms}-0")
     assert await scripts.run(sweep) == 1
     assert await client.zrange(part.state_index("completed"), 0, -1) == [b"c3", b"c4"]
     assert await client.zrange(part.state_index("failed"), 0, -1) == [b"f3", b"f4"]
     assert not await client.exists(part.job("c0"), part.job("f2"))
+    assert [i for i, _ in await client.xrange(part.events)] == [b"600-0"]
 
 
 async def test_read_takes_higher_lanes_first_and_batches(client, scripts, part):

@@ -70,6 +70,10 @@ async def test_batcher_keeps_call_order_and_pipelines_concurrent_calls(client, s
             meta="{}",
             stages=calls.encode(["extract"]),
             roots=calls.encode([["extract", f'{{"n": {i}}}']]),
+            events=1000,
+            doc_uri="",
+            doc_sha256="",
+            doc_name="",
         )
         for i in range(20)
     ]
