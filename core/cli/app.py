@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from docgraph.core.cli import config, dlq, jobs, monitor, run, serve, worker
+from docgraph.core.cli import config, dlq, events, jobs, monitor, run, serve, worker
 
 app = typer.Typer(
     help="docgraph: turn a stream of documents into a knowledge graph.",
@@ -20,6 +20,7 @@ app.command()(jobs.status)
 app.command()(jobs.jobs)
 app.command()(jobs.cancel)
 app.command()(monitor.monitor)
+app.command()(events.events)
 app.command()(serve.serve)
 app.command("asyncapi")(serve.asyncapi_cmd)
 app.add_typer(config.config_app, name="config")

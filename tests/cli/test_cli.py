@@ -80,6 +80,7 @@ def test_every_command_has_help_with_an_example(settings):
         "jobs",
         "cancel",
         "monitor",
+        "events",
         "serve",
         "asyncapi",
         "health",
