@@ -15,6 +15,7 @@ from faststream.specification import AsyncAPI
 
 from docgraph.core.envelope import Envelope
 from docgraph.core.runtime.connection import connection_options
+from docgraph.core.runtime.events import LifecycleEvent
 from docgraph.core.runtime.keys import LANES, Keys
 from docgraph.core.settings import Settings
 from docgraph.core.topology import Topology
@@ -25,7 +26,7 @@ def redis_broker(settings: Settings) -> RedisBroker:
 
 
 def asyncapi(settings: Settings) -> Any:
-    """The AsyncAPI 3 document of every stage stream of partition 0."""
+    """The AsyncAPI 3 document of every stage stream and the lifecycle events stream of partition 0."""
     broker = redis_broker(settings)
     part = Keys(settings.key_prefix, settings.partitions).part(0)
     topology = Topology(settings.topology)
@@ -44,4 +45,16 @@ def asyncapi(settings: Settings) -> Any:
                     "Fields: payload (this JSON), traceparent (W3C, optional)."
                 ),
             )(handler)
+    broker.publisher(
+        stream=part.events,
+        title="events",
+        description=(
+            f"Lifecycle events of every job of the partition ({part.events}; one stream per partition, "
+            "{prefix:pN}:events), appended by the same Lua step as the state change each reports. "
+            "Plain stream fields (this schema), not one JSON blob: read them with XREAD or a consumer "
+            "group of your own. Trimmed to about DOCGRAPH_EVENTS__MAX_LEN entries and "
+            "DOCGRAPH_EVENTS__MAX_AGE seconds. See docs/events.md."
+        ),
+        schema=LifecycleEvent,
+    )
     return AsyncAPI(broker, title="docgraph events", version="1").to_specification()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from pydantic import BaseModel, Field
 
 from docgraph.core.runtime.keys import Keys
 from docgraph.core.settings import Settings
@@ -32,6 +33,38 @@ EVENT_TYPES = (
     "job.cancelled",
     "job.deleted",
 )
+
+
+class LifecycleEvent(BaseModel):
+    """One entry of ``{prefix:pN}:events``: plain stream fields, numbers as decimal
+    strings; a field without a value is left out (the contract in the AsyncAPI document)."""
+
+    type: str = Field(description="one of: " + ", ".join(EVENT_TYPES))
+    job_id: str
+    seq: str = Field(description="the job's event number: 1, 2, 3, ... (HINCRBY on the job record)")
+    time: str = Field(description="when the change happened, ms since the epoch")
+    stage: str | None = Field(None, description="stage.*, job.failed/dead/replayed: the stage")
+    attempt: str | None = Field(
+        None, description="stage.* and job.failed/dead: the stage's attempt (1-based)"
+    )
+    error: str | None = Field(
+        None, description="stage.retrying, job.failed/dead: first line of the error, <= 200 bytes"
+    )
+    due: str | None = Field(None, description="stage.retrying: when the retry runs, ms since the epoch")
+    priority: str | None = Field(None, description="job.submitted: the lane (high, normal, low)")
+    previous: str | None = Field(None, description="job.cancelled/deleted: the state before")
+    entities: str | None = Field(None, description="job.completed: entities written (ingest's output)")
+    relations: str | None = Field(
+        None, description="job.completed: relations contributed, when ingest counts them"
+    )
+    mentions: str | None = Field(None, description="job.completed: entity mentions written")
+    chunks: str | None = Field(None, description="job.completed: chunks written")
+    uri: str | None = Field(None, description="the document's URI")
+    sha256: str | None = Field(None, description="the document's sha256")
+    name: str | None = Field(None, description="the document's original name")
+    traceparent: str | None = Field(None, description="W3C trace context of the job")
+
+
 INT_FIELDS = frozenset({"seq", "time", "attempt", "due", "entities", "relations", "mentions", "chunks"})
 
 
@@ -179,4 +212,4 @@ class EventLog:
             cursor = after
 
 
-__all__ = ["EVENT_TYPES", "Cursor", "Event", "EventLog", "check_entry_id", "matches"]
+__all__ = ["EVENT_TYPES", "Cursor", "Event", "EventLog", "LifecycleEvent", "check_entry_id", "matches"]

@@ -234,3 +234,20 @@ async def test_events_of_every_partition_are_read_with_one_cursor(settings, clie
     assert (await log.read(end))[0] == []
     only, _ = await log.read(start, job=ids[0])
     assert [e.job_id for e in only] == [ids[0]]
+
+
+def test_the_setting_and_the_asyncapi_contract(settings, monkeypatch):
+    from docgraph.core.runtime.broker import asyncapi
+    from docgraph.core.settings import Settings
+
+    monkeypatch.setenv("DOCGRAPH_EVENTS__ENABLED", "false")
+    assert Settings().events.cap == 0
+    monkeypatch.setenv("DOCGRAPH_EVENTS__ENABLED", "true")
+    monkeypatch.setenv("DOCGRAPH_EVENTS__MAX_LEN", "5000")
+    assert Settings().events.cap == 5000
+    spec = json.loads(asyncapi(settings).to_json())
+    channel = spec["channels"]["events"]
+    assert channel["address"] == Keys(settings.key_prefix).part(0).events
+    fields = spec["components"]["schemas"]["LifecycleEvent"]["properties"]
+    assert {"type", "job_id", "seq", "stage", "attempt", "error", "uri", "sha256", "name"} <= set(fields)
+    assert "traceparent" in fields and "entities" in fields and "relations" in fields

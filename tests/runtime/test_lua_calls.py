@@ -175,7 +175,13 @@ async def test_complete_acks_records_and_enqueues_a_join_once(client, scripts, p
     assert json.loads(joined[1]["payload"])["outputs"] == {"a": {"a": 1}, "b": {"b": 1}, "c": {"c": 1}}
     assert joined[1]["links"] == TP  # the other branch's traceparent
     d_entry = await start_consumer(client, part, "d")
-    assert await scripts.run(complete_call(part, "j1", "d", d_entry)) == b"completed"
+    ingest_output = '{"document_id":"x","chunks":2,"entities":3,"mentions":7,"contributed_edges":4}'
+    done = dataclasses.replace(complete_call(part, "j1", "d", d_entry), output=ingest_output)
+    assert await scripts.run(done) == b"completed"
+    assert await event_types(client, part) == ["job.submitted"] + ["stage.completed"] * 4 + ["job.completed"]
+    (_, last), *_ = (await entries(client, part.events))[-1:]
+    assert (last["entities"], last["relations"], last["mentions"], last["chunks"]) == ("3", "4", "7", "2")
+    assert (last["seq"], last["uri"], last["name"], last["traceparent"]) == ("6", DOC["doc_uri"], "a.pdf", TP)
     job = h(await client.hgetall(part.job("j1")))
     assert job["state"] == "completed" and job["finished"] == "2000"
     assert not any(k.endswith((":enq", ":tp")) for k in job)
