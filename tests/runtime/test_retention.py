@@ -22,7 +22,10 @@ async def _drain(store: JobStore, effects, target: int, timeout: float = 300) ->
 @pytest.mark.slow
 async def test_memory_stays_flat_over_20000_completed_jobs(settings, client, effects, monkeypatch):
     monkeypatch.setenv("DOCGRAPH_TEST_EFFECTS_TOTALS", "1")
-    settings = settings.model_copy(update={"completed_max_count": 1000, "concurrency": 64})
+    # the events stream is capped by length (10 events a job): a small cap reaches it before the
+    # first sample (at the default 100,000 it grows until 10,000 jobs, ~160 bytes an event)
+    events = settings.events.model_copy(update={"max_len": 2000})
+    settings = settings.model_copy(update={"completed_max_count": 1000, "concurrency": 64, "events": events})
     store = JobStore(client, settings)
     samples: dict[int, int] = {}
     async with running_worker(settings, client):
@@ -45,6 +48,7 @@ async def test_memory_stays_flat_over_20000_completed_jobs(settings, client, eff
     for stage in settings.topology:
         for lane in LANES:
             assert await client.xlen(part.stream(stage, lane)) == 0
+    assert 2000 <= await client.xlen(part.events) <= 2100
     growth = samples[20000] - samples[5000]
     # 15,000 more jobs went through; memory must not grow with them (allow 256 KiB of noise)
     assert growth < 256 * 1024, (samples, growth)
