@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import StreamingResponse
@@ -22,7 +22,6 @@ from docgraph.core.api.models import JOB_ID
 from docgraph.core.api.problems import Problem
 from docgraph.core.runtime.connection import connect
 from docgraph.core.runtime.events import EVENT_TYPES, Cursor, Event, EventLog
-from docgraph.core.settings import Settings
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
 
@@ -47,12 +46,9 @@ def check_types(types: list[str]) -> None:
 
 
 async def _stream(
-    settings: Settings, start: str | None, job: str | None, types: list[str], follow: bool
+    client: Any, log: EventLog, cursor: Cursor, job: str | None, types: list[str], follow: bool
 ) -> AsyncIterator[str]:
-    client = connect(settings.redis_url, max_connections=1)
-    log = EventLog(client, settings)
     try:
-        cursor = await log.start(start)
         yield "retry: 1000\n\n"
         while True:
             batch, after = await log.read(
@@ -111,8 +107,15 @@ async def events(
             Cursor.parse(start, api.settings.partitions)
         except ValueError as exc:
             raise Problem(400, f"bad event id: {exc}; pass an `id` this endpoint sent") from None
+    client = connect(api.settings.redis_url, max_connections=1)
+    log = EventLog(client, api.settings)
+    try:  # before the 200: an unreachable Redis is a 503 problem, like on every route
+        cursor = await log.start(start)
+    except BaseException:
+        await client.aclose()
+        raise
     return StreamingResponse(
-        _stream(api.settings, start, job, types, follow),
+        _stream(client, log, cursor, job, types, follow),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -31,9 +31,13 @@ async def test_health_ready_and_openapi_need_no_token(api):
         assert ready.status_code == 200
         assert ready.json()["checks"] == {"redis": "ok", "objects": "ok"}
         spec = (await c.get("/openapi.json")).json()
-        assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/dlq/{stage}", "/v1/dlq/{stage}/replay"} <= set(
-            spec["paths"]
-        )
+        assert {
+            "/v1/jobs",
+            "/v1/jobs/{job_id}",
+            "/v1/dlq/{stage}",
+            "/v1/dlq/{stage}/replay",
+            "/v1/events",
+        } <= set(spec["paths"])
         body = spec["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]
         assert {"multipart/form-data", "application/json"} <= set(body)
         assert "HTTPBearer" in spec["components"]["securitySchemes"]
@@ -52,6 +56,8 @@ async def test_readyz_reports_an_unreachable_redis(settings, tmp_path):
             r = await c.get("/v1/jobs/abc", headers={"Authorization": f"Bearer {TOKENS[0]}"})
             assert_problem(r, 503, "DOCGRAPH_REDIS_URL")
             assert r.headers["retry-after"] == "5"
+            r = await c.get("/v1/events", headers={"Authorization": f"Bearer {TOKENS[0]}"})
+            assert_problem(r, 503, "DOCGRAPH_REDIS_URL")  # before the stream starts
 
 
 async def test_bearer_tokens(api):
