@@ -26,16 +26,39 @@ async def _submit(store: JobStore, n: int, **kw) -> list[str]:
     return [(await store.submit(None, **kw))[0] for _ in range(n)]
 
 
+async def _events_by_job(store: JobStore) -> dict[str, list[dict[str, str]]]:
+    """Every retained lifecycle event of partition 0, grouped by job, in stream order."""
+    stream = store.keys.part(0).events
+    out: dict[str, list[dict[str, str]]] = {}
+    start = "-"
+    while rows := await store.client.xrange(stream, start, "+", count=5000):
+        for _, fields in rows:
+            f = {k.decode(): v.decode() for k, v in fields.items()}
+            out.setdefault(f["job_id"], []).append(f)
+        start = "(" + rows[-1][0].decode()
+    return out
+
+
 async def _assert_each_stage_recorded_once(store: JobStore, ids: list[str]) -> dict[str, int]:
-    """Every job completed and each stage's hand-off was recorded exactly once.
+    """Every job completed and each stage's hand-off was recorded exactly once, and
+    its lifecycle events say exactly that: one stage.started per recorded run, one
+    stage.completed per stage, one job.submitted and job.completed, seq gapless.
     Returns total stage-function runs per stage (>= jobs: at-least-once execution)."""
     runs = dict.fromkeys(STAGES, 0)
+    events = await _events_by_job(store)
     for i in range(0, len(ids), 500):
         for job in await store.get_many(ids[i : i + 500]):
             assert job is not None and job.state == "completed"
+            mine = events.get(job.id, [])
+            assert [int(e["seq"]) for e in mine] == list(range(1, len(mine) + 1)), job.id
+            kinds = [(e["type"], e.get("stage", "")) for e in mine]
+            assert kinds[0] == ("job.submitted", "") and kinds[-1] == ("job.completed", ""), (job.id, kinds)
             for st in job.stages:
                 assert st.completions == 1, (job.id, st)
+                assert kinds.count(("stage.started", st.name)) == st.runs, (job.id, st, kinds)
+                assert kinds.count(("stage.completed", st.name)) == 1, (job.id, st, kinds)
                 runs[st.name] += st.runs
+            assert len(kinds) == 2 + sum(st.runs + 1 for st in job.stages), (job.id, kinds)
     return runs
 
 
