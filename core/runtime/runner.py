@@ -304,7 +304,8 @@ class StageRunner:
         # The start record and the stage run overlap: the hand-off that follows
         # is queued behind ``start`` on the same ordered pipeline, so Redis
         # always applies them in order, and a stage that finishes first does not
-        # wait a round trip.  A job found cancelled/deleted stops its stage.
+        # wait a round trip (``defer``: one that returns at once sends both in
+        # one).  A job found cancelled/deleted stops its stage.
         start = asyncio.ensure_future(
             self.batcher.run(
                 calls.Start(
@@ -318,7 +319,8 @@ class StageRunner:
                     traceparent=d.out_traceparent,
                     adopt=self.is_root and env.attempt == 1,
                     stages=self._stages_json,
-                )
+                ),
+                defer=True,
             )
         )
         work = asyncio.ensure_future(self._invoke(env, job_key))
