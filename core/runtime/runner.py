@@ -358,7 +358,7 @@ class StageRunner:
             if not start.done():
                 await asyncio.wait({start})
             if not start.cancelled() and start.exception() is not None:
-                log.warning("recording the start of %s failed: %s", env.job_id, start.exception())
+                log.warning("recording the start of %s failed: %s", env.label, start.exception())
 
     async def _invoke(self, env: Envelope, job_key: str) -> StageResult:
         loop = asyncio.get_running_loop()
@@ -447,8 +447,8 @@ class StageRunner:
             }
         )
         log.info(
-            "job %s stage %s attempt %d failed (%s); retry in %.2fs",
-            env.job_id,
+            "%s: stage %s attempt %d failed (%s); retry in %.2fs",
+            env.label,
             self.stage,
             env.attempt,
             exc,
@@ -512,7 +512,7 @@ class StageRunner:
             self.consumer,
         ]
         job_id = env.job_id if env else ""
-        log.warning("dead-lettering %s from %s: %s", job_id or d.entry_id, self.stage, exc)
+        log.warning("dead-lettering %s from %s: %s", env.label if env else d.entry_id, self.stage, exc)
         await self.batcher.run(
             calls.Dead(
                 job=d.part.job(job_id or "-"),
