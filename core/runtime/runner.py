@@ -10,6 +10,7 @@ shutdown.  The stage function only computes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import json
@@ -111,6 +112,7 @@ class StageRunner:
         self._stages_json = calls.encode(self.topology.stages)
         self._completed_age_ms = int(settings.completed_max_age * 1000)
         self.counts = {"completed": 0, "retried": 0, "dead": 0, "failed": 0, "reclaimed": 0}
+        self.paused = False  # every partition of this stage is paused (docgraph stage pause)
         self.suspects = Suspects()  # a Worker shares one among its runners
         self.suspects.runners.append(self)
 
@@ -233,21 +235,35 @@ class StageRunner:
         """Up to ``count`` entries, higher lanes first; blocks briefly when idle."""
         now = time.monotonic()
         got: list[Delivery] = []
+        paused = 0
         for part in self.keys.all():
             need = count - len(got)
             if need <= 0:
                 return got
             flat = await self.scripts.run(
                 calls.Read(
-                    streams=self._lanes[part.partition], group=self.group, consumer=self.consumer, count=need
+                    paused=part.paused,
+                    streams=self._lanes[part.partition],
+                    group=self.group,
+                    consumer=self.consumer,
+                    count=need,
+                    stage=self.stage,
                 )
             )
+            if flat == b"paused":
+                paused += 1
+                continue
             resp = [
                 (flat[i], [(e[0], dict(zip(e[1][::2], e[1][1::2], strict=True))) for e in flat[i + 1]])
                 for i in range(0, len(flat), 2)
             ]
             got += self._deliveries(resp, part, now)
+        self.paused = paused == len(self.keys.all())
         if got or self.stopping.is_set():
+            return got
+        if self.paused:  # `docgraph stage resume` takes effect within one poll
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self.settings.poll_interval)
             return got
         block_ms = max(1, int(self.settings.poll_interval * 1000) // self.settings.partitions)
         per_stream = max(1, count // len(LANES))
