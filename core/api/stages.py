@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
 
@@ -32,24 +32,14 @@ async def list_stages(api: Api) -> list[dict[str, Any]]:
 
 
 @router.post(
-    "/stages/{stage}/pause",
+    "/stages/{stage}/{action}",
     tags=["stages"],
     response_model=StageChanged,
-    summary="Pause a stage: its workers finish what they hold and take nothing new (within one poll)",
+    summary="Pause a stage (its workers finish what they hold and take nothing new, within one poll) or resume it",
     responses={404: {"description": "no such stage"}, **AUTH_ERRORS},
 )
-async def pause_stage(stage: str, api: Api) -> dict[str, Any]:
+async def pause_or_resume_stage(stage: str, action: Literal["pause", "resume"], api: Api) -> dict[str, Any]:
     check_stage(api, stage)
-    return {"stage": stage, "paused": True, "changed": await _control(api).pause(stage)}
-
-
-@router.post(
-    "/stages/{stage}/resume",
-    tags=["stages"],
-    response_model=StageChanged,
-    summary="Resume a paused stage",
-    responses={404: {"description": "no such stage"}, **AUTH_ERRORS},
-)
-async def resume_stage(stage: str, api: Api) -> dict[str, Any]:
-    check_stage(api, stage)
-    return {"stage": stage, "paused": False, "changed": await _control(api).resume(stage)}
+    control = _control(api)
+    changed = await (control.pause(stage) if action == "pause" else control.resume(stage))
+    return {"stage": stage, "paused": action == "pause", "changed": changed}

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 
-from docgraph.core.cli.common import console, err, load_settings, redis_session
-from docgraph.core.runtime.connection import connect
-from docgraph.core.runtime.control import StageControl, UnknownStage
+from docgraph.core.cli.common import console, with_redis
+from docgraph.core.runtime.control import StageControl
 
 stage_app = typer.Typer(
     help="Pause and resume stages.  A paused stage's workers finish what they hold and take "
@@ -22,21 +20,7 @@ stage_app = typer.Typer(
 
 
 def _control(action: Any) -> Any:
-    settings = load_settings()
-
-    async def main() -> Any:
-        client = connect(settings.redis_url)
-        try:
-            return await action(StageControl(client, settings))
-        finally:
-            await client.aclose()
-
-    try:
-        with redis_session(settings) as settings:
-            return asyncio.run(main())
-    except UnknownStage as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+    return with_redis(lambda client, settings: action(StageControl(client, settings)))  # UnknownStage: exit 2
 
 
 @stage_app.command("pause")
