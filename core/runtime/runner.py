@@ -19,6 +19,7 @@ import os
 import random
 import secrets
 import socket
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,7 @@ from redis.exceptions import ResponseError
 
 from docgraph.core import telemetry
 from docgraph.core.envelope import Envelope, decode_fields
-from docgraph.core.errors import PermanentError
+from docgraph.core.errors import JobCancelled, PermanentError
 from docgraph.core.runtime import calls
 from docgraph.core.runtime.connection import REDIS_DOWN, Batcher, Scripts
 from docgraph.core.runtime.delivery import Delivery
@@ -339,7 +340,8 @@ class StageRunner:
                 defer=True,
             )
         )
-        work = asyncio.ensure_future(self._invoke(env, job_key))
+        d.job_key, d.cancel, d.work_started = job_key, threading.Event(), time.monotonic()
+        work = d.work = asyncio.ensure_future(self._invoke(env, job_key, d.cancel))
         try:
             await asyncio.wait({start, work}, return_when=asyncio.FIRST_COMPLETED)
             # (a chaos test of the "after_start" crash point waits for the record,
@@ -359,10 +361,16 @@ class StageRunner:
             raise
         try:
             result = await work
+        except asyncio.CancelledError:
+            if not d.cancel.is_set():
+                raise  # this worker is stopping, not the job
+            await self._drop_cancelled(d, env)
         except PermanentError as exc:
             await self.dead_letter(d, env, exc, "failed")
         except Exception as exc:
-            if env.attempt >= self.retry.attempts:
+            if isinstance(exc, JobCancelled) and d.cancel.is_set():
+                await self._drop_cancelled(d, env)
+            elif env.attempt >= self.retry.attempts:
                 await self.dead_letter(d, env, exc, "dead")
             else:
                 await self._schedule_retry(d, env, exc)
@@ -376,14 +384,50 @@ class StageRunner:
             if not start.cancelled() and start.exception() is not None:
                 log.warning("recording the start of %s failed: %s", env.label, start.exception())
 
-    async def _invoke(self, env: Envelope, job_key: str) -> StageResult:
+    async def _drop_cancelled(self, d: Delivery, env: Envelope) -> None:
+        """The job was cancelled while its stage ran: nothing downstream runs."""
+        log.info("%s: stage %s stopped: the job was cancelled", env.label, self.stage)
+        await self.batcher.run(calls.Drop(source=d.stream, group=self.group, entry=d.entry_id))
+        if d.span is not None:
+            d.span.outcome("cancelled")
+
+    async def _signal_cancelled(self) -> None:
+        """Tell stages whose job was cancelled while they run: ``ctx.cancelled`` /
+        ``ctx.progress`` raising for sync stages, task cancellation for async ones.
+        Checked once per upkeep tick, for runs older than a second (one pipelined
+        HGET each); a stage that ignores it is stopped at the hand-off anyway."""
+        horizon = time.monotonic() - 1.0
+        running = [
+            d
+            for d in self.inflight.values()
+            if d.work is not None
+            and d.cancel is not None
+            and not d.cancel.is_set()
+            and d.work_started < horizon
+        ]
+        if not running:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for d in running:
+            pipe.hget(d.job_key, "state")
+        for d, state in zip(running, await pipe.execute(), strict=True):
+            gone = state is None or state in (b"cancelled", b"deleted")
+            if gone and d.cancel is not None and d.work is not None:
+                d.cancel.set()
+                d.work.cancel()  # an async stage gets CancelledError; a sync one's thread sees ctx.cancelled
+
+    async def _invoke(self, env: Envelope, job_key: str, cancel: threading.Event) -> StageResult:
         loop = asyncio.get_running_loop()
 
         def report(fraction: float, message: str) -> None:
             loop.call_soon_threadsafe(self._progress.__setitem__, job_key, (fraction, message))
 
         ctx = StageContext(
-            envelope=env, settings=self.settings, services=self.services, report_progress=report
+            envelope=env,
+            settings=self.settings,
+            services=self.services,
+            report_progress=report,
+            cancel_event=cancel,
         )
         func = self.spec.func
         if self._executor is not None:
@@ -571,6 +615,7 @@ class StageRunner:
             self._upkeep_wake.clear()
             try:
                 await self._flush_progress()
+                await self._signal_cancelled()
                 await keep_claims(self)
                 if not self.stopping.is_set():
                     self._orphans_waiting = await reclaim(self)
