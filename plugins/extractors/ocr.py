@@ -1,0 +1,146 @@
+"""OCR policy shared by the PDF and image extractors: settings, availability, bounds.
+
+OCR runs only where a page has no text layer (PDF) or is a picture (PNG, JPEG,
+TIFF), and only when ``DOCGRAPH_EXTRACT__OCR=auto`` and Tesseract is installed;
+otherwise the extractors keep their "needs OCR" refusal, with the reason.
+Every page is bounded twice: its bitmap may not exceed ``ocr_max_pixels``
+(checked from the declared size, before anything is decoded: a decompression
+bomb is refused, not inflated), and Tesseract is killed after
+``ocr_page_timeout`` seconds or when the extraction's own deadline passes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from docgraph.plugins.extractors import tesseract
+from docgraph.plugins.extractors.errors import DECOMPRESSION_BOMB, NEEDS_OCR, ExtractionError
+from docgraph.plugins.extractors.limits import Deadline, extract_setting
+from docgraph.plugins.extractors.tesseract import OcrTimeout, PageText
+
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS
+
+
+@dataclass(frozen=True)
+class OcrOptions:
+    """The OCR settings of one extraction (``DOCGRAPH_EXTRACT__OCR*``)."""
+
+    mode: str = "auto"
+    languages: str = "eng"
+    dpi: int = 300
+    page_timeout: float = 60.0
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> OcrOptions:
+        return cls(
+            mode=str(extract_setting(settings, "ocr", "auto")),
+            languages=str(extract_setting(settings, "ocr_languages", "eng")),
+            dpi=int(extract_setting(settings, "ocr_dpi", 300)),
+            page_timeout=float(extract_setting(settings, "ocr_page_timeout", 60.0)),
+            max_pixels=int(extract_setting(settings, "ocr_max_pixels", DEFAULT_MAX_PIXELS)),
+        )
+
+    def unavailable(self) -> str | None:
+        """Why OCR cannot run (off, or Tesseract missing), or None when it can."""
+        if self.mode == "off":
+            return "OCR is off (DOCGRAPH_EXTRACT__OCR=off; set it to auto to use Tesseract)"
+        found = tesseract.engine(self.languages)
+        return None if found.ok else f"OCR is not available: {found.reason}"
+
+
+def describe(settings: Any) -> str:
+    """One line for ``docgraph run``: is OCR available, and with what."""
+    options = OcrOptions.from_settings(settings)
+    reason = options.unavailable()
+    if reason is not None:
+        return f"{reason}; image-only pages and images are refused with 'needs OCR'"
+    version = tesseract.engine(options.languages).version
+    return f"OCR available: Tesseract {version} ({options.languages}, {options.dpi} DPI)"
+
+
+def needs_ocr_error(what: str, reason: str) -> ExtractionError:
+    """Today's refusal of an image-only document, with why docgraph did not OCR it."""
+    return ExtractionError(
+        NEEDS_OCR,
+        f"{what}: it is image-only, e.g. a scan. Extracting it needs OCR; {reason}. "
+        "Or run OCR (e.g. ocrmypdf) first and submit the result.",
+    )
+
+
+def check_pixels(pixels: int, options: OcrOptions, where: str, size: str = "") -> None:
+    """Refuse a bitmap over the pixel limit before it is decoded (``size``: "W x H" for the message)."""
+    if pixels > options.max_pixels:
+        dims = f"{size} pixels ({pixels:,})" if size else f"{pixels:,} pixels"
+        raise ExtractionError(
+            DECOMPRESSION_BOMB,
+            f"The image on {where} is {dims}, over the limit of {options.max_pixels:,} "
+            "(DOCGRAPH_EXTRACT__OCR_MAX_PIXELS); it looks like a decompression bomb and was "
+            "not decoded. If it is a genuine scan, reduce its resolution or raise the limit.",
+        )
+
+
+@dataclass
+class OcrReport:
+    """What OCR did on a document's pages, for ``ExtractedDocument.metadata``."""
+
+    pages: list[int] = field(default_factory=list)
+    confidence: list[float | None] = field(default_factory=list)
+    timed_out: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    version: str = ""
+
+    def metadata(self) -> dict[str, str]:
+        if not (self.pages or self.timed_out or self.failed):
+            return {}
+        out = {"ocr_engine": f"tesseract {self.version}".strip(), "ocr_pages": _numbers(self.pages)}
+        out["ocr_confidence"] = ",".join("-" if c is None else f"{c:.1f}" for c in self.confidence)
+        scored = [c for c in self.confidence if c is not None]
+        if scored:
+            out["ocr_mean_confidence"] = f"{sum(scored) / len(scored):.1f}"
+        if self.timed_out:
+            out["ocr_pages_timed_out"] = _numbers(self.timed_out)
+        if self.failed:
+            out["ocr_pages_failed"] = _numbers(self.failed)
+        return {k: v for k, v in out.items() if v}
+
+
+def _numbers(pages: list[int]) -> str:
+    return ",".join(str(n) for n in pages)
+
+
+def recognise_pages(
+    images: Iterable[tuple[int, Any]], options: OcrOptions, deadline: Deadline, report: OcrReport
+) -> Iterator[tuple[int, str]]:
+    """OCR each ``(page number, PIL image)``; yields ``(page, text)`` and fills ``report``.
+
+    A page over ``ocr_page_timeout`` is skipped (``ocr_pages_timed_out``); the
+    extraction's deadline passing is the usual timeout error.
+    """
+    import pytesseract
+
+    report.version = tesseract.engine(options.languages).version
+    for number, image in images:
+        where = f"page {number} (OCR)"
+        remaining = deadline.expires - time.monotonic()
+        if remaining <= 0:
+            raise deadline.error(where)
+        timeout = min(options.page_timeout, remaining)
+        try:
+            page: PageText = tesseract.recognise(image, options.languages, timeout)
+        except OcrTimeout as err:
+            if timeout < options.page_timeout:
+                raise deadline.error(where) from err
+            report.timed_out.append(number)
+            continue
+        except pytesseract.TesseractError:
+            report.failed.append(number)
+            continue
+        finally:
+            image.close()
+        report.pages.append(number)
+        report.confidence.append(page.confidence)
+        yield number, page.text
