@@ -72,6 +72,9 @@ class ExtractSettings(BaseModel):
         "eng", pattern=r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$", description="Tesseract languages, e.g. eng+deu"
     )
     ocr_dpi: int = Field(300, ge=50, le=1200, description="resolution PDF pages are rendered at for OCR")
+    ocr_despeckle: bool = Field(
+        True, description="median filter (3 x 3) on each page before OCR: removes scanner dust and JPEG noise"
+    )
     ocr_page_timeout: float = Field(60.0, gt=0, description="wall-clock seconds of OCR for one page")
     ocr_max_pixels: int = Field(
         89_478_485, ge=1, description="pixels of one image or page bitmap (Pillow's default bomb limit)"

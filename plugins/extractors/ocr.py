@@ -31,6 +31,7 @@ class OcrOptions:
     mode: str = "auto"
     languages: str = "eng"
     dpi: int = 300
+    despeckle: bool = True
     page_timeout: float = 60.0
     max_pixels: int = DEFAULT_MAX_PIXELS
 
@@ -40,6 +41,7 @@ class OcrOptions:
             mode=str(extract_setting(settings, "ocr", "auto")),
             languages=str(extract_setting(settings, "ocr_languages", "eng")),
             dpi=int(extract_setting(settings, "ocr_dpi", 300)),
+            despeckle=bool(extract_setting(settings, "ocr_despeckle", True)),
             page_timeout=float(extract_setting(settings, "ocr_page_timeout", 60.0)),
             max_pixels=int(extract_setting(settings, "ocr_max_pixels", DEFAULT_MAX_PIXELS)),
         )
@@ -108,6 +110,15 @@ class OcrReport:
         return {k: v for k, v in out.items() if v}
 
 
+def _despeckle(image: Any) -> Any:
+    """A 3 x 3 median filter: dust and JPEG noise go, strokes stay (CER table in docs/extract.md)."""
+    from PIL import ImageFilter
+
+    filtered = image.filter(ImageFilter.MedianFilter(3))
+    image.close()
+    return filtered
+
+
 def _numbers(pages: list[int]) -> str:
     return ",".join(str(n) for n in pages)
 
@@ -130,6 +141,8 @@ def recognise_pages(
             raise deadline.error(where)
         timeout = min(options.page_timeout, remaining)
         try:
+            if options.despeckle:
+                image = _despeckle(image)
             page: PageText = tesseract.recognise(image, options.languages, timeout)
         except OcrTimeout as err:
             if timeout < options.page_timeout:

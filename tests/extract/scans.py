@@ -7,7 +7,9 @@ import io
 import textwrap
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+import random
+
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -53,6 +55,19 @@ def render(text: str, dpi: int = 150, points: float = 12.0) -> Image.Image:
     return page
 
 
+def degrade(page: Image.Image, seed: int = 7) -> Image.Image:
+    """A worse scan of ``page``: tilted 1.5 degrees, blurred, grey background, speckles."""
+    rng = random.Random(seed)
+    tilted = page.rotate(1.5, resample=Image.Resampling.BICUBIC, expand=False, fillcolor=255)
+    blurred = tilted.filter(ImageFilter.GaussianBlur(1.2)).point(lambda v: 40 + v * 0.75)
+    pixels = blurred.load()
+    assert pixels is not None
+    width, height = blurred.size
+    for _ in range(width * height // 200):  # 0.5 % of the pixels: dust
+        pixels[rng.randrange(width), rng.randrange(height)] = rng.choice((0, 255))
+    return blurred
+
+
 def encode(pages: list[Image.Image], fmt: str, dpi: int = 150) -> bytes:
     """The pages as one file: PNG/JPEG (first page), TIFF or PDF (every page)."""
     out = io.BytesIO()
@@ -60,7 +75,7 @@ def encode(pages: list[Image.Image], fmt: str, dpi: int = 150) -> bytes:
     if fmt in ("TIFF", "PDF"):
         first.save(out, fmt, save_all=True, append_images=rest, resolution=dpi)
     else:
-        first.save(out, fmt, dpi=(dpi, dpi))
+        first.save(out, fmt, dpi=(dpi, dpi), **({"quality": 40} if fmt == "JPEG" else {}))
     return out.getvalue()
 
 
