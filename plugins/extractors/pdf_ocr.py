@@ -19,8 +19,8 @@ from typing import Any
 
 from pypdf.generic import DictionaryObject
 
-from docgraph.plugins.extractors.ocr import OcrOptions, OcrReport, check_pixels, recognise_pages
 from docgraph.plugins.extractors.limits import Deadline
+from docgraph.plugins.extractors.ocr import OcrOptions, OcrReport, check_pixels, recognise_pages
 
 log = logging.getLogger(__name__)
 _PDFIUM = threading.Lock()

@@ -4,10 +4,9 @@ Pillow, saved as PNG, JPEG, TIFF or an image-only PDF; and the character error r
 from __future__ import annotations
 
 import io
+import random
 import textwrap
 from pathlib import Path
-
-import random
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 

@@ -93,7 +93,8 @@ def test_corpus_pdf(name: str) -> None:
         assert isinstance(outcome, ExtractionError), "an image-only PDF has no text"
         assert outcome.code == errors.NO_TEXT
         assert "no text layer and OCR found no text" in str(outcome)
-        off = pytest.raises(ExtractionError, sniff_and_extract, data, name, SimpleNamespace(ocr="off"))
+        with pytest.raises(ExtractionError) as off:
+            sniff_and_extract(data, name, SimpleNamespace(ocr="off"))
         assert off.value.code == errors.NEEDS_OCR and "ocrmypdf" in str(off.value)
         return
     if entry is None:

@@ -23,7 +23,6 @@ from typing import Any
 import pypdfium2 as pdfium
 import pytesseract
 import pytest
-from PIL import Image
 
 from docgraph.core.settings import ExtractSettings, Settings
 from docgraph.plugins.extractors import errors, ocr, tesseract
@@ -197,7 +196,12 @@ def png_header(width: int, height: int) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 1024))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("side", [12_000, 40_000])  # past our limit; past twice Pillow's too
@@ -330,13 +334,20 @@ async def test_extract_stage_completes_with_ocr(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_docgraph_run_says_whether_ocr_is_available(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCGRAPH_") or k.startswith("DOCGRAPH_TEST_")}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("DOCGRAPH_") or k.startswith("DOCGRAPH_TEST_")
+    }
     (tmp_path / "empty").mkdir()
     cli = [sys.executable, "-m", "docgraph.core.cli", "run", str(tmp_path / "empty")]
     on = subprocess.run(cli, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert on.stderr.splitlines()[0].startswith("OCR available: Tesseract "), on.stderr
     off = subprocess.run(
-        cli, env={**env, "DOCGRAPH_EXTRACT__OCR": "off"}, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        cli,
+        env={**env, "DOCGRAPH_EXTRACT__OCR": "off"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert off.stderr.splitlines()[0].startswith("OCR is off (DOCGRAPH_EXTRACT__OCR=off"), off.stderr
 
