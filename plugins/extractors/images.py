@@ -28,6 +28,7 @@ from docgraph.plugins.hookspecs import hookimpl
 from docgraph.plugins.types import ExtractedDocument
 
 CONTENT_TYPES = ("image/png", "image/jpeg", "image/tiff")
+_ORIENTATION = 0x0112  # EXIF tag
 
 
 def _corrupt(mime: str, err: Exception) -> ExtractionError:
@@ -39,12 +40,19 @@ def _corrupt(mime: str, err: Exception) -> ExtractionError:
 
 
 def _frames(image: Any, count: int, options: OcrOptions) -> Iterator[tuple[int, Any]]:
-    """Each frame as a grayscale copy, its declared size checked before it is decoded."""
+    """Each frame as a grayscale copy, its declared size checked before it is decoded, turned
+    upright by its EXIF orientation (a photo of a page taken with the phone held sideways)."""
+    from PIL import ImageOps
+
     for index in range(count):
         image.seek(index)
         width, height = image.size
         check_pixels(width * height, options, f"page {index + 1}", f"{width:,} x {height:,}")
-        yield index + 1, image.convert("L")
+        frame = image.convert("L")
+        upright = ImageOps.exif_transpose(frame) if image.getexif().get(_ORIENTATION, 1) != 1 else frame
+        if upright is not frame:
+            frame.close()
+        yield index + 1, upright
 
 
 def extract_image(data: bytes, content_type: str, limits: Limits, options: OcrOptions) -> ExtractedDocument:

@@ -3,8 +3,11 @@
 pytesseract runs the ``tesseract`` program per image, so a page that takes too
 long is killed (``timeout``) instead of hanging a worker thread, and a crash in
 Tesseract cannot take the worker down.  Each run uses one thread
-(``OMP_THREAD_LIMIT=1`` unless set): extract's concurrency, not OpenMP, spreads
-pages over the cores, and OpenMP threads on a busy machine only slow it down.
+(``OMP_THREAD_LIMIT=1`` in Tesseract's environment unless the variable is set):
+extract's concurrency, not OpenMP, spreads pages over the cores, and OpenMP
+threads on a busy machine only slow it down.  Only the Tesseract processes get
+the variable: the worker's own OpenMP users (scikit-learn, the graph module)
+keep theirs.
 """
 
 from __future__ import annotations
@@ -12,11 +15,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-
-os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 INSTALL_HINT = "apt-get install tesseract-ocr tesseract-ocr-eng"
 
@@ -43,11 +45,36 @@ class PageText:
     words: int
 
 
+class _TesseractEnvironment(Mapping[str, str]):
+    """``os.environ`` as it is now, plus ``OMP_THREAD_LIMIT=1`` unless set: what pytesseract
+    hands the ``tesseract`` processes it starts (its module-level ``environ``)."""
+
+    def _current(self) -> dict[str, str]:
+        return {"OMP_THREAD_LIMIT": "1", **os.environ}
+
+    def __getitem__(self, key: str) -> str:
+        return self._current()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+
+@lru_cache(maxsize=1)
+def _pytesseract() -> Any:
+    import pytesseract
+
+    pytesseract.pytesseract.environ = _TesseractEnvironment()
+    return pytesseract
+
+
 @lru_cache(maxsize=8)
 def engine(languages: str) -> Engine:
     """Tesseract's version if it is installed with every language in ``languages`` (``eng+deu``)."""
     try:
-        import pytesseract
+        pytesseract = _pytesseract()
     except ImportError:
         return Engine(False, reason="the pytesseract package is not installed (pip install pytesseract)")
     if shutil.which(pytesseract.pytesseract.tesseract_cmd) is None:
@@ -90,7 +117,7 @@ def _join(data: dict[str, list[Any]]) -> PageText:
 
 def recognise(image: Any, languages: str, timeout: float) -> PageText:
     """OCR one PIL image; :class:`OcrTimeout` after ``timeout`` seconds."""
-    import pytesseract
+    pytesseract = _pytesseract()
 
     try:
         data = pytesseract.image_to_data(

@@ -18,14 +18,14 @@ import time
 import zlib
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import pypdfium2 as pdfium
 import pytesseract
 import pytest
+from PIL import Image
 
 from docgraph.core.settings import ExtractSettings, Settings
-from docgraph.plugins.extractors import errors, ocr, tesseract
+from docgraph.plugins.extractors import errors, ocr, pdf_ocr, tesseract
 from docgraph.plugins.extractors.errors import ExtractionError
 from docgraph.plugins.types import ExtractedDocument
 
@@ -104,6 +104,16 @@ def test_degraded_scan() -> None:
     assert rate < DEGRADED_CER_BOUND, doc.text
     raw = ocr_extract(data, SimpleNamespace(ocr_dpi=DPI, ocr_despeckle=False))
     report("degraded JPEG, no despeckle", cer(KNOWN_TEXT, raw.text), raw)
+
+
+def test_photo_of_a_page_is_turned_upright() -> None:
+    page = render(KNOWN_TEXT, DPI).rotate(90, expand=True)  # a phone held sideways
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to view
+    out = io.BytesIO()
+    page.save(out, "JPEG", exif=exif, dpi=(DPI, DPI))
+    doc = ocr_extract(out.getvalue())
+    assert cer(KNOWN_TEXT, doc.text) < CER_BOUND, doc.text
 
 
 def test_multipage_tiff_has_pages() -> None:
@@ -204,6 +214,7 @@ def png_header(width: int, height: int) -> bytes:
     )
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's, then ours
 @pytest.mark.parametrize("side", [12_000, 40_000])  # past our limit; past twice Pillow's too
 def test_decompression_bomb_image_is_refused(side: int) -> None:
     data = png_header(side, side)
@@ -224,14 +235,14 @@ def test_pixel_limit_applies_to_pdf_images() -> None:
 
 
 def test_huge_page_is_rendered_within_the_pixel_limit() -> None:
-    # a 1 x 1 inch image on a page: allowed, but the page is drawn at a lower resolution
-    data = encode([render("Tiny", 72).resize((72, 72))], "PDF", 72)
-    doc_or_err: Any
-    try:
-        doc_or_err = sniff_and_extract(data, settings=SimpleNamespace(ocr_dpi=1200, ocr_max_pixels=100_000))
-    except ExtractionError as err:
-        doc_or_err = err
-    assert not isinstance(doc_or_err, ExtractionError) or doc_or_err.code == errors.NO_TEXT
+    # a letter page at 1200 DPI would be 134.6 million pixels: drawn at a lower resolution instead
+    data = encode([render(KNOWN_TEXT, 72)], "PDF", 72)  # its image: 612 x 792 pixels, allowed
+    options = ocr.OcrOptions(dpi=1200, max_pixels=2_000_000)
+    image = pdf_ocr._render(data, 1, options)
+    assert image.width * image.height <= 2_000_000 and image.width > 1000
+    image.close()
+    doc = ocr_extract(data, SimpleNamespace(ocr_dpi=1200, ocr_max_pixels=2_000_000))
+    assert "CVE-2023-23397" in doc.text
 
 
 def test_page_timeout() -> None:
