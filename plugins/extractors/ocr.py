@@ -22,6 +22,9 @@ from docgraph.plugins.extractors.limits import Deadline, extract_setting
 from docgraph.plugins.extractors.tesseract import OcrTimeout, PageText
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS
+# A page read with less mean word confidence than this may be sideways or upside down:
+# Tesseract's orientation detection is asked, and a turned page read again.
+ROTATE_BELOW_CONFIDENCE = 60.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class OcrReport:
     pages: list[int] = field(default_factory=list)
     confidence: list[float | None] = field(default_factory=list)
     timed_out: list[int] = field(default_factory=list)
+    rotated: list[str] = field(default_factory=list)  # "page:degrees clockwise"
     failed: list[int] = field(default_factory=list)
     version: str = ""
 
@@ -103,6 +107,8 @@ class OcrReport:
         scored = [c for c in self.confidence if c is not None]
         if scored:
             out["ocr_mean_confidence"] = f"{sum(scored) / len(scored):.1f}"
+        if self.rotated:
+            out["ocr_rotated"] = ",".join(self.rotated)
         if self.timed_out:
             out["ocr_pages_timed_out"] = _numbers(self.timed_out)
         if self.failed:
@@ -143,7 +149,7 @@ def recognise_pages(
         try:
             if options.despeckle:
                 image = _despeckle(image)
-            page: PageText = tesseract.recognise(image, options.languages, timeout)
+            page, turn = _read(image, options.languages, time.monotonic() + timeout)
         except OcrTimeout as err:
             if timeout < options.page_timeout:
                 raise deadline.error(where) from err
@@ -156,4 +162,33 @@ def recognise_pages(
             image.close()
         report.pages.append(number)
         report.confidence.append(page.confidence)
+        if turn:
+            report.rotated.append(f"{number}:{turn}")
         yield number, page.text
+
+
+def _read(image: Any, languages: str, until: float) -> tuple[PageText, int]:
+    """Tesseract on one page by ``until``; a page read with low confidence is checked for
+    orientation and, if turned, read again (the better reading wins). Returns it and the turn."""
+
+    def left() -> float:
+        remaining = until - time.monotonic()
+        if remaining <= 0:
+            raise OcrTimeout("no time left for this page")
+        return remaining
+
+    page = tesseract.recognise(image, languages, left())
+    if not page.words or (page.confidence or 0) >= ROTATE_BELOW_CONFIDENCE:
+        return page, 0
+    try:
+        turn = tesseract.rotation(image, left())
+        if not turn:
+            return page, 0
+        turned = image.rotate(-turn, expand=True)  # PIL turns counter-clockwise
+        try:
+            again = tesseract.recognise(turned, languages, left())
+        finally:
+            turned.close()
+    except OcrTimeout:
+        return page, 0  # the first reading stands
+    return (again, turn) if (again.confidence or 0) > (page.confidence or 0) else (page, 0)

@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 INSTALL_HINT = "apt-get install tesseract-ocr tesseract-ocr-eng"
+ORIENTATION_SURE = 2.0  # Tesseract's orientation confidence above which a page is turned
 
 
 class OcrTimeout(Exception):
@@ -113,6 +114,22 @@ def _join(data: dict[str, list[Any]]) -> PageText:
         last = key
     mean = round(sum(confidences) / len(confidences), 1) if confidences else None
     return PageText("".join(out), mean, len(confidences))
+
+
+def rotation(image: Any, timeout: float) -> int:
+    """Degrees (90, 180, 270) to turn ``image`` clockwise so its text stands upright, from
+    Tesseract's orientation detection; 0 when it is upright or Tesseract cannot tell."""
+    pytesseract = _pytesseract()
+    try:
+        osd = pytesseract.image_to_osd(
+            image, config="--psm 0", timeout=timeout, output_type=pytesseract.Output.DICT
+        )
+    except RuntimeError as err:
+        if "timeout" in str(err).lower():
+            raise OcrTimeout(str(err)) from err
+        return 0  # too few characters, or no osd data: leave the page as it is
+    turn = int(osd.get("rotate", 0))
+    return turn if turn in (90, 180, 270) and float(osd.get("orientation_conf", 0)) >= ORIENTATION_SURE else 0
 
 
 def recognise(image: Any, languages: str, timeout: float) -> PageText:

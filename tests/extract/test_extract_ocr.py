@@ -116,6 +116,16 @@ def test_photo_of_a_page_is_turned_upright() -> None:
     assert cer(KNOWN_TEXT, doc.text) < CER_BOUND, doc.text
 
 
+@pytest.mark.parametrize("turn", [90, 180])
+def test_sideways_scan_is_turned(turn: int) -> None:
+    data = encode([render(KNOWN_TEXT, DPI).rotate(turn, expand=True)], "PNG", DPI)  # no EXIF to go by
+    doc = ocr_extract(data)
+    assert doc.metadata["ocr_rotated"] == f"1:{turn}"  # PIL turned it counter-clockwise
+    rate = cer(KNOWN_TEXT, doc.text)
+    report(f"turned {turn} degrees", rate, doc)
+    assert rate < CER_BOUND, doc.text
+
+
 def test_multipage_tiff_has_pages() -> None:
     data = encode([render(KNOWN_TEXT, DPI), render(SECOND_PAGE, DPI)], "TIFF", DPI)
     doc = ocr_extract(data)
