@@ -67,7 +67,8 @@ def extract_image(data: bytes, content_type: str, limits: Limits, options: OcrOp
         raise ExtractionError(
             DECOMPRESSION_BOMB,
             f"The image is too large to decode safely ({err}); it looks like a decompression "
-            "bomb and was not read (DOCGRAPH_EXTRACT__OCR_MAX_PIXELS).",
+            "bomb and was not read. If it is a genuine scan, reduce its resolution "
+            "(this is Pillow's own limit, above DOCGRAPH_EXTRACT__OCR_MAX_PIXELS).",
         ) from err
     except (OSError, ValueError, SyntaxError) as err:  # Pillow's UnidentifiedImageError is an OSError
         raise _corrupt(mime, err) from err
