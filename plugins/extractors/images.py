@@ -22,7 +22,13 @@ from docgraph.plugins.extractors.errors import (
     ExtractionError,
 )
 from docgraph.plugins.extractors.limits import Limits
-from docgraph.plugins.extractors.ocr import OcrOptions, OcrReport, check_pixels, recognise_pages
+from docgraph.plugins.extractors.ocr import (
+    OcrOptions,
+    OcrReport,
+    check_pixels,
+    nothing_found,
+    recognise_pages,
+)
 from docgraph.plugins.extractors.text import base_type
 from docgraph.plugins.hookspecs import hookimpl
 from docgraph.plugins.types import ExtractedDocument
@@ -88,7 +94,6 @@ def extract_image(data: bytes, content_type: str, limits: Limits, options: OcrOp
             raise
         except (OSError, ValueError, SyntaxError, EOFError) as err:
             raise _corrupt(mime, err) from err
-    pages = "its only page" if count == 1 else f"any of its {count} pages"
     return build_document(
         texts,
         mime,
@@ -96,9 +101,7 @@ def extract_image(data: bytes, content_type: str, limits: Limits, options: OcrOp
         paged=True,
         metadata=report.metadata(),
         empty_code=NO_TEXT,
-        empty_message=f"OCR found no text in the image ({mime}) on {pages}: it holds only "
-        "pictures, or the text is too small or faint to read. Submit a sharper scan "
-        "(300 DPI is best), or the original document.",
+        empty_message=nothing_found(f"In the image ({mime})", count, report),
     )
 
 

@@ -76,6 +76,18 @@ def needs_ocr_error(what: str, reason: str) -> ExtractionError:
     )
 
 
+def nothing_found(what: str, pages: int, report: OcrReport) -> str:
+    """The reason for refusing a document in which OCR read no text (``what``: "The PDF has …")."""
+    where = "its only page" if pages == 1 else f"any of its {pages} pages"
+    late = ""
+    if report.timed_out:
+        late = f" (OCR timed out on pages {_numbers(report.timed_out)}; raise DOCGRAPH_EXTRACT__OCR_PAGE_TIMEOUT)"
+    return (
+        f"{what} OCR found no text on {where}{late}: it holds only pictures, or the text is "
+        "too small or faint to read. Submit a sharper scan (300 DPI is best) or the original document."
+    )
+
+
 def check_pixels(pixels: int, options: OcrOptions, where: str, size: str = "") -> None:
     """Refuse a bitmap over the pixel limit before it is decoded (``size``: "W x H" for the message)."""
     if pixels > options.max_pixels:

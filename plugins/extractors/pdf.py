@@ -49,7 +49,7 @@ from docgraph.plugins.extractors.errors import (
     ExtractionError,
 )
 from docgraph.plugins.extractors.limits import Deadline, Limits
-from docgraph.plugins.extractors.ocr import OcrOptions, OcrReport, needs_ocr_error
+from docgraph.plugins.extractors.ocr import OcrOptions, OcrReport, needs_ocr_error, nothing_found
 from docgraph.plugins.extractors.text import base_type
 from docgraph.plugins.hookspecs import hookimpl
 from docgraph.plugins.types import ExtractedDocument
@@ -86,17 +86,6 @@ def _encrypted() -> ExtractionError:
 def _no_text_layer(pages: int) -> str:
     what = "its only page has no text" if pages == 1 else f"none of its {pages} pages has text"
     return f"The PDF has no text layer ({what})"
-
-
-def _ocr_found_nothing(pages: int, report: OcrReport) -> str:
-    what = "its only page" if pages == 1 else f"any of its {pages} pages"
-    late = f" (OCR timed out on pages {report.metadata()['ocr_pages_timed_out']})" if report.timed_out else ""
-    return (
-        f"The PDF has no text layer and OCR found no text on {what}{late}: it holds only "
-        "pictures, or the text is too small or faint to read. Submit a sharper scan "
-        "(300 DPI is best) or the original document; for slow pages raise "
-        "DOCGRAPH_EXTRACT__OCR_PAGE_TIMEOUT."
-    )
 
 
 def _bomb(limits: Limits, size: int, compressed: int) -> ExtractionError:
@@ -311,7 +300,7 @@ def extract_pdf(
         metadata=metadata,
         empty_message=str(needs_ocr_error(_no_text_layer(page_count), ocr_unavailable))
         if ocr_unavailable
-        else _ocr_found_nothing(page_count, report),
+        else nothing_found("The PDF has no text layer and", page_count, report),
         empty_code=NEEDS_OCR if ocr_unavailable else NO_TEXT,
     )
 

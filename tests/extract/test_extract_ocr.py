@@ -258,7 +258,8 @@ def test_huge_page_is_rendered_within_the_pixel_limit() -> None:
 def test_page_timeout() -> None:
     data = encode([render(KNOWN_TEXT, DPI)], "PNG", DPI)
     err = refused(data, SimpleNamespace(ocr_dpi=DPI, ocr_page_timeout=0.01))
-    assert err.code == errors.NO_TEXT
+    assert err.code == errors.NO_TEXT and "In the image (image/png) OCR found no text" in str(err)
+    assert "OCR timed out on pages 1; raise DOCGRAPH_EXTRACT__OCR_PAGE_TIMEOUT" in str(err)
     pdf = encode([render(KNOWN_TEXT, DPI)], "PDF", DPI)
     err = refused(pdf, SimpleNamespace(ocr_dpi=DPI, ocr_page_timeout=0.01))
     assert "OCR timed out on pages 1" in str(err) and "DOCGRAPH_EXTRACT__OCR_PAGE_TIMEOUT" in str(err)
