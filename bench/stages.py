@@ -46,6 +46,7 @@ import json
 import os
 import platform
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -536,6 +537,21 @@ def bench_ner(args: argparse.Namespace, files: list[Path]) -> tuple[list[list[st
 # ------------------------------------------------------------------------ e2e
 
 
+def tracing_env(endpoint: str) -> dict[str, str]:
+    """Every job traced: OTLP/HTTP, batch span processor, 100% parent-based sampling."""
+    if not endpoint:
+        raise SystemExit(
+            "--otlp-endpoint is empty: start Jaeger (deploy/local/services.sh up jaeger) or pass one"
+        )
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_SERVICE_NAME": "docgraph-bench-stages",
+        "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+        "OTEL_METRICS_EXPORTER": "none",
+    }
+
+
 def run_cli(
     args: argparse.Namespace, workdir: Path, folder: Path, name: str, extra_env: dict[str, str]
 ) -> tuple[float, dict]:
@@ -556,12 +572,18 @@ def run_cli(
         f"e2e {name}: docgraph run --json --data-dir {data_dir.name} {folder.name} {extra_env or ''} (load {loadavg()})"
     )
     t = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, env=env, cwd=workdir, capture_output=True, text=True, timeout=args.e2e_timeout)
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = proc.stdout.find("{")
     if start < 0:
         raise RuntimeError(f"e2e {name}: no JSON summary (exit {proc.returncode}): {proc.stderr[-2000:]}")
-    return wall, json.loads(proc.stdout[start:])
+    summary = json.loads(proc.stdout[start:])
+    # CPU of `docgraph run` and every process it waited for (its workers, Redis):
+    # far steadier than wall time on a shared machine
+    summary["cpu_seconds"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, summary
 
 
 def bench_e2e(args: argparse.Namespace, workdir: Path, folder: Path) -> tuple[list[list[str]], list[str]]:
@@ -570,13 +592,18 @@ def bench_e2e(args: argparse.Namespace, workdir: Path, folder: Path) -> tuple[li
     configs = [("default", {}), ("1 process", {"DOCGRAPH_RUN_PROCESSES": "1"})]
     if args.e2e_serial:
         configs.append(("concurrency=1", {"DOCGRAPH_CONCURRENCY": "1", "DOCGRAPH_RUN_PROCESSES": "1"}))
+    if args.e2e_traced:
+        configs.insert(1, ("traced 100%", tracing_env(args.otlp_endpoint)))
     one = workdir / "one-doc"
     one.mkdir(exist_ok=True)
     (one / "note.txt").write_text("Siemens S7 devices speaking Modbus are affected by CVE-2024-12345.")
     fixed, _ = run_cli(args, workdir, one, "fixed", {})  # interpreter, imports, model, Redis, 1 tiny job
     results = {}
-    for name, extra in configs:
-        runs = [run_cli(args, workdir, folder, f"{name}-{r}", extra) for r in range(args.e2e_repeat)]
+    by_config: dict[str, list[tuple[float, dict]]] = {name: [] for name, _ in configs}
+    for r in range(args.e2e_repeat):  # interleaved, so drifting load hits every config alike
+        for name, extra in configs:
+            by_config[name].append(run_cli(args, workdir, folder, f"{name}-{r}", extra))
+    for name, runs in by_config.items():
         results[name] = sorted(runs, key=lambda x: x[1]["seconds"])[len(runs) // 2]
         results[name] += (runs,)
     names = list(results)
@@ -600,6 +627,7 @@ def bench_e2e(args: argparse.Namespace, workdir: Path, folder: Path) -> tuple[li
         ("submit->done s (summary)", lambda w, s: fmt(s["seconds"], 1)),
         ("documents/s (summary)", lambda w, s: fmt(s["jobs"] / s["seconds"], 2)),
         ("process wall s", lambda w, s: fmt(w, 1)),
+        ("CPU s (all processes)", lambda w, s: fmt(s["cpu_seconds"], 1)),
         ("documents/s (wall)", lambda w, s: fmt(s["jobs"] / w, 2)),
         ("wall - fixed cost s", lambda w, s: fmt(w - fixed, 1)),
         ("documents/s (wall - fixed)", lambda w, s: fmt(s["jobs"] / (w - fixed), 2)),
@@ -634,6 +662,18 @@ def bench_e2e(args: argparse.Namespace, workdir: Path, folder: Path) -> tuple[li
             notes.append(
                 f"e2e {n} failures (expected: 5 image-only PDFs, 1 encrypted, empty.txt, random.bin): {fails}"
             )
+    if "traced 100%" in results:
+        cpu = {
+            n: statistics.median(r[1]["cpu_seconds"] for r in results[n][2])
+            for n in ("default", "traced 100%")
+        }
+        base, traced = (results[n][0] for n in ("default", "traced 100%"))
+        notes.append(
+            f"tracing cost on the real pipeline at 100% sampling (OTLP/HTTP to {args.otlp_endpoint}; the "
+            f"backend's own CPU is not counted): CPU {cpu['traced 100%']:.1f}s vs {cpu['default']:.1f}s "
+            f"untraced = {(cpu['traced 100%'] / cpu['default'] - 1):+.1%} (target <= +5%); process wall "
+            f"{traced:.1f}s vs {base:.1f}s = {(traced / base - 1):+.1%} (wall is at the mercy of the load)"
+        )
     notes.append(
         f"e2e fixed cost: `docgraph run` on one tiny text file took {fixed:.1f}s wall (interpreter, imports, "
         f"model load, Redis start/stop); the worker starts before the files are submitted, so the summary's "
@@ -678,6 +718,18 @@ def main() -> None:
         help="skip the extra DOCGRAPH_CONCURRENCY=1 run (uncontended per-stage cost)",
     )
     p.add_argument("--e2e-timeout", type=float, default=1800)
+    p.add_argument(
+        "--no-e2e-traced",
+        dest="e2e_traced",
+        action="store_false",
+        help="skip the run with every job traced (100%% sampling, OTLP to --otlp-endpoint)",
+    )
+    p.add_argument(
+        "--otlp-endpoint",
+        default=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or os.environ.get("DOCGRAPH_TEST_OTLP_ENDPOINT", ""),
+        help="OTLP/HTTP endpoint of a running collector or Jaeger (deploy/local/services.sh up jaeger)",
+    )
     args = p.parse_args()
     only = set(args.only.split(","))
     started = time.time()

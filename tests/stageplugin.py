@@ -7,6 +7,8 @@
   fail:        {"ner": 2}           raise on the first N calls (transient; counted in
                                     the effects hash, so a replay can succeed)
   permanent:   {"extract": "why"}   raise PermanentError
+  hold_first_ms: {"extract": 60000} sleep on the first call only (a worker that dies
+                                    holding it; whoever reclaims it runs at once)
   crash:       {"classify": true}   kill the worker process (exit 137)
   skip:        {"extract": ["ner"]} route around a successor
 Every successful run records an effect in the Redis hash named by
@@ -54,6 +56,11 @@ def make_stage(name: str):
             calls = await asyncio.to_thread(client.hincrby, key, f"{ctx.job_id}:{name}:calls", 1)
             if calls <= fail:
                 raise RuntimeError(f"injected transient failure of {name}, call {calls}")
+        hold = meta.get("hold_first_ms", {}).get(name)
+        if hold:
+            calls = await asyncio.to_thread(client.hincrby, key, f"{ctx.job_id}:{name}:held", 1)
+            if calls == 1:
+                await asyncio.sleep(hold / 1000)
         block = meta.get("block_ms", {}).get(name)
         if block:
             time.sleep(block / 1000)  # noqa: ASYNC251 - deliberately on the event loop

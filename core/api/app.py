@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
 from docgraph.core import telemetry
-from docgraph.core.api import dlq, jobs, webhook
+from docgraph.core.api import dlq, jobs, stages, webhook
 from docgraph.core.api.deps import Api, ApiState
 from docgraph.core.api.models import API_REDIS_CONNECTIONS
 from docgraph.core.api.problems import BodyLimit, Problem, document_problems, install_problem_handlers
@@ -124,7 +124,7 @@ def create_app(settings: Settings) -> FastAPI:
         snap = await snapshot(api.jobs, active=0, failures=0)
         return PlainTextResponse(prometheus_text(snap), media_type="text/plain; version=0.0.4")
 
-    for routes in (jobs, webhook, dlq):
+    for routes in (jobs, webhook, dlq, stages):
         app.include_router(routes.router)
     return app
 

@@ -160,7 +160,7 @@ def _stop_helper_workers(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 async def _run(settings: Settings, files: list[Path], as_json: bool) -> list[JobStatus]:
-    from docgraph.core.runtime.broker import connect_broker
+    from docgraph.core.runtime.connection import connect
     from docgraph.core.runtime.services import build_services
     from docgraph.core.runtime.worker import Worker
     from docgraph.core.store import copy_local
@@ -168,7 +168,7 @@ async def _run(settings: Settings, files: list[Path], as_json: bool) -> list[Job
 
     loaded = load_plugins(settings)  # the same effective settings, this process's plugins
     settings = loaded.settings
-    broker, client = await connect_broker(settings)
+    client = connect(settings.redis_url)
     store = JobStore(client, settings)
     services = build_services(settings, loaded.manager)
     worker = Worker(settings, loaded.specs(), client, services=services)
@@ -186,7 +186,7 @@ async def _run(settings: Settings, files: list[Path], as_json: bool) -> list[Job
     counts = await asyncio.to_thread(services.graph.counts) if services.graph is not None else {}
     worker.stop()
     await worker_task
-    await broker.stop()
+    await client.aclose()
     print_summary(jobs, store.topology.stages, elapsed, as_json, graph=counts)
     return jobs
 

@@ -76,7 +76,6 @@ def worker(
         err.print(f"[yellow]warning:[/yellow] {describe_unused(loaded)}")
 
     async def main() -> None:
-        from docgraph.core.runtime.broker import connect_broker
         from docgraph.core.runtime.connection import connect, wait_until_up
 
         stopping = asyncio.Event()  # SIGTERM before the worker runs: stop waiting, exit 0
@@ -90,13 +89,15 @@ def worker(
         finally:
             await probe.aclose()
         built = services if services is not None else build_services(settings, loaded.manager)
-        broker, client = await connect_broker(settings)
+        client = connect(settings.redis_url)
         w = Worker(settings, specs, client, services=built)
         w.install_signal_handlers()
         if stopping.is_set():
             w.stop()
-        await w.run()
-        await broker.stop()
+        try:
+            await w.run()
+        finally:
+            await client.aclose()
 
     try:
         asyncio.run(main())

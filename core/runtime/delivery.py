@@ -20,6 +20,7 @@ class Delivery:
     deliveries: int = 1
     received: float = 0.0
     span: telemetry.JobSpan | None = None  # while its stage runs
+    suspect: bool = False  # reclaimed after dying more than once: may be what kills workers
 
     @property
     def traceparent(self) -> str:

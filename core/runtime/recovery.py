@@ -191,7 +191,7 @@ async def keep_claims(runner: StageRunner) -> None:
         )
 
 
-RECLAIM_SCAN = 32  # pending entries looked at per stream and tick
+RECLAIM_SCAN = 32  # pending entries looked at per stream and tick, at least
 
 
 class Suspects:
@@ -206,88 +206,114 @@ class Suspects:
         self.lock = asyncio.Lock()
 
     def running(self) -> bool:
-        return any(d.deliveries > 1 for r in self.runners for d in r.inflight.values())
+        return any(d.suspect for r in self.runners for d in r.inflight.values())
 
 
-async def reclaim(runner: StageRunner) -> None:
+async def reclaim(runner: StageRunner) -> bool:
+    """Reclaim what the runner has room for; True when it ran out of room (more may wait)."""
     async with runner.suspects.lock:
-        await _reclaim(runner)
+        return await _reclaim(runner)
 
 
-async def _reclaim(runner: StageRunner) -> None:
+async def _reclaim(runner: StageRunner) -> bool:
     """Take over entries whose consumer died (idle past the visibility timeout
     *and* lease expired); dead-letter those delivered ``max_deliveries`` times
     already (their worker keeps dying).
 
-    A reclaimed entry is a suspect: it may be what killed its worker.  At
-    most one suspect runs per process at a time, across its stages
-    (:class:`Suspects`), so a poison message cannot take innocent entries down
-    with it often enough to reach their cap.
+    An entry whose worker died once is taken back in bulk with the others that
+    worker held (a crashed worker with 128 entries has them all running again
+    within one tick).  An entry that has died twice or more is a suspect: it may
+    be what kills workers.  At most one suspect runs per process at a time,
+    across its stages (:class:`Suspects`), so a poison message cannot take
+    innocent entries down with it often enough to reach their cap.  With a cap
+    of 2 or less there is no room for a second death, so every reclaimed entry
+    is a suspect.
     """
-    if runner.suspects.running():
-        return
-    if len(runner.inflight) >= runner.concurrency:
-        return
+    free = runner.concurrency - len(runner.inflight)
+    suspect_slot = not runner.suspects.running()
     for part in runner.keys.all():
         for lane in LANES:
+            if free <= 0:
+                return True
             stream = part.stream(runner.stage, lane)
             pending = await runner.client.xpending_range(
-                stream, runner.group, min="-", max="+", count=RECLAIM_SCAN, idle=runner.visibility_ms
-            )
-            suspect = await _first_of_dead_consumer(runner, pending)
-            if suspect is None:
-                continue
-            entry_id = suspect["message_id"]
-            delivered = int(suspect["times_delivered"])
-            claimed: Any = await runner.client.xclaim(
                 stream,
                 runner.group,
-                runner.consumer,
-                min_idle_time=runner.visibility_ms,
-                message_ids=[entry_id],
+                min="-",
+                max="+",
+                count=max(RECLAIM_SCAN, free),
+                idle=runner.visibility_ms,
             )
-            if not claimed:
-                continue  # another consumer was faster
-            entry_id, fields = claimed[0]
-            d = Delivery(stream, entry_id.decode(), fields or {}, part, lane, delivered + 1, time.monotonic())
-            runner.counts["reclaimed"] += 1
-            owner = suspect["consumer"].decode()
-            log.warning(
-                "reclaimed %s of %s from %s (delivered %d times): %s",
-                d.entry_id,
-                stream,
-                owner,
-                delivered,
-                "no longer worked on here" if owner == runner.consumer else "its worker's lease expired",
-            )
-            if not fields:  # deleted while pending: nothing to run
-                await runner.batcher.run(calls.Drop(source=stream, group=runner.group, entry=d.entry_id))
-                continue
-            if delivered >= runner.max_deliveries:
-                task = asyncio.create_task(dead_letter_capped(runner, d))
-                runner.inflight[task] = d
-                task.add_done_callback(runner.done)
-                continue
-            runner.spawn(d)
-            return
+            chosen = []
+            for p in await _of_dead_consumers(runner, pending):
+                delivered = int(p["times_delivered"])
+                if delivered >= runner.max_deliveries or (delivered == 1 and runner.max_deliveries > 2):
+                    chosen.append(p)  # over the cap (dead-lettered), or died once: innocent so far
+                elif suspect_slot:
+                    chosen.append(p)
+                    suspect_slot = False
+                if len(chosen) >= free:
+                    break
+            if chosen:
+                free -= await _claim(runner, stream, part, lane, chosen)
+    return False
 
 
-async def _first_of_dead_consumer(runner: StageRunner, pending: list[Any]) -> Any:
-    """The first pending entry whose consumer holds no lease (its process is gone),
-    or one of this runner's own that it no longer works on (its hand-off was lost
-    while Redis was down, say): an orphan, whoever's lease is alive."""
+async def _claim(runner: StageRunner, stream: str, part: Any, lane: Any, chosen: list[Any]) -> int:
+    """Claim ``chosen`` pending entries and start them; returns how many now run here."""
+    delivered = {p["message_id"].decode(): int(p["times_delivered"]) for p in chosen}
+    owners = {p["message_id"].decode(): p["consumer"].decode() for p in chosen}
+    claimed: Any = await runner.client.xclaim(
+        stream, runner.group, runner.consumer, min_idle_time=runner.visibility_ms, message_ids=list(delivered)
+    )
+    started = 0
+    for raw_id, fields in claimed:  # what another consumer took first is not here
+        entry_id = raw_id.decode()
+        times = delivered[entry_id]
+        d = Delivery(stream, entry_id, fields or {}, part, lane, times + 1, time.monotonic())
+        d.suspect = times >= 2 or runner.max_deliveries <= 2
+        runner.counts["reclaimed"] += 1
+        owner = owners[entry_id]
+        log.warning(
+            "reclaimed %s of %s from %s (delivered %d times%s): %s",
+            entry_id,
+            stream,
+            owner,
+            times,
+            ", a suspect: runs alone" if d.suspect and times < runner.max_deliveries else "",
+            "no longer worked on here" if owner == runner.consumer else "its worker's lease expired",
+        )
+        if not fields:  # deleted while pending: nothing to run
+            await runner.batcher.run(calls.Drop(source=stream, group=runner.group, entry=entry_id))
+            continue
+        started += 1
+        if times >= runner.max_deliveries:
+            task = asyncio.create_task(dead_letter_capped(runner, d))
+            runner.inflight[task] = d
+            task.add_done_callback(runner.done)
+            continue
+        runner.spawn(d)
+    return started
+
+
+async def _of_dead_consumers(runner: StageRunner, pending: list[Any]) -> list[Any]:
+    """The pending entries whose consumer holds no lease (its process is gone), and
+    this runner's own that it no longer works on (its hand-off was lost while Redis
+    was down, say): orphans, whoever's lease is alive.  In pending order."""
     working = {d.entry_id for d in runner.inflight.values()}
-    for p in pending:
-        if p["consumer"].decode() == runner.consumer and p["message_id"].decode() not in working:
-            return p
     consumers = sorted({p["consumer"].decode() for p in pending} - {runner.consumer})
-    if not consumers:
-        return None
-    pipe = runner.client.pipeline(transaction=False)  # one round trip for every owner's lease
-    for c in consumers:
-        pipe.exists(runner.keys.lease(c))
-    dead = {c for c, live in zip(consumers, await pipe.execute(), strict=True) if not live}
-    return next((p for p in pending if p["consumer"].decode() in dead), None)
+    dead: set[str] = set()
+    if consumers:
+        pipe = runner.client.pipeline(transaction=False)  # one round trip for every owner's lease
+        for c in consumers:
+            pipe.exists(runner.keys.lease(c))
+        dead = {c for c, live in zip(consumers, await pipe.execute(), strict=True) if not live}
+    return [
+        p
+        for p in pending
+        if p["consumer"].decode() in dead
+        or (p["consumer"].decode() == runner.consumer and p["message_id"].decode() not in working)
+    ]
 
 
 async def dead_letter_capped(runner: StageRunner, d: Delivery) -> None:

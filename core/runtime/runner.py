@@ -10,6 +10,7 @@ shutdown.  The stage function only computes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import json
@@ -96,6 +97,7 @@ class StageRunner:
         self.stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._upkeep_wake = asyncio.Event()
+        self._orphans_waiting = False  # the last reclaim ran out of room: wake it when a slot frees
         self._progress: dict[str, tuple[float, str]] = {}
         # a sync stage never runs on the event loop: a slow one would stall reads,
         # hand-offs and the lease, and its entry could be reclaimed and run twice
@@ -110,6 +112,7 @@ class StageRunner:
         self._stages_json = calls.encode(self.topology.stages)
         self._completed_age_ms = int(settings.completed_max_age * 1000)
         self.counts = {"completed": 0, "retried": 0, "dead": 0, "failed": 0, "reclaimed": 0}
+        self.paused = False  # every partition of this stage is paused (docgraph stage pause)
         self.suspects = Suspects()  # a Worker shares one among its runners
         self.suspects.runners.append(self)
 
@@ -223,8 +226,8 @@ class StageRunner:
     def done(self, task: asyncio.Task[None]) -> None:
         d = self.inflight.pop(task, None)
         self._slot_freed.set()
-        if d is not None and d.deliveries > 1:
-            self._upkeep_wake.set()  # the next suspect may run now
+        if d is not None and (d.suspect or self._orphans_waiting):
+            self._upkeep_wake.set()  # the next suspect, or more orphans, may run now
         if not task.cancelled() and task.exception() is not None:
             log.error("job handling crashed", exc_info=task.exception())
 
@@ -232,21 +235,35 @@ class StageRunner:
         """Up to ``count`` entries, higher lanes first; blocks briefly when idle."""
         now = time.monotonic()
         got: list[Delivery] = []
+        paused = 0
         for part in self.keys.all():
             need = count - len(got)
             if need <= 0:
                 return got
             flat = await self.scripts.run(
                 calls.Read(
-                    streams=self._lanes[part.partition], group=self.group, consumer=self.consumer, count=need
+                    paused=part.paused,
+                    streams=self._lanes[part.partition],
+                    group=self.group,
+                    consumer=self.consumer,
+                    count=need,
+                    stage=self.stage,
                 )
             )
+            if flat == b"paused":
+                paused += 1
+                continue
             resp = [
                 (flat[i], [(e[0], dict(zip(e[1][::2], e[1][1::2], strict=True))) for e in flat[i + 1]])
                 for i in range(0, len(flat), 2)
             ]
             got += self._deliveries(resp, part, now)
+        self.paused = paused == len(self.keys.all())
         if got or self.stopping.is_set():
+            return got
+        if self.paused:  # `docgraph stage resume` takes effect within one poll
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self.settings.poll_interval)
             return got
         block_ms = max(1, int(self.settings.poll_interval * 1000) // self.settings.partitions)
         per_stream = max(1, count // len(LANES))
@@ -303,7 +320,8 @@ class StageRunner:
         # The start record and the stage run overlap: the hand-off that follows
         # is queued behind ``start`` on the same ordered pipeline, so Redis
         # always applies them in order, and a stage that finishes first does not
-        # wait a round trip.  A job found cancelled/deleted stops its stage.
+        # wait a round trip (``defer``: one that returns at once sends both in
+        # one).  A job found cancelled/deleted stops its stage.
         start = asyncio.ensure_future(
             self.batcher.run(
                 calls.Start(
@@ -317,7 +335,8 @@ class StageRunner:
                     traceparent=d.out_traceparent,
                     adopt=self.is_root and env.attempt == 1,
                     stages=self._stages_json,
-                )
+                ),
+                defer=True,
             )
         )
         work = asyncio.ensure_future(self._invoke(env, job_key))
@@ -355,7 +374,7 @@ class StageRunner:
             if not start.done():
                 await asyncio.wait({start})
             if not start.cancelled() and start.exception() is not None:
-                log.warning("recording the start of %s failed: %s", env.job_id, start.exception())
+                log.warning("recording the start of %s failed: %s", env.label, start.exception())
 
     async def _invoke(self, env: Envelope, job_key: str) -> StageResult:
         loop = asyncio.get_running_loop()
@@ -444,8 +463,8 @@ class StageRunner:
             }
         )
         log.info(
-            "job %s stage %s attempt %d failed (%s); retry in %.2fs",
-            env.job_id,
+            "%s: stage %s attempt %d failed (%s); retry in %.2fs",
+            env.label,
             self.stage,
             env.attempt,
             exc,
@@ -509,7 +528,7 @@ class StageRunner:
             self.consumer,
         ]
         job_id = env.job_id if env else ""
-        log.warning("dead-lettering %s from %s: %s", job_id or d.entry_id, self.stage, exc)
+        log.warning("dead-lettering %s from %s: %s", env.label if env else d.entry_id, self.stage, exc)
         await self.batcher.run(
             calls.Dead(
                 job=d.part.job(job_id or "-"),
@@ -554,7 +573,7 @@ class StageRunner:
                 await self._flush_progress()
                 await keep_claims(self)
                 if not self.stopping.is_set():
-                    await reclaim(self)
+                    self._orphans_waiting = await reclaim(self)
             except REDIS_DOWN as exc:
                 log.warning("upkeep: redis unavailable (%s)", exc)
             except Exception:

@@ -29,6 +29,7 @@ from typing import Any
 import docx
 from docx.opc.exceptions import PackageNotFoundError
 
+from docgraph.plugins.extractors import formats
 from docgraph.plugins.extractors.chunking import build_document
 from docgraph.plugins.extractors.errors import (
     CORRUPT,
@@ -41,7 +42,7 @@ from docgraph.plugins.extractors.text import base_type
 from docgraph.plugins.hookspecs import hookimpl
 from docgraph.plugins.types import ExtractedDocument
 
-CONTENT_TYPES = ("application/vnd.openxmlformats-officedocument.wordprocessingml.document",)
+CONTENT_TYPES = formats.DOCX
 MAIN_PART = "word/document.xml"
 MAX_MEMBERS = 10_000
 

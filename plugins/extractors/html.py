@@ -22,6 +22,7 @@ from typing import Any
 
 from lxml import etree
 
+from docgraph.plugins.extractors import formats
 from docgraph.plugins.extractors.chunking import build_document
 from docgraph.plugins.extractors.errors import CORRUPT, ExtractionError
 from docgraph.plugins.extractors.limits import Limits
@@ -29,7 +30,7 @@ from docgraph.plugins.extractors.text import base_type, bom_encoding, charset_pa
 from docgraph.plugins.hookspecs import hookimpl
 from docgraph.plugins.types import ExtractedDocument
 
-CONTENT_TYPES = ("text/html", "application/xhtml+xml")
+CONTENT_TYPES = formats.HTML
 
 SKIP = frozenset(
     {

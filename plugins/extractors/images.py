@@ -13,6 +13,7 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
+from docgraph.plugins.extractors import formats
 from docgraph.plugins.extractors.chunking import build_document
 from docgraph.plugins.extractors.errors import (
     CORRUPT,
@@ -33,7 +34,7 @@ from docgraph.plugins.extractors.text import base_type
 from docgraph.plugins.hookspecs import hookimpl
 from docgraph.plugins.types import ExtractedDocument
 
-CONTENT_TYPES = ("image/png", "image/jpeg", "image/tiff")
+CONTENT_TYPES = formats.IMAGES
 _ORIENTATION = 0x0112  # EXIF tag
 
 

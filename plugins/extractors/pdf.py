@@ -36,7 +36,7 @@ import pypdf
 from pypdf.errors import DependencyError, LimitReachedError, PyPdfError
 from pypdf.generic import ArrayObject, StreamObject
 
-from docgraph.plugins.extractors import pdf_ocr
+from docgraph.plugins.extractors import formats, pdf_ocr
 from docgraph.plugins.extractors.chunking import build_document
 from docgraph.plugins.extractors.errors import (
     CORRUPT,
@@ -54,7 +54,7 @@ from docgraph.plugins.extractors.text import base_type
 from docgraph.plugins.hookspecs import hookimpl
 from docgraph.plugins.types import ExtractedDocument
 
-CONTENT_TYPES = ("application/pdf",)
+CONTENT_TYPES = formats.PDF
 PYPDF_DEFAULT_STREAM_LIMIT = 75_000_000
 
 log = logging.getLogger(__name__)

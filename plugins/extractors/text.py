@@ -23,8 +23,6 @@ import codecs
 import re
 from typing import Any
 
-import charset_normalizer
-
 from docgraph.plugins.extractors.chunking import build_document
 from docgraph.plugins.extractors.errors import NOT_TEXT, ExtractionError
 from docgraph.plugins.extractors.limits import Limits
@@ -143,6 +141,8 @@ def detect_encoding(data: bytes, *, partial: bool = False) -> str | None:
     text = _decode(data, "cp1252", partial)
     if text is not None and plausible_text(text) and _western(text):
         return "cp1252"
+    import charset_normalizer  # 2 MiB, only for text without a BOM or declared charset
+
     best = charset_normalizer.from_bytes(data[:_DETECT_SAMPLE]).best()
     if best is None:
         return None

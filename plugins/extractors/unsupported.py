@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from docgraph.plugins.extractors import docx, html, images, pdf, text
+from docgraph.plugins.extractors import formats, text
 from docgraph.plugins.extractors.errors import UNSUPPORTED_TYPE, ExtractionError
 from docgraph.plugins.extractors.limits import Limits
 from docgraph.plugins.extractors.ocr import OcrOptions
@@ -18,9 +18,9 @@ from docgraph.plugins.hookspecs import hookimpl
 from docgraph.plugins.types import ExtractedDocument
 
 SUPPORTED = (
-    ("PDF", pdf.CONTENT_TYPES[0]),
-    ("Word .docx", docx.CONTENT_TYPES[0]),
-    ("HTML", html.CONTENT_TYPES[0]),
+    ("PDF", formats.PDF[0]),
+    ("Word .docx", formats.DOCX[0]),
+    ("HTML", formats.HTML[0]),
     ("plain text", text.CONTENT_TYPES[0]),
     ("Markdown", text.CONTENT_TYPES[1]),
 )
@@ -43,7 +43,7 @@ _HINTS = {
 def supported_types(ocr: bool = False) -> str:
     kinds = [f"{label} ({mime})" for label, mime in SUPPORTED]
     if ocr:
-        kinds.append(f"images with OCR ({', '.join(images.CONTENT_TYPES)})")
+        kinds.append(f"images with OCR ({', '.join(formats.IMAGES)})")
     return ", ".join(kinds)
 
 
@@ -52,7 +52,7 @@ def unsupported_error(content_type: str, ocr_unavailable: str | None = None) -> 
     mime = text.base_type(content_type) or "unknown"
     if mime in _HINTS:
         hint = _HINTS[mime]
-    elif mime in images.CONTENT_TYPES and ocr_unavailable:
+    elif mime in formats.IMAGES and ocr_unavailable:
         hint = (
             f"it is an image; extracting text from it needs OCR; {ocr_unavailable}. "
             "Or run OCR first (e.g. ocrmypdf, after img2pdf) and submit the resulting PDF"
@@ -76,4 +76,5 @@ def unsupported_error(content_type: str, ocr_unavailable: str | None = None) -> 
 @hookimpl(trylast=True)
 def docgraph_extract_text(data: bytes, content_type: str, settings: Any) -> ExtractedDocument | None:
     Limits.from_settings(settings).check_size(data)
+    # why the images extractor passed an image, and whether to list images as supported
     raise unsupported_error(content_type, OcrOptions.from_settings(settings).unavailable())

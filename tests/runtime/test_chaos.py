@@ -207,3 +207,46 @@ async def test_a_slow_job_on_a_live_starved_worker_keeps_its_entry(settings: Set
     assert runs == dict.fromkeys(STAGES, len(ids)), (runs, procs.logs())  # no stage ran twice
     for stage in STAGES:
         assert await DeadLetters(client, settings).list(stage) == []
+
+
+@pytest.mark.slow
+async def test_a_killed_worker_s_128_entries_all_run_elsewhere_soon(settings: Settings, client, tmp_path):
+    """SIGKILL a worker holding 128 in-flight entries: once its lease expires
+    (visibility timeout + grace) a live worker takes them back in bulk, not one
+    per tick.  The real figure is in bench/recovery.py; this bound is generous."""
+    settings = settings.model_copy(update={"visibility_timeout": 2.0, "concurrency": 256})
+    store = JobStore(client, settings)
+    ids = await _submit(store, 128, metadata={"hold_first_ms": {"extract": 600_000}})
+    holder = WorkerProcs(settings, tmp_path / "a")
+    rescuer = WorkerProcs(settings, tmp_path / "b")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    try:
+        [victim] = holder.start(1)
+        await _until(lambda: _running(store, ids, "extract", 1), 60, "the holder runs all 128")
+        rescuer.start(1)
+        holder.kill9(victim)
+        killed = time.monotonic()
+        await _until(lambda: _running(store, ids, "extract", 2), 60, "all 128 run again elsewhere")
+        took = time.monotonic() - killed
+        await _supervise(rescuer, store, ids, timeout=120)
+    finally:
+        holder.stop()
+        rescuer.stop()
+    await _assert_each_stage_recorded_once(store, ids)
+    assert took < settings.visibility_timeout + 15, took  # the target is visibility + 5 s
+    print(f"128 entries of a SIGKILLed worker running elsewhere {took:.1f} s after the kill")
+
+
+async def _running(store: JobStore, ids: list[str], stage: str, runs: int) -> bool:
+    """Every job has started ``stage`` at least ``runs`` times."""
+    jobs = await store.get_many(ids)
+    return all(j is not None and (s := j.stage(stage)) is not None and s.runs >= runs for j in jobs)
+
+
+async def _until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        await asyncio.sleep(0.1)
