@@ -57,13 +57,14 @@ UNWIND $rows AS e
 MERGE (n:Entity {{key: e.key}})
 ON CREATE SET n.name = e.name
 SET n:`{label}`
+SET n += e.props
 """
 
 
 CREATE_MENTIONS = """
 UNWIND $rows AS m
 MATCH (c:Chunk {id: m.chunk}), (e:Entity {key: m.key})
-CREATE (c)-[:MENTIONS {start: m.start, end: m.end, source: m.source}]->(e)
+CREATE (c)-[:MENTIONS {start: m.start, end: m.end, source: m.source, text: m.text, label: m.label}]->(e)
 """
 
 
@@ -182,7 +183,7 @@ def document_statements(
         out.append((LINK_CHUNKS, {"pairs": rows}))
     by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for e in entities:
-        by_label[e["label"]].append({"key": e["key"], "name": e["name"]})
+        by_label[e["label"]].append({"key": e["key"], "name": e["name"], "props": e.get("props") or {}})
     for label, rows in sorted(by_label.items()):
         rows.sort(key=lambda r: r["key"])  # one lock order for every writer: fewer deadlocks
         for batch in batches(rows, batch_size):
