@@ -20,7 +20,6 @@ import re
 import unicodedata
 from urllib.parse import urlsplit, urlunsplit
 
-_SPACE = re.compile(r"\s+")
 # defanged forms, the bracketed ones with optional inner spaces: "[ . ]", "( dot )"
 _REFANG = (
     (re.compile(r"\b(h)(?:xx|\[xx\]|XX|\[XX\])(ps?)\b", re.IGNORECASE), r"\1tt\2"),
@@ -38,7 +37,7 @@ _DOMAIN = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-
 
 def clean_name(text: str) -> str:
     """A name as displayed: NFKC, whitespace collapsed, ends trimmed."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+    return " ".join(unicodedata.normalize("NFKC", text).split())
 
 
 def name_key(text: str) -> str:
@@ -46,8 +45,14 @@ def name_key(text: str) -> str:
     return clean_name(text).casefold()
 
 
+_DEFANG_HINT = re.compile(r"[\[({]|xx", re.IGNORECASE)
+_IP_CHARS = re.compile(r"^[0-9A-Fa-f:./]+$")
+
+
 def refang(text: str) -> str:
     """Undo the usual defanging of indicators: ``hxxp://evil[.]com`` -> ``http://evil.com``."""
+    if not _DEFANG_HINT.search(text):  # the common case: nothing to undo
+        return text
     for pattern, repl in _REFANG:
         text = pattern.sub(repl, text)
     return text
@@ -55,6 +60,8 @@ def refang(text: str) -> str:
 
 def canonical_ip(text: str) -> str | None:
     """``ipaddress``'s spelling of an address or network (``10.1.2.0/24``), else None."""
+    if not _IP_CHARS.match(text):  # cheaper than ipaddress's ValueError
+        return None
     try:
         if "/" in text:
             return str(ipaddress.ip_network(text, strict=False))

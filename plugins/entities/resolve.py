@@ -31,6 +31,8 @@ from docgraph.core.errors import ConfigError
 from docgraph.plugins.entities.normalize import VALUE_LABELS, canonical, canonical_id, clean_name
 from docgraph.plugins.types import AliasEntry
 
+MEMO_SIZE = 100_000
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -67,6 +69,7 @@ class Resolver:
 
     def __init__(self, packs: Iterable[AliasEntry], user: Iterable[AliasEntry] = ()) -> None:
         self._index: dict[str, list[Candidate]] = defaultdict(list)
+        self._memo: dict[tuple[str, str], Entity] = {}  # (text, label) -> entity: names repeat
         self._entities: dict[str, Entity] = {}
         aliases: dict[str, dict[str, None]] = defaultdict(dict)
         for tier, entries in ((0, user), (1, packs)):
@@ -97,6 +100,14 @@ class Resolver:
 
     def resolve(self, text: str, label: str) -> Entity:
         """The canonical entity of one mention; unresolved: ``<label>:<canonical text>``."""
+        found = self._memo.get((text, label))
+        if found is None:
+            if len(self._memo) >= MEMO_SIZE:  # bounded: a long-lived worker sees many names
+                self._memo.clear()
+            found = self._memo[(text, label)] = self._resolve(text, label)
+        return found
+
+    def _resolve(self, text: str, label: str) -> Entity:
         folded, exact = _lookup(text)
         candidates = [
             c for c in self._index.get(folded, ()) if not c.entry.case_sensitive or c.exact == exact
