@@ -114,3 +114,23 @@ def test_a_write_interrupted_anywhere_and_retried_counts_once(kind):
             )
     finally:
         sink.close()
+
+
+@pytest.mark.parametrize("kind", ["neo4j", "falkordb"])
+def test_documents_written_concurrently_share_one_edge_with_every_share_counted(kind):
+    from concurrent.futures import ThreadPoolExecutor
+
+    sink = _sink(kind)
+    try:
+        p = f"Organization:cc{uuid.uuid4().hex[:8]}-"
+        docs = [_records(f"{p}d{i}", p, [["X", "Y"], ["Y", "Z", "X"]]) for i in range(12)]
+        with ThreadPoolExecutor(
+            6
+        ) as pool:  # six ingest workers at once, one sink (a driver pool / connection)
+            list(pool.map(lambda r: sink.write_document(**r), docs))
+        assert _query(sink, CO_OCCURS, p=p) == [("X", "Y", 24, 12), ("X", "Z", 12, 12), ("Y", "Z", 12, 12)]
+        with ThreadPoolExecutor(6) as pool:  # and reprocessed at once
+            list(pool.map(lambda r: sink.write_document(**r), docs))
+        assert _query(sink, CO_OCCURS, p=p) == [("X", "Y", 24, 12), ("X", "Z", 12, 12), ("Y", "Z", 12, 12)]
+    finally:
+        sink.close()
