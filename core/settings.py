@@ -92,6 +92,18 @@ class NerSettings(BaseModel):
     )
 
 
+class ResolveSettings(BaseModel):
+    """Entity resolution in ingest (``DOCGRAPH_RESOLVE__<FIELD>``): which names are one entity."""
+
+    aliases_file: Path | None = Field(
+        None,
+        description="the user's aliases, YAML or CSV (docs/ner.md, 'Entity resolution'); they win over packs",
+    )
+    attack: bool = Field(
+        True, description="resolve MITRE ATT&CK groups, software, campaigns and techniques (built-in pack)"
+    )
+
+
 # Names documented before the groups existed; still read (a grouped name wins).
 LEGACY_NAMES: dict[str, tuple[str, str]] = {
     "DOCGRAPH_MAX_PAGES": ("extract", "max_pages"),
@@ -183,6 +195,7 @@ class Settings(BaseSettings):
     chunk_chars: int = Field(1500, ge=100, description="target characters per chunk")
     extract: ExtractSettings = Field(default_factory=ExtractSettings)
     ner: NerSettings = Field(default_factory=NerSettings)
+    resolve: ResolveSettings = Field(default_factory=ResolveSettings)
 
     graph_sink: Literal["falkordb", "neo4j"] = Field(
         "falkordb", description="falkordb: the graph module in the Redis above; neo4j: Bolt"
