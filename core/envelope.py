@@ -72,6 +72,14 @@ class Envelope(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     outputs: dict[str, Any] = Field(default_factory=dict, description="earlier stages' outputs")
 
+    @property
+    def label(self) -> str:
+        """What a person recognises the job by: ``report.pdf (job 30971fc8…)``."""
+        doc = self.document
+        name = (doc.name or doc.uri.rsplit("/", 1)[-1] or doc.uri) if doc else self.metadata.get("name")
+        short = self.job_id if len(self.job_id) <= 12 else self.job_id[:8] + "…"
+        return f"{name} (job {short})" if name else f"job {self.job_id}"
+
 
 def new_job_id() -> str:
     return uuid.uuid4().hex

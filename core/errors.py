@@ -19,3 +19,10 @@ class PermanentError(DocgraphError):
 
 class ConfigError(DocgraphError):
     """Invalid configuration, reported before anything starts."""
+
+
+class JobCancelled(DocgraphError):
+    """The job was cancelled while its stage ran (raised by ``ctx.progress``).
+
+    A stage need not catch it: the runtime drops the job's entry, nothing
+    downstream runs, and the job stays ``cancelled``."""

@@ -65,6 +65,20 @@ class ExtractSettings(BaseModel):
     max_decompressed_bytes: int = Field(512 * MiB, ge=1, description="absolute cap on the same")
     max_text_chars: int = Field(20_000_000, ge=1, description="characters of extracted text")
     timeout: float = Field(120.0, ge=0, description="wall-clock seconds of one extraction")
+    ocr: Literal["auto", "off"] = Field(
+        "auto", description="OCR of image-only PDF pages and images: auto = when Tesseract is installed"
+    )
+    ocr_languages: str = Field(
+        "eng", pattern=r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$", description="Tesseract languages, e.g. eng+deu"
+    )
+    ocr_dpi: int = Field(300, ge=50, le=1200, description="resolution PDF pages are rendered at for OCR")
+    ocr_despeckle: bool = Field(
+        True, description="median filter (3 x 3) on each page before OCR: removes scanner dust and JPEG noise"
+    )
+    ocr_page_timeout: float = Field(60.0, gt=0, description="wall-clock seconds of OCR for one page")
+    ocr_max_pixels: int = Field(
+        89_478_485, ge=1, description="pixels of one image or page bitmap (Pillow's default bomb limit)"
+    )
 
 
 class NerSettings(BaseModel):
@@ -92,6 +106,18 @@ class EventsSettings(BaseModel):
     def cap(self) -> int:
         """What the scripts get: the MAXLEN of the events stream, 0 when events are off."""
         return self.max_len if self.enabled else 0
+
+
+class ResolveSettings(BaseModel):
+    """Entity resolution in ingest (``DOCGRAPH_RESOLVE__<FIELD>``): which names are one entity."""
+
+    aliases_file: Path | None = Field(
+        None,
+        description="the user's aliases, YAML or CSV (docs/ner.md, 'Entity resolution'); they win over packs",
+    )
+    attack: bool = Field(
+        True, description="resolve MITRE ATT&CK groups, software, campaigns and techniques (built-in pack)"
+    )
 
 
 # Names documented before the groups existed; still read (a grouped name wins).
@@ -186,6 +212,7 @@ class Settings(BaseSettings):
     chunk_chars: int = Field(1500, ge=100, description="target characters per chunk")
     extract: ExtractSettings = Field(default_factory=ExtractSettings)
     ner: NerSettings = Field(default_factory=NerSettings)
+    resolve: ResolveSettings = Field(default_factory=ResolveSettings)
 
     graph_sink: Literal["falkordb", "neo4j"] = Field(
         "falkordb", description="falkordb: the graph module in the Redis above; neo4j: Bolt"

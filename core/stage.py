@@ -8,6 +8,7 @@ job to the next stage and retries or dead-letters failures.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -112,6 +113,8 @@ class StageContext:
     settings: Settings
     services: Services
     report_progress: Callable[[float, str], None] = field(default=lambda _f, _m: None)
+    #: set by the runtime when the job is cancelled while this stage runs
+    cancel_event: threading.Event = field(default_factory=threading.Event)
 
     @property
     def job_id(self) -> str:
@@ -139,8 +142,21 @@ class StageContext:
             )
         return self.services.graph
 
+    @property
+    def cancelled(self) -> bool:
+        """True once the job was cancelled: stop and return (or let ``progress`` raise)."""
+        return self.cancel_event.is_set()
+
     def progress(self, fraction: float, message: str = "") -> None:
-        """Report progress (0..1) shown by ``docgraph status`` and the API."""
+        """Report progress (0..1) shown by ``docgraph status`` and the API.
+
+        Raises :class:`~docgraph.core.errors.JobCancelled` once the job was
+        cancelled, so a long sync stage that reports progress stops there (an
+        async stage is cancelled as a task as well)."""
+        if self.cancel_event.is_set():
+            from docgraph.core.errors import JobCancelled
+
+            raise JobCancelled(f"job {self.job_id} was cancelled")
         self.report_progress(max(0.0, min(1.0, fraction)), message)
 
     def plugin_settings(self, namespace: str, model: type[M] | None = None) -> M:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from docgraph.core.settings import Settings
     from docgraph.core.stage import Services, StageContext, StageSpec
-    from docgraph.plugins.types import EntityPattern, ExtractedDocument, GraphContribution
+    from docgraph.plugins.types import AliasEntry, EntityPattern, ExtractedDocument, GraphContribution
 
 hookspec = pluggy.HookspecMarker("docgraph")
 hookimpl = pluggy.HookimplMarker("docgraph")
@@ -118,6 +118,37 @@ def docgraph_extract_text(data: bytes, content_type: str, settings: Settings) ->
 @hookspec
 def docgraph_entity_patterns(settings: Settings) -> list[EntityPattern]:
     """Contribute regex or gazetteer entity rules used by the ner stage."""
+    raise NotImplementedError
+
+
+@hookspec
+def docgraph_entity_aliases(settings: Settings) -> list[AliasEntry]:
+    """Contribute an alias pack: names that resolve to one canonical entity.
+
+    Ingest keys every mention by its canonical entity, so ``APT28``,
+    ``Fancy Bear`` and ``Sofacy`` in any document are one ``:Group`` node
+    (``key: "attack:G0007"``, ``attack_id``, ``aliases``).  The built-in
+    ATT&CK pack (``docgraph.plugins.entities.attack``) is such a plugin; the
+    user's own file (``DOCGRAPH_RESOLVE__ALIASES_FILE``, YAML or CSV) is read
+    the same way and wins over every pack::
+
+        @hookimpl
+        def docgraph_entity_aliases(settings):
+            return [
+                AliasEntry(alias=a, canonical="Volt Typhoon", label="Group", id="acme:volt-typhoon",
+                           mention_labels=("Organization",))
+                for a in ("Volt Typhoon", "BRONZE SILHOUETTE", "Vanguard Panda")
+            ]
+
+    A mention resolves when its text (names: whitespace collapsed, case-folded
+    unless ``case_sensitive``) is an alias and its NER label is one of
+    ``mention_labels`` (any, when empty).  An alias of several entities picks
+    the one whose ``mention_labels`` fit; still several, the mention stays
+    unresolved (its own node).  Mark weak names (``Ping``, ``at``)
+    ``case_sensitive=True, require_label=True``.  Entries of one ``id`` must
+    agree on ``label``, ``canonical`` and ``properties`` (the first one wins).
+    Called once per process, when ingest first runs: return data, not a live view.
+    """
     raise NotImplementedError
 
 

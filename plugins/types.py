@@ -43,6 +43,32 @@ class EntityPattern(BaseModel):
     case_sensitive: bool = False
 
 
+class AliasEntry(BaseModel):
+    """One name of a canonical entity, contributed by an alias pack or a user's alias file.
+
+    Every mention whose text is ``alias`` (case-folded unless ``case_sensitive``)
+    resolves to one node: ``label`` with key ``id`` (``attack:G0007``), its
+    ``canonical`` name, every alias of the same ``id`` in ``aliases``, and
+    ``properties``.  ``mention_labels`` are the NER labels the alias fits
+    (``Organization`` for a group); with ``require_label`` a mention with
+    another label does not resolve (weak, ambiguous names such as ``Ping``)."""
+
+    alias: str = Field(min_length=1)
+    canonical: str = Field(min_length=1, description="the entity's primary name, e.g. APT28")
+    label: str = Field(description="graph label of the canonical node, e.g. Group")
+    id: str = Field("", description="stable identity; default <label>:<canonical, case-folded>")
+    attack_id: str | None = Field(None, description="ATT&CK ID, e.g. G0007, S0002, T1059.001")
+    mention_labels: tuple[str, ...] = Field((), description="NER labels this alias fits; () = any name")
+    case_sensitive: bool = False
+    require_label: bool = Field(False, description="resolve only mentions labelled one of mention_labels")
+    properties: dict[str, Scalar | list[str]] = Field(default_factory=dict)
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        return _identifier(value, "entity label")
+
+
 class Mention(BaseModel):
     """One entity mention, with offsets relative to the whole document text."""
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from docgraph.core.errors import PermanentError
 from docgraph.core.stage import StageContext, StageResult
 
+OCR_OUTPUT = ("ocr_pages", "ocr_mean_confidence")
+
 
 def extract(ctx: StageContext) -> StageResult:
     doc = ctx.envelope.document
@@ -20,15 +22,16 @@ def extract(ctx: StageContext) -> StageResult:
         raise PermanentError(f"no extractor handles {content_type}")
     ctx.progress(0.9, "storing text")
     uri = objects.put_json(f"jobs/{ctx.job_id}/extract.json", extracted.model_dump())
-    return StageResult(
-        output={
-            "artifact": uri,
-            "content_type": content_type,
-            "chars": len(extracted.text),
-            "chunks": len(extracted.chunks),
-            "pages": extracted.pages,
-        }
-    )
+    output = {
+        "artifact": uri,
+        "content_type": content_type,
+        "chars": len(extracted.text),
+        "chunks": len(extracted.chunks),
+        "pages": extracted.pages,
+    }
+    # pages read with OCR and Tesseract's mean word confidence: visible in `docgraph status`
+    output.update({key: extracted.metadata[key] for key in OCR_OUTPUT if key in extracted.metadata})
+    return StageResult(output=output)
 
 
 def load_extracted(ctx: StageContext) -> dict:

@@ -1,4 +1,8 @@
-"""ingest: Document -> Chunk -> Entity graph with provenance, through a graph sink."""
+"""ingest: Document -> Chunk -> Entity graph with provenance, through a graph sink.
+
+Mentions are keyed by their canonical entity (plugins/entities/resolve.py): every
+alias of one ATT&CK group, and every spelling of one indicator, is one node.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Any
 
 from docgraph.core.errors import PermanentError
 from docgraph.core.stage import StageContext, StageResult
+from docgraph.plugins.entities.resolve import Resolver, resolver_for
 from docgraph.plugins.types import GraphContribution
 from docgraph.stages.extract import load_extracted
 
@@ -24,20 +29,7 @@ def graph_records(ctx: StageContext) -> dict[str, Any]:
         {"id": f"{doc_id}:{c['index']}", "index": c["index"], "page": c.get("page"), "text": c["text"]}
         for c in extracted["chunks"]
     ]
-    entities: dict[str, dict[str, str]] = {}
-    rows = []
-    for m in mentions:
-        key = f"{m['label']}:{' '.join(m['text'].split()).lower()}"
-        entities.setdefault(key, {"key": key, "name": " ".join(m["text"].split()), "label": m["label"]})
-        rows.append(
-            {
-                "chunk": f"{doc_id}:{m['chunk']}",
-                "key": key,
-                "start": m["start"],
-                "end": m["end"],
-                "source": m["source"],
-            }
-        )
+    entities, rows = resolve_mentions(doc_id, mentions, resolver_for(ctx.settings, ctx.plugins))
     return {
         "document": {
             "id": doc_id,
@@ -47,9 +39,33 @@ def graph_records(ctx: StageContext) -> dict[str, Any]:
             "confidence": float(cls.get("confidence", 0.0)),
         },
         "chunks": chunks,
-        "entities": list(entities.values()),
+        "entities": entities,
         "mentions": rows,
     }
+
+
+def resolve_mentions(
+    doc_id: str, mentions: list[dict[str, Any]], resolver: Resolver
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The canonical entities of a document's mentions (one row per key) and the
+    mention rows pointing at them."""
+    entities: dict[str, dict[str, Any]] = {}
+    rows = []
+    for m in mentions:
+        entity = resolver.resolve(m["text"], m["label"])
+        entities.setdefault(entity.key, entity.row())
+        rows.append(
+            {
+                "chunk": f"{doc_id}:{m['chunk']}",
+                "key": entity.key,
+                "start": m["start"],
+                "end": m["end"],
+                "source": m["source"],
+                "text": m["text"],
+                "label": m["label"],
+            }
+        )
+    return list(entities.values()), rows
 
 
 def contributions(ctx: StageContext, document: dict[str, Any]) -> list[GraphContribution]:

@@ -9,6 +9,8 @@
   permanent:   {"extract": "why"}   raise PermanentError
   hold_first_ms: {"extract": 60000} sleep on the first call only (a worker that dies
                                     holding it; whoever reclaims it runs at once)
+  spin_ms:     {"ner": 30000}       a sync loop in a thread reporting ctx.progress every
+                                    20 ms (a long sync stage; stops when cancelled)
   crash:       {"classify": true}   kill the worker process (exit 137)
   skip:        {"extract": ["ner"]} route around a successor
 Every successful run records an effect in the Redis hash named by
@@ -64,6 +66,16 @@ def make_stage(name: str):
         block = meta.get("block_ms", {}).get(name)
         if block:
             time.sleep(block / 1000)  # noqa: ASYNC251 - deliberately on the event loop
+        spin = meta.get("spin_ms", {}).get(name)
+        if spin:
+
+            def spin_loop() -> None:
+                end = time.monotonic() + spin / 1000
+                while time.monotonic() < end:
+                    ctx.progress(0.1, "spinning")  # raises JobCancelled once cancelled
+                    time.sleep(0.02)
+
+            await asyncio.to_thread(spin_loop)
         delay = meta.get("sleep_ms", {}).get(name)
         if delay:
             await asyncio.sleep(random.uniform(*delay) / 1000)

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
 from docgraph.core import telemetry
-from docgraph.core.api import dlq, events, jobs, webhook
+from docgraph.core.api import dlq, events, jobs, stages, webhook
 from docgraph.core.api.deps import Api, ApiState
 from docgraph.core.api.models import API_REDIS_CONNECTIONS
 from docgraph.core.api.problems import BodyLimit, Problem, document_problems, install_problem_handlers
@@ -125,7 +125,7 @@ def create_app(settings: Settings) -> FastAPI:
         snap = await snapshot(api.jobs, active=0, failures=0)
         return PlainTextResponse(prometheus_text(snap), media_type="text/plain; version=0.0.4")
 
-    for routes in (jobs, webhook, dlq, events):
+    for routes in (jobs, webhook, dlq, stages, events):
         app.include_router(routes.router)
     return app
 

@@ -102,6 +102,18 @@ class Purged(BaseModel):
     purged: int
 
 
+class StageState(BaseModel):
+    stage: str
+    paused: bool
+    paused_since: int | None = Field(None, description="ms since the epoch")
+
+
+class StageChanged(BaseModel):
+    stage: str
+    paused: bool
+    changed: bool = Field(description="false when the stage already was in that state")
+
+
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     defs = schema.pop("$defs", {})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from docgraph.core.cli import config, dlq, events, jobs, monitor, run, serve, worker
+from docgraph.core.cli import config, dlq, events, jobs, monitor, run, serve, stage, worker
 
 app = typer.Typer(
     help="docgraph: turn a stream of documents into a knowledge graph.",
@@ -12,6 +12,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(dlq.dlq_app, name="dlq")
+app.add_typer(stage.stage_app, name="stage")
 app.command()(run.run)
 app.command()(worker.worker)
 app.command()(worker.health)

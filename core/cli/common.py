@@ -8,11 +8,12 @@ error; 3 Redis unreachable (:data:`EXIT_REDIS_DOWN`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis.exceptions
 import typer
@@ -23,6 +24,8 @@ from docgraph.core import telemetry
 from docgraph.core.errors import ConfigError
 from docgraph.core.runtime.connection import mask_url
 from docgraph.core.settings import ENV_PREFIX, Settings, unknown_variables
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from docgraph.plugins.manager import LoadedPlugins
@@ -144,3 +147,26 @@ def redis_down(settings: Settings, exc: BaseException) -> None:
         f"{reason.rstrip('.')}; {todo} (exit status {EXIT_REDIS_DOWN})"
     )
     raise typer.Exit(EXIT_REDIS_DOWN) from None
+
+
+def with_redis(action: Callable[[Any, Settings], Awaitable[T]]) -> T:
+    """Run ``action(client, settings)`` against the configured Redis (see
+    :func:`redis_session`) and close the client; a ``ValueError`` it raises (a
+    bad name or reference) is one red line and exit status 2."""
+    from docgraph.core.runtime.connection import connect
+
+    settings = load_settings()
+
+    async def main() -> T:
+        client = connect(settings.redis_url)
+        try:
+            return await action(client, settings)
+        finally:
+            await client.aclose()
+
+    try:
+        with redis_session(settings) as settings:
+            return asyncio.run(main())
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from docgraph.core.cli.common import console, err, load_settings, redis_session
-from docgraph.core.runtime.connection import connect
+from docgraph.core.cli.common import console, err, with_redis
 from docgraph.core.runtime.dlq import DeadLetters
-from docgraph.core.settings import Settings
 
 dlq_app = typer.Typer(
     help="Inspect, replay and purge dead letters.  Exit status: 1 no such letter (show); "
@@ -21,27 +18,8 @@ dlq_app = typer.Typer(
 )
 
 
-def _dlq(settings: Settings) -> tuple[Any, DeadLetters]:
-    client = connect(settings.redis_url)
-    return client, DeadLetters(client, settings)
-
-
 def _dlq_call(func: Any) -> Any:
-    settings = load_settings()
-
-    async def main() -> Any:
-        client, dlq = _dlq(settings)
-        try:
-            return await func(dlq)
-        finally:
-            await client.aclose()
-
-    try:
-        with redis_session(settings) as settings:
-            return asyncio.run(main())
-    except ValueError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+    return with_redis(lambda client, settings: func(DeadLetters(client, settings)))
 
 
 @dlq_app.command("list")

@@ -64,7 +64,8 @@ def render(snap: Snapshot, previous: Snapshot | None = None) -> Group:
         stages.add_column(col, justify="right" if col != "stage" else "left")
     for stage, queued in snap.queued.items():
         pend = snap.pending[stage]
-        stages.add_row(stage, str(max(0, queued - pend)), str(pend), str(snap.dead_letters[stage]))
+        name = f"{stage} [yellow](paused)[/yellow]" if stage in snap.paused else stage
+        stages.add_row(name, str(max(0, queued - pend)), str(pend), str(snap.dead_letters[stage]))
     states = Table(title="jobs by state", expand=True)
     for state in JOB_STATES:
         states.add_column(state, justify="right")
@@ -81,12 +82,12 @@ def render(snap: Snapshot, previous: Snapshot | None = None) -> Group:
     for job in snap.active:
         running = [s for s in job.stages if s.status == "running"] or job.stages[:1]
         st = running[0]
-        active.add_row(job.id[:12], st.name, ProgressBar(total=1.0, completed=job.progress), st.message)
+        active.add_row(job.label, st.name, ProgressBar(total=1.0, completed=job.progress), st.message)
     failures = Table(title="recent failures", expand=True)
     failures.add_column("job")
     failures.add_column("state")
     failures.add_column("error")
     for job in snap.failures:
-        failures.add_row(job.id[:12], job.state, (job.error or "")[:120])
+        failures.add_row(job.label, job.state, (job.error or "")[:120])
     stamp = time.strftime("%H:%M:%S", time.localtime(snap.taken))
     return Group(Panel(f"docgraph monitor  {stamp}  (Ctrl-C to quit)"), stages, states, active, failures)

@@ -81,6 +81,9 @@ def run(
 
     loaded = load_plugins()
     base = loaded.settings
+    from docgraph.plugins.extractors.ocr import describe as describe_ocr
+
+    err.print(describe_ocr(base), highlight=False)  # one line: can scans be read here?
     setup_telemetry()
     files = expand_paths(paths)
     if not files:

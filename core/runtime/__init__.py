@@ -10,6 +10,7 @@ metrics).  ``broker`` is the FastStream side (AsyncAPI, the broker connection),
 """
 
 from docgraph.core.runtime.connection import Batcher, Scripts, connect, connection_options
+from docgraph.core.runtime.control import StageControl, UnknownStage
 from docgraph.core.runtime.dlq import DeadLetter, DeadLetters
 from docgraph.core.runtime.embedded import EmbeddedRedis
 from docgraph.core.runtime.jobs import JobStatus, JobStore, Page, StageStatus, epoch_ms, now_ms
@@ -36,8 +37,10 @@ __all__ = [
     "PartitionKeys",
     "Scripts",
     "Snapshot",
+    "StageControl",
     "StageRunner",
     "StageStatus",
+    "UnknownStage",
     "Upkeep",
     "Worker",
     "backoff_delay",

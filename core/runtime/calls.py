@@ -62,23 +62,26 @@ class ScriptCall(Protocol):
 
 @dataclass(slots=True)
 class Read:
-    """READ: strict-priority read of up to ``count`` new entries.
+    """READ: strict-priority read of up to ``count`` new entries, unless paused.
 
-    KEYS: the lanes' streams, in priority order (high, normal, low)
-    ARGV: group, consumer, count
+    KEYS[1] the partition's paused hash; KEYS[2..] the lanes' streams, in
+    priority order (high, normal, low)
+    ARGV: group, consumer, count, stage
     """
 
     script: ClassVar[str] = "read"
+    paused: str
     streams: Sequence[str]
     group: str
     consumer: str
     count: int
+    stage: str
 
     def keys(self) -> Sequence[Arg]:
-        return self.streams
+        return (self.paused, *self.streams)
 
     def args(self) -> Sequence[Arg]:
-        return (self.group, self.consumer, self.count)
+        return (self.group, self.consumer, self.count, self.stage)
 
 
 @dataclass(slots=True)

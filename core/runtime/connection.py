@@ -148,7 +148,10 @@ class Batcher:
     At most one round trip is in flight, so calls reach Redis in the order they
     were made.  An idle batcher sends a call at once from the caller's own task
     (no task, no future: a lone awaited call costs what ``EVALSHA`` costs); calls
-    made meanwhile queue up and go together when it returns.
+    made meanwhile queue up and go together when it returns.  A call made with
+    ``defer=True`` waits one turn of the event loop for company: a stage's
+    ``start`` record is deferred, so a stage that returns at once sends its
+    start and its hand-off in one round trip.
     """
 
     def __init__(self, scripts: Scripts, max_batch: int = 256) -> None:
@@ -157,25 +160,35 @@ class Batcher:
         self._queue: list[tuple[ScriptCall, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._direct = False  # a call is in flight from its caller's task
+        self._kick_pending = False  # a deferred flush is scheduled
 
     def _busy(self) -> bool:
-        return self._direct or (self._flusher is not None and not self._flusher.done())
+        return self._direct or self._kick_pending or (self._flusher is not None and not self._flusher.done())
 
-    async def run(self, call: ScriptCall) -> Any:
+    async def run(self, call: ScriptCall, *, defer: bool = False) -> Any:
         """Run ``call``, pipelined with the calls made while a round trip is in flight."""
-        if not self._busy():
+        if not defer and not self._busy():
             self._direct = True
             try:
                 return await self.scripts.run(call)
             finally:
                 self._direct = False
-                if self._queue:
+                if self._queue and not self._busy():
                     self._flusher = asyncio.create_task(self._flush())
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((call, future))
         if not self._busy():
-            self._flusher = asyncio.create_task(self._flush())
+            if defer:
+                self._kick_pending = True
+                asyncio.get_running_loop().call_soon(self._kick)
+            else:
+                self._flusher = asyncio.create_task(self._flush())
         return await future
+
+    def _kick(self) -> None:
+        self._kick_pending = False
+        if self._queue and not self._busy():
+            self._flusher = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:
         while self._queue:

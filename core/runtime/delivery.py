@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from dataclasses import dataclass
 
 from docgraph.core import telemetry
@@ -21,6 +23,10 @@ class Delivery:
     received: float = 0.0
     span: telemetry.JobSpan | None = None  # while its stage runs
     suspect: bool = False  # reclaimed after dying more than once: may be what kills workers
+    job_key: str = ""  # while its stage runs:
+    work: asyncio.Future[object] | None = None  # the stage run
+    work_started: float = 0.0
+    cancel: threading.Event | None = None  # set when the job is cancelled meanwhile
 
     @property
     def traceparent(self) -> str:

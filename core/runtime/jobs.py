@@ -70,6 +70,12 @@ class JobStatus:
     stages: list[StageStatus] = field(default_factory=list)
 
     @property
+    def label(self) -> str:
+        """What a person recognises the job by: ``report.pdf (30971fc8…)``, else its id."""
+        name = self.metadata.get("name")
+        return f"{name} ({self.id[:8]}…)" if name else self.id[:12]
+
+    @property
     def trace_id(self) -> str | None:
         return trace_id_of(self.traceparent)
 

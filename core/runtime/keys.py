@@ -59,6 +59,12 @@ class PartitionKeys:
         return f"{self.tag}:state:{state}"
 
     @property
+    def paused(self) -> str:
+        """Hash: stage -> when it was paused (ms).  One per partition, so the read
+        script checks it in its own slot; pausing writes every partition."""
+        return f"{self.tag}:paused"
+
+    @property
     def idempotency(self) -> str:
         """Hash: idempotency key -> job id."""
         return f"{self.tag}:idem"

@@ -489,11 +489,15 @@ return 1
 
 READ = r"""
 -- Strict-priority read in one round trip: take up to ARGV[3] new entries
--- from the lanes in KEYS order (high, normal, low).  calls.Read: ARGV: group, consumer, count
--- Returns {stream, entries, stream, entries, ...} as XREADGROUP gives them.
+-- from the lanes in KEYS[2..] order (high, normal, low), unless the stage is
+-- paused (KEYS[1] holds it).  calls.Read: ARGV: group, consumer, count, stage
+-- Returns {stream, entries, stream, entries, ...} as XREADGROUP gives them,
+-- or 'paused'.
+if redis.call('HEXISTS', KEYS[1], ARGV[4]) == 1 then return 'paused' end
 local need = tonumber(ARGV[3])
 local out = {}
-for _, stream in ipairs(KEYS) do
+for i = 2, #KEYS do
+  local stream = KEYS[i]
   if need <= 0 then break end
   local got = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', need, 'STREAMS', stream, '>')
   if got and got[1] then

@@ -10,6 +10,7 @@ shutdown.  The stage function only computes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import json
@@ -18,6 +19,7 @@ import os
 import random
 import secrets
 import socket
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +30,7 @@ from redis.exceptions import ResponseError
 
 from docgraph.core import telemetry
 from docgraph.core.envelope import Envelope, decode_fields
-from docgraph.core.errors import PermanentError
+from docgraph.core.errors import JobCancelled, PermanentError
 from docgraph.core.runtime import calls
 from docgraph.core.runtime.connection import REDIS_DOWN, Batcher, Scripts
 from docgraph.core.runtime.delivery import Delivery
@@ -113,6 +115,7 @@ class StageRunner:
         self._completed_age_ms = int(settings.completed_max_age * 1000)
         self._events = settings.events.cap
         self.counts = {"completed": 0, "retried": 0, "dead": 0, "failed": 0, "reclaimed": 0}
+        self.paused = False  # every partition of this stage is paused (docgraph stage pause)
         self.suspects = Suspects()  # a Worker shares one among its runners
         self.suspects.runners.append(self)
 
@@ -235,21 +238,35 @@ class StageRunner:
         """Up to ``count`` entries, higher lanes first; blocks briefly when idle."""
         now = time.monotonic()
         got: list[Delivery] = []
+        paused = 0
         for part in self.keys.all():
             need = count - len(got)
             if need <= 0:
                 return got
             flat = await self.scripts.run(
                 calls.Read(
-                    streams=self._lanes[part.partition], group=self.group, consumer=self.consumer, count=need
+                    paused=part.paused,
+                    streams=self._lanes[part.partition],
+                    group=self.group,
+                    consumer=self.consumer,
+                    count=need,
+                    stage=self.stage,
                 )
             )
+            if flat == b"paused":
+                paused += 1
+                continue
             resp = [
                 (flat[i], [(e[0], dict(zip(e[1][::2], e[1][1::2], strict=True))) for e in flat[i + 1]])
                 for i in range(0, len(flat), 2)
             ]
             got += self._deliveries(resp, part, now)
+        self.paused = paused == len(self.keys.all())
         if got or self.stopping.is_set():
+            return got
+        if self.paused:  # `docgraph stage resume` takes effect within one poll
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self.settings.poll_interval)
             return got
         block_ms = max(1, int(self.settings.poll_interval * 1000) // self.settings.partitions)
         per_stream = max(1, count // len(LANES))
@@ -307,7 +324,8 @@ class StageRunner:
         # The start record and the stage run overlap: the hand-off that follows
         # is queued behind ``start`` on the same ordered pipeline, so Redis
         # always applies them in order, and a stage that finishes first does not
-        # wait a round trip.  A job found cancelled/deleted stops its stage.
+        # wait a round trip (``defer``: one that returns at once sends both in
+        # one).  A job found cancelled/deleted stops its stage.
         start = asyncio.ensure_future(
             self.batcher.run(
                 calls.Start(
@@ -323,10 +341,12 @@ class StageRunner:
                     stages=self._stages_json,
                     events=self._events,
                     **(document_fields(env.document, env.metadata) if adopt else _NO_DOCUMENT),
-                )
+                ),
+                defer=True,
             )
         )
-        work = asyncio.ensure_future(self._invoke(env, job_key))
+        d.job_key, d.cancel, d.work_started = job_key, threading.Event(), time.monotonic()
+        work = d.work = asyncio.ensure_future(self._invoke(env, job_key, d.cancel))
         try:
             await asyncio.wait({start, work}, return_when=asyncio.FIRST_COMPLETED)
             # (a chaos test of the "after_start" crash point waits for the record,
@@ -346,10 +366,16 @@ class StageRunner:
             raise
         try:
             result = await work
+        except asyncio.CancelledError:
+            if not d.cancel.is_set():
+                raise  # this worker is stopping, not the job
+            await self._drop_cancelled(d, env)
         except PermanentError as exc:
             await self.dead_letter(d, env, exc, "failed")
         except Exception as exc:
-            if env.attempt >= self.retry.attempts:
+            if isinstance(exc, JobCancelled) and d.cancel.is_set():
+                await self._drop_cancelled(d, env)
+            elif env.attempt >= self.retry.attempts:
                 await self.dead_letter(d, env, exc, "dead")
             else:
                 await self._schedule_retry(d, env, exc)
@@ -361,16 +387,52 @@ class StageRunner:
             if not start.done():
                 await asyncio.wait({start})
             if not start.cancelled() and start.exception() is not None:
-                log.warning("recording the start of %s failed: %s", env.job_id, start.exception())
+                log.warning("recording the start of %s failed: %s", env.label, start.exception())
 
-    async def _invoke(self, env: Envelope, job_key: str) -> StageResult:
+    async def _drop_cancelled(self, d: Delivery, env: Envelope) -> None:
+        """The job was cancelled while its stage ran: nothing downstream runs."""
+        log.info("%s: stage %s stopped: the job was cancelled", env.label, self.stage)
+        await self.batcher.run(calls.Drop(source=d.stream, group=self.group, entry=d.entry_id))
+        if d.span is not None:
+            d.span.outcome("cancelled")
+
+    async def _signal_cancelled(self) -> None:
+        """Tell stages whose job was cancelled while they run: ``ctx.cancelled`` /
+        ``ctx.progress`` raising for sync stages, task cancellation for async ones.
+        Checked once per upkeep tick, for runs older than a second (one pipelined
+        HGET each); a stage that ignores it is stopped at the hand-off anyway."""
+        horizon = time.monotonic() - 1.0
+        running = [
+            d
+            for d in self.inflight.values()
+            if d.work is not None
+            and d.cancel is not None
+            and not d.cancel.is_set()
+            and d.work_started < horizon
+        ]
+        if not running:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for d in running:
+            pipe.hget(d.job_key, "state")
+        for d, state in zip(running, await pipe.execute(), strict=True):
+            gone = state is None or state in (b"cancelled", b"deleted")
+            if gone and d.cancel is not None and d.work is not None:
+                d.cancel.set()
+                d.work.cancel()  # an async stage gets CancelledError; a sync one's thread sees ctx.cancelled
+
+    async def _invoke(self, env: Envelope, job_key: str, cancel: threading.Event) -> StageResult:
         loop = asyncio.get_running_loop()
 
         def report(fraction: float, message: str) -> None:
             loop.call_soon_threadsafe(self._progress.__setitem__, job_key, (fraction, message))
 
         ctx = StageContext(
-            envelope=env, settings=self.settings, services=self.services, report_progress=report
+            envelope=env,
+            settings=self.settings,
+            services=self.services,
+            report_progress=report,
+            cancel_event=cancel,
         )
         func = self.spec.func
         if self._executor is not None:
@@ -451,8 +513,8 @@ class StageRunner:
             }
         )
         log.info(
-            "job %s stage %s attempt %d failed (%s); retry in %.2fs",
-            env.job_id,
+            "%s: stage %s attempt %d failed (%s); retry in %.2fs",
+            env.label,
             self.stage,
             env.attempt,
             exc,
@@ -517,7 +579,7 @@ class StageRunner:
             self.consumer,
         ]
         job_id = env.job_id if env else ""
-        log.warning("dead-lettering %s from %s: %s", job_id or d.entry_id, self.stage, exc)
+        log.warning("dead-lettering %s from %s: %s", env.label if env else d.entry_id, self.stage, exc)
         await self.batcher.run(
             calls.Dead(
                 job=d.part.job(job_id or "-"),
@@ -561,6 +623,7 @@ class StageRunner:
             self._upkeep_wake.clear()
             try:
                 await self._flush_progress()
+                await self._signal_cancelled()
                 await keep_claims(self)
                 if not self.stopping.is_set():
                     self._orphans_waiting = await reclaim(self)

@@ -23,6 +23,7 @@ class Snapshot:
     dead_letters: dict[str, int] = field(default_factory=dict)
     states: dict[str, int] = field(default_factory=dict)
     delayed: int = 0
+    paused: dict[str, int] = field(default_factory=dict)  # stage -> paused since (ms)
     active: list[JobStatus] = field(default_factory=list)
     failures: list[JobStatus] = field(default_factory=list)
 
@@ -43,6 +44,7 @@ async def snapshot(store: JobStore, active: int = 10, failures: int = 5) -> Snap
         pipe.zrevrange(part.state_index("running"), 0, max(active, 1) - 1)
         pipe.zrevrange(part.state_index("dead"), 0, max(failures, 1) - 1)
         pipe.zrevrange(part.state_index("failed"), 0, max(failures, 1) - 1)
+        pipe.hgetall(part.paused)
     values: Any = await pipe.execute(raise_on_error=False)
     snap = Snapshot(taken=time.time())
     snap.queued = dict.fromkeys(stages, 0)
@@ -65,6 +67,8 @@ async def snapshot(store: JobStore, active: int = 10, failures: int = 5) -> Snap
         snap.delayed += int(next(it))
         running += [m.decode() for m in next(it)]
         failed += [m.decode() for m in next(it)] + [m.decode() for m in next(it)]
+        for stage, since in next(it).items():
+            snap.paused[stage.decode()] = int(since)
     snap.active = [j for j in await store.get_many(running[:active]) if j] if active else []
     snap.failures = [j for j in await store.get_many(failed) if j][:failures] if failures else []
     return snap
@@ -95,7 +99,12 @@ def prometheus_text(snap: Snapshot) -> str:
                 dead.add_metric([stage], snap.dead_letters[stage])
             delayed = GaugeMetricFamily("docgraph_retries_scheduled", "Retries waiting for their due time")
             delayed.add_metric([], snap.delayed)
-            yield from (jobs, waiting, flight, dead, delayed)
+            paused = GaugeMetricFamily(
+                "docgraph_stage_paused", "1 while a stage is paused (docgraph stage pause)", labels=["stage"]
+            )
+            for stage in snap.queued:
+                paused.add_metric([stage], 1 if stage in snap.paused else 0)
+            yield from (jobs, waiting, flight, dead, delayed, paused)
 
     registry = CollectorRegistry()
     registry.register(_Collector())  # type: ignore[arg-type]

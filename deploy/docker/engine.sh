@@ -69,7 +69,7 @@ go_plugin() {
     if [ ! -x "$out" ]; then
         command -v go >/dev/null 2>&1 || die "go is not installed (needed to build docker $name)"
         # shellcheck source=../local/go-env.sh
-        . "$SRC/../local/go-env.sh"
+        . "$(dirname "${BASH_SOURCE[0]}")/../local/go-env.sh"
         mkdir -p "$BIN" "$LOG_DIR"
         local log="$LOG_DIR/build-$name.log" dir start rc=0
         start=$(date +%s)

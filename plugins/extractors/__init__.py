@@ -7,13 +7,15 @@
         pm.register(module)
 
 * ``sniff``: the content sniffer (``docgraph_sniff_content_type``, runs last);
-* ``pdf``, ``docx``, ``html``, ``text``: one ``docgraph_extract_text`` each,
-  returning None for content types they do not handle (the first three are
-  registered through :mod:`~docgraph.plugins.extractors.formats`, which imports
-  them on their first document);
+* ``pdf``, ``docx``, ``html``, ``text``, ``images``: one ``docgraph_extract_text``
+  each, returning None for content types they do not handle (``pdf``, ``docx``,
+  ``html`` and ``images`` are registered through
+  :mod:`~docgraph.plugins.extractors.formats`, which imports them on their first
+  document; ``images`` and the image-only pages of a PDF use OCR: ``ocr``,
+  ``pdf_ocr``, ``tesseract``);
 * ``unsupported``: runs last and refuses what no extractor took.
 
-Helpers (not plugins): ``chunking``, ``normalize``, ``limits``, ``errors``.
+Helpers (not plugins): ``chunking``, ``normalize``, ``limits``, ``errors``, ``ocr``.
 See docs/extract.md for how to add a format.
 """
 
@@ -24,6 +26,6 @@ from typing import Any
 from docgraph.plugins.extractors import formats, sniff, text, unsupported
 from docgraph.plugins.extractors.errors import ExtractionError
 
-PLUGINS: list[Any] = [sniff, formats.pdf, formats.docx, formats.html, text, unsupported]
+PLUGINS: list[Any] = [sniff, formats.pdf, formats.docx, formats.html, text, formats.images, unsupported]
 
 __all__ = ["PLUGINS", "ExtractionError"]

@@ -225,8 +225,8 @@ def extract_docx(data: bytes, content_type: str, limits: Limits) -> ExtractedDoc
         limits,
         metadata=metadata,
         empty_message="The Word document contains no text. If it holds scanned pages "
-        "as images, they need OCR, which docgraph does not do: run OCR first "
-        "(e.g. export to PDF and run ocrmypdf) and submit the result.",
+        "as images, they need OCR, which docgraph does on PDFs and images but not inside "
+        "Word files: export it to PDF and submit that.",
     )
 
 

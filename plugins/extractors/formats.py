@@ -21,6 +21,7 @@ from docgraph.plugins.types import ExtractedDocument
 PDF = ("application/pdf",)
 DOCX = ("application/vnd.openxmlformats-officedocument.wordprocessingml.document",)
 HTML = ("text/html", "application/xhtml+xml")
+IMAGES = ("image/png", "image/jpeg", "image/tiff")  # read with OCR (images.py)
 
 
 class LazyExtractor:
@@ -56,3 +57,4 @@ class LazyExtractor:
 pdf = LazyExtractor("docgraph.plugins.extractors.pdf", PDF)
 docx = LazyExtractor("docgraph.plugins.extractors.docx", DOCX)
 html = LazyExtractor("docgraph.plugins.extractors.html", HTML)
+images = LazyExtractor("docgraph.plugins.extractors.images", IMAGES)

@@ -82,6 +82,18 @@ def _get(settings: Any, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
+def extract_setting(settings: Any, name: str, default: Any) -> Any:
+    """``settings.extract.<name>`` (DOCGRAPH_EXTRACT__<NAME>), else a flat ``settings.<name>``
+    (the simple objects tests pass), else ``default``."""
+    if settings is None:
+        return default
+    group = getattr(settings, "extract", None)
+    value = getattr(group, name, None) if group is not None else None
+    if value is None:
+        value = getattr(settings, name, None)
+    return default if value is None else value
+
+
 @dataclass(frozen=True)
 class Limits:
     """The bounds one extraction runs under."""

@@ -9,6 +9,10 @@ Checks, in order, each a :class:`ExtractionError` with an actionable message:
 * at most ``max_pages`` pages;
 * no text on any page: an image-only (scanned) PDF, which needs OCR.
 
+Pages without a text layer are read with OCR (``pdf_ocr``, Tesseract) when
+``DOCGRAPH_EXTRACT__OCR=auto`` and Tesseract is installed; their numbers and
+confidence are in ``metadata["ocr_pages"]`` / ``["ocr_confidence"]``.
+
 Bounds against hostile files: pypdf's own limits are tightened for the call
 (``pypdf.apply_configuration``, a context variable, so other threads are not
 affected): no stream may inflate past the document's decompression budget, and
@@ -32,18 +36,20 @@ import pypdf
 from pypdf.errors import DependencyError, LimitReachedError, PyPdfError
 from pypdf.generic import ArrayObject, StreamObject
 
-from docgraph.plugins.extractors import formats
+from docgraph.plugins.extractors import formats, pdf_ocr
 from docgraph.plugins.extractors.chunking import build_document
 from docgraph.plugins.extractors.errors import (
     CORRUPT,
     DECOMPRESSION_BOMB,
     ENCRYPTED,
     NEEDS_OCR,
+    NO_TEXT,
     TOO_MANY_PAGES,
     TRUNCATED,
     ExtractionError,
 )
 from docgraph.plugins.extractors.limits import Deadline, Limits
+from docgraph.plugins.extractors.ocr import OcrOptions, OcrReport, needs_ocr_error, nothing_found
 from docgraph.plugins.extractors.text import base_type
 from docgraph.plugins.hookspecs import hookimpl
 from docgraph.plugins.types import ExtractedDocument
@@ -77,14 +83,9 @@ def _encrypted() -> ExtractionError:
     )
 
 
-def _needs_ocr(pages: int) -> ExtractionError:
+def _no_text_layer(pages: int) -> str:
     what = "its only page has no text" if pages == 1 else f"none of its {pages} pages has text"
-    return ExtractionError(
-        NEEDS_OCR,
-        f"The PDF has no text layer ({what}): it is image-only, e.g. a scan. "
-        "Extracting it needs OCR, which docgraph does not do; run OCR (e.g. ocrmypdf) "
-        "first and submit the result.",
-    )
+    return f"The PDF has no text layer ({what})"
 
 
 def _bomb(limits: Limits, size: int, compressed: int) -> ExtractionError:
@@ -200,7 +201,10 @@ def _pages_list(numbers: list[int]) -> str:
     return ",".join(str(n) for n in numbers)
 
 
-def extract_pdf(data: bytes, content_type: str, limits: Limits) -> ExtractedDocument:
+def extract_pdf(
+    data: bytes, content_type: str, limits: Limits, options: OcrOptions | None = None
+) -> ExtractedDocument:
+    options = options or OcrOptions(mode="off")
     limits.check_size(data)
     check_structure(data)
     deadline = limits.deadline()
@@ -235,6 +239,7 @@ def extract_pdf(data: bytes, content_type: str, limits: Limits) -> ExtractedDocu
                 "or raise the limit.",
             )
         texts: list[str] = []
+        image_only: dict[int, int] = {}  # page without text -> pixels of its images
         failed: list[int] = []
         first_error: str | None = None
         decoded = 0
@@ -267,12 +272,21 @@ def extract_pdf(data: bytes, content_type: str, limits: Limits) -> ExtractedDocu
                 failed.append(number)
                 first_error = first_error or f"{where}: {type(err).__name__}: {err}"
                 text = ""
+            else:
+                if not (text or "").strip():
+                    image_only[number] = pdf_ocr.image_pixels(page)
             finally:
                 _release(streams)
             texts.append(text or "")
         metadata = _metadata(reader)
     if len(failed) == page_count:
         raise _corrupt(f"no page could be read; {first_error}")
+    ocr_unavailable = options.unavailable() if image_only else None
+    report = OcrReport()
+    if image_only and ocr_unavailable is None:
+        for number, page_text in pdf_ocr.ocr_pages(data, image_only, options, deadline, report).items():
+            texts[number - 1] = page_text
+        metadata.update(report.metadata())
     without_text = [i + 1 for i, t in enumerate(texts) if not t.strip() and i + 1 not in failed]
     if failed:
         metadata["pages_failed"] = _pages_list(failed)
@@ -284,8 +298,10 @@ def extract_pdf(data: bytes, content_type: str, limits: Limits) -> ExtractedDocu
         limits,
         paged=True,
         metadata=metadata,
-        empty_message=str(_needs_ocr(page_count)),
-        empty_code=NEEDS_OCR,
+        empty_message=str(needs_ocr_error(_no_text_layer(page_count), ocr_unavailable))
+        if ocr_unavailable
+        else nothing_found("The PDF has no text layer and", page_count, report),
+        empty_code=NEEDS_OCR if ocr_unavailable else NO_TEXT,
     )
 
 
@@ -293,4 +309,4 @@ def extract_pdf(data: bytes, content_type: str, limits: Limits) -> ExtractedDocu
 def docgraph_extract_text(data: bytes, content_type: str, settings: Any) -> ExtractedDocument | None:
     if base_type(content_type) not in CONTENT_TYPES:
         return None
-    return extract_pdf(data, content_type, Limits.from_settings(settings))
+    return extract_pdf(data, content_type, Limits.from_settings(settings), OcrOptions.from_settings(settings))

@@ -13,6 +13,7 @@ from typing import Any
 from docgraph.plugins.extractors import formats, text
 from docgraph.plugins.extractors.errors import UNSUPPORTED_TYPE, ExtractionError
 from docgraph.plugins.extractors.limits import Limits
+from docgraph.plugins.extractors.ocr import OcrOptions
 from docgraph.plugins.hookspecs import hookimpl
 from docgraph.plugins.types import ExtractedDocument
 
@@ -39,18 +40,27 @@ _HINTS = {
 }
 
 
-def supported_types() -> str:
-    return ", ".join(f"{label} ({mime})" for label, mime in SUPPORTED)
+def supported_types(ocr: bool = False) -> str:
+    kinds = [f"{label} ({mime})" for label, mime in SUPPORTED]
+    if ocr:
+        kinds.append(f"images with OCR ({', '.join(formats.IMAGES)})")
+    return ", ".join(kinds)
 
 
-def unsupported_error(content_type: str) -> ExtractionError:
+def unsupported_error(content_type: str, ocr_unavailable: str | None = None) -> ExtractionError:
+    """``ocr_unavailable``: why images are not read with OCR here (None: they are)."""
     mime = text.base_type(content_type) or "unknown"
     if mime in _HINTS:
         hint = _HINTS[mime]
+    elif mime in formats.IMAGES and ocr_unavailable:
+        hint = (
+            f"it is an image; extracting text from it needs OCR; {ocr_unavailable}. "
+            "Or run OCR first (e.g. ocrmypdf, after img2pdf) and submit the resulting PDF"
+        )
     elif mime.startswith("image/"):
         hint = (
-            "it is an image; extracting text from it needs OCR, which docgraph does not do: "
-            "run OCR first (e.g. ocrmypdf, after img2pdf) and submit the resulting PDF"
+            "it is an image in a format docgraph does not OCR; save it as PNG, JPEG or TIFF, "
+            "or run OCR first (e.g. ocrmypdf, after img2pdf) and submit the resulting PDF"
         )
     elif mime.startswith("application/vnd.oasis.opendocument"):
         hint = "it is an OpenDocument file; save it as .docx or PDF"
@@ -58,11 +68,13 @@ def unsupported_error(content_type: str) -> ExtractionError:
         hint = "convert it to one of the supported formats"
     return ExtractionError(
         UNSUPPORTED_TYPE,
-        f"Unsupported document type {mime}: {hint}. docgraph extracts text from: {supported_types()}.",
+        f"Unsupported document type {mime}: {hint}. docgraph extracts text from: "
+        f"{supported_types(ocr_unavailable is None)}.",
     )
 
 
 @hookimpl(trylast=True)
 def docgraph_extract_text(data: bytes, content_type: str, settings: Any) -> ExtractedDocument | None:
     Limits.from_settings(settings).check_size(data)
-    raise unsupported_error(content_type)
+    # why the images extractor passed an image, and whether to list images as supported
+    raise unsupported_error(content_type, OcrOptions.from_settings(settings).unavailable())

@@ -41,11 +41,58 @@ MERGE (a)-[:NEXT_CHUNK]->(b)
 """
 
 
+# Co-occurrence: (a)-[:CO_OCCURS {count, documents}]->(b), a.key < b.key, for entities
+# mentioned in one chunk; count = chunks, documents = documents, over the whole graph.
+# Kept exact incrementally: a document's share is added once its mentions are written and
+# taken away before its chunks go (reprocess, delete).  Each of the two is one atomic query
+# that also flips ``Document.co_occurs_counted``, so a retried sequence (FalkorDB runs its
+# statements one by one) never adds or subtracts a share twice.  The collect/UNWIND in the
+# subtraction is a barrier: FalkorDB (4.x) otherwise evaluates ``WHERE r.count <= 0`` before
+# the SET above it and drops every row, so nothing would be subtracted.
+_PAIRS = """
+MATCH (d)<-[:PART_OF]-(c:Chunk)-[:MENTIONS]->(a:Entity), (c)-[:MENTIONS]->(b:Entity)
+WHERE a.key < b.key
+WITH a, b, count(DISTINCT c) AS n
+"""
+
+SUBTRACT_CO_OCCURS = (
+    """
+MATCH (d:Document {id: $id}) WHERE d.co_occurs_counted = true
+SET d.co_occurs_counted = false
+WITH d"""
+    + _PAIRS
+    + """MATCH (a)-[r:CO_OCCURS]->(b)
+SET r.count = r.count - n, r.documents = r.documents - 1
+WITH collect(r) AS touched
+UNWIND touched AS r
+WITH r WHERE r.count <= 0
+DELETE r
+"""
+)
+
+ADD_CO_OCCURS = (
+    """
+MATCH (d:Document {id: $id}) WHERE d.co_occurs_counted IS NULL OR d.co_occurs_counted = false
+SET d.co_occurs_counted = true
+WITH d"""
+    + _PAIRS
+    + """MERGE (a)-[r:CO_OCCURS]->(b)
+ON CREATE SET r.count = 0, r.documents = 0
+SET r.count = r.count + n, r.documents = r.documents + 1
+"""
+)
+
+DELETE_DOCUMENT = """
+MATCH (d:Document {id: $id})
+DETACH DELETE d
+"""
+
 COUNTS = {
     "Document": "MATCH (n:Document) RETURN count(n)",
     "Chunk": "MATCH (n:Chunk) RETURN count(n)",
     "Entity": "MATCH (n:Entity) RETURN count(n)",
     "MENTIONS": "MATCH ()-[r:MENTIONS]->() RETURN count(r)",
+    "CO_OCCURS": "MATCH ()-[r:CO_OCCURS]->() RETURN count(r)",
 }
 
 
@@ -57,13 +104,14 @@ UNWIND $rows AS e
 MERGE (n:Entity {{key: e.key}})
 ON CREATE SET n.name = e.name
 SET n:`{label}`
+SET n += e.props
 """
 
 
 CREATE_MENTIONS = """
 UNWIND $rows AS m
 MATCH (c:Chunk {id: m.chunk}), (e:Entity {key: m.key})
-CREATE (c)-[:MENTIONS {start: m.start, end: m.end, source: m.source}]->(e)
+CREATE (c)-[:MENTIONS {start: m.start, end: m.end, source: m.source, text: m.text, label: m.label}]->(e)
 """
 
 
@@ -168,10 +216,12 @@ def document_statements(
     contributions: Sequence[GraphContribution] = (),
 ) -> list[tuple[str, dict[str, Any]]]:
     """The ordered statements that replace one document's subgraph: nodes
-    before relationships, old chunks and mentions removed first, plugins'
-    contributions last (they may link to the chunks)."""
+    before relationships, old chunks and mentions removed first (with their
+    co-occurrence share), the new share added once the mentions are written,
+    plugins' contributions last (they may link to the chunks)."""
     doc_id = document["id"]
     out: list[tuple[str, dict[str, Any]]] = [
+        (SUBTRACT_CO_OCCURS, {"id": doc_id}),
         (DELETE_OLD_CHUNKS, {"id": doc_id}),
         (MERGE_DOCUMENT, {"doc": document}),
     ]
@@ -182,12 +232,23 @@ def document_statements(
         out.append((LINK_CHUNKS, {"pairs": rows}))
     by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for e in entities:
-        by_label[e["label"]].append({"key": e["key"], "name": e["name"]})
+        by_label[e["label"]].append({"key": e["key"], "name": e["name"], "props": e.get("props") or {}})
     for label, rows in sorted(by_label.items()):
         rows.sort(key=lambda r: r["key"])  # one lock order for every writer: fewer deadlocks
         for batch in batches(rows, batch_size):
             out.append((merge_entities(label), {"rows": batch}))
     for rows in batches(mentions, batch_size):
         out.append((CREATE_MENTIONS, {"rows": rows}))
+    out.append((ADD_CO_OCCURS, {"id": doc_id}))
     out += contribution_statements(doc_id, contributions, batch_size)
     return out
+
+
+def delete_statements(doc_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """Remove a document from the graph: its co-occurrence share, chunks (with their
+    mentions) and the document node.  Entities are shared and stay."""
+    return [
+        (SUBTRACT_CO_OCCURS, {"id": doc_id}),
+        (DELETE_OLD_CHUNKS, {"id": doc_id}),
+        (DELETE_DOCUMENT, {"id": doc_id}),
+    ]

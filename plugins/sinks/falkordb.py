@@ -11,6 +11,7 @@ from docgraph.plugins.sinks.cypher import (
     COUNTS,
     contributed_edge_types,
     contributed_labels,
+    delete_statements,
     document_statements,
 )
 
@@ -72,6 +73,12 @@ class FalkorDBSink:
         for query, params in document_statements(
             document, chunks, entities, mentions, contributions=contributions
         ):
+            self.graph.query(query, params)
+
+    def delete_document(self, doc_id: str) -> None:
+        """Remove a document, its chunks and mentions; co-occurrence counts go down."""
+        self.ensure_schema()
+        for query, params in delete_statements(doc_id):
             self.graph.query(query, params)
 
     def counts(self) -> dict[str, int]:

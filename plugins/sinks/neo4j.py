@@ -17,6 +17,7 @@ from docgraph.plugins.sinks.cypher import (
     LABEL,
     contributed_edge_types,
     contributed_labels,
+    delete_statements,
     document_statements,
 )
 
@@ -86,6 +87,18 @@ class Neo4jSink:
     ) -> None:
         self.ensure_schema(contributed_labels(contributions), contributed_edge_types(contributions))
         statements = document_statements(document, chunks, entities, mentions, contributions=contributions)
+
+        def work(tx: Any) -> None:
+            for query, params in statements:
+                tx.run(query, params).consume()
+
+        with self.driver.session(database=self.database) as session:
+            session.execute_write(work)
+
+    def delete_document(self, doc_id: str) -> None:
+        """Remove a document, its chunks and mentions; co-occurrence counts go down."""
+        self.ensure_schema()
+        statements = delete_statements(doc_id)
 
         def work(tx: Any) -> None:
             for query, params in statements:

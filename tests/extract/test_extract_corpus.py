@@ -13,6 +13,7 @@ import json
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -28,7 +29,8 @@ CORPUS = Path(os.environ.get("DOCGRAPH_PDF_CORPUS", REPO.parent / "shared" / "co
 if not CORPUS.is_dir():
     pytest.skip(f"PDF corpus not found at {CORPUS}", allow_module_level=True)
 
-# Pages that are only images (scans, generated bitmaps): extraction must ask for OCR.
+# Pages that are only images (a photo, a drawing, 16 x 16 pixel bitmaps), without any
+# writing: OCR reads them and finds nothing; with OCR off extraction asks for OCR.
 IMAGE_ONLY = {
     "cmyk-image.pdf",
     "grayscale-image.pdf",
@@ -87,10 +89,13 @@ def test_corpus_pdf(name: str) -> None:
         assert "encrypted" in str(outcome) and "decrypt it first" in str(outcome)
         return
     if name in IMAGE_ONLY:
+        # OCR (on by default, Tesseract required) reads their pages: pictures without writing
         assert isinstance(outcome, ExtractionError), "an image-only PDF has no text"
-        assert outcome.code == errors.NEEDS_OCR
-        assert "needs OCR, which docgraph does not do" in str(outcome)
-        assert "ocrmypdf" in str(outcome)
+        assert outcome.code == errors.NO_TEXT
+        assert "no text layer and OCR found no text" in str(outcome)
+        with pytest.raises(ExtractionError) as off:
+            sniff_and_extract(data, name, SimpleNamespace(ocr="off"))
+        assert off.value.code == errors.NEEDS_OCR and "ocrmypdf" in str(off.value)
         return
     if entry is None:
         # not described: text, or a permanent error with a reason - nothing else
@@ -136,7 +141,10 @@ def corpus_table() -> str:
         else:
             note = "text"
             if "pages_without_text" in doc.metadata:
-                note += f" (no text on pages {doc.metadata['pages_without_text']})"
+                note += f" (no text on pages {doc.metadata['pages_without_text']}"
+                if "ocr_pages" in doc.metadata:
+                    note += ", not even by OCR"
+                note += ")"
             rows.append(f"| {name} | {doc.pages} | {len(doc.text):,} | {len(doc.chunks)} | {note} |")
     return "\n".join(rows)
 

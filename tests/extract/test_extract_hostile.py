@@ -119,10 +119,14 @@ def test_pdf_broken_xref_still_read() -> None:
 
 
 def test_image_only_pdf() -> None:
-    err = refused(make_pdf([None, None, None]))
+    err = refused(make_pdf([None, None, None]), settings=SimpleNamespace(ocr="off"))
     assert err.code == errors.NEEDS_OCR
-    assert "needs OCR, which docgraph does not do; run OCR (e.g. ocrmypdf) first" in str(err)
+    assert "needs OCR; OCR is off (DOCGRAPH_EXTRACT__OCR=off" in str(err)
+    assert "run OCR (e.g. ocrmypdf) first" in str(err)
     assert "3 pages" in str(err)
+    # with OCR (the default) the drawings are read, and hold no text
+    err = refused(make_pdf([None, None, None]), settings=SimpleNamespace(ocr_dpi=72))
+    assert err.code == errors.NO_TEXT and "OCR found no text on any of its 3 pages" in str(err)
 
 
 def test_partly_image_pdf_lists_pages() -> None:
@@ -335,7 +339,7 @@ def test_truncated_docx() -> None:
     ],
 )
 def test_unsupported_formats_explain(data: bytes, hint: str) -> None:
-    err = refused(data)
+    err = refused(data, settings=SimpleNamespace(ocr="off"))
     assert err.code == errors.UNSUPPORTED_TYPE
     assert hint in str(err)
 

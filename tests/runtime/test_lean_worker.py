@@ -19,7 +19,7 @@ from docgraph.core.settings import Settings
 from tests.conftest import worker_env
 
 NEVER_IN_A_WORKER = {"fastapi", "starlette", "uvicorn", "faststream"}
-FORMAT_LIBS = {"pypdf", "docx", "lxml", "charset_normalizer"}
+FORMAT_LIBS = {"pypdf", "docx", "lxml", "charset_normalizer", "PIL", "pytesseract", "pypdfium2"}
 NER_LIBS = {"spacy", "thinc"}
 
 

@@ -396,7 +396,17 @@ async def test_read_takes_higher_lanes_first_and_batches(client, scripts, part):
     await client.xadd(lanes[1], {"n": "normal"})
     await client.xadd(lanes[0], {"n": "high"})
     batcher = Batcher(scripts)
-    flat = await batcher.run(calls.Read(streams=lanes, group="a", consumer="w1", count=2))
+
+    def read(count: int) -> calls.Read:
+        return calls.Read(paused=part.paused, streams=lanes, group="a", consumer="w1", count=count, stage="a")
+
+    flat = await batcher.run(read(2))
     got = [(flat[i].decode(), e[1][1].decode()) for i in range(0, len(flat), 2) for e in flat[i + 1]]
     assert got == [(lanes[0], "high"), (lanes[1], "normal")]
+    # a paused stage reads nothing, and the entry waits for the resume
+    await client.hset(part.paused, "a", 1)
+    assert await batcher.run(read(5)) == b"paused"
+    await client.hdel(part.paused, "a")
+    flat = await batcher.run(read(5))
+    assert [e[1][1] for e in flat[1]] == [b"low"]
     await batcher.aclose()

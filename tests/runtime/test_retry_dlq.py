@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+from docgraph.core.envelope import DocumentRef
 from docgraph.core.runtime.dlq import DeadLetters
 from docgraph.core.runtime.jobs import JobStore
 from docgraph.core.runtime.keys import Keys
@@ -67,13 +68,16 @@ async def test_retries_back_off_then_dead_letter_then_replay(settings, client, e
     assert counts[f"{job_id}:ingest"] == 1 and counts[f"{job_id}:ner"] == 1
 
 
-async def test_permanent_error_skips_retries(settings, client):
+async def test_permanent_error_skips_retries(settings, client, caplog):
     store = JobStore(client, settings)
+    doc = DocumentRef(uri="file:///docs/secret.pdf", name="secret.pdf")
     job_id, _ = await store.submit(
-        None, metadata={"permanent": {"extract": "file is encrypted; decrypt it first"}}
+        doc, metadata={"permanent": {"extract": "file is encrypted; decrypt it first"}}
     )
     async with running_worker(settings, client):
         await wait_for_states(store, [job_id], {"failed"})
+    # the worker's log line names the document next to the job id
+    assert f"dead-lettering secret.pdf (job {job_id[:8]}…) from extract" in caplog.text
     job = await store.get(job_id)
     extract = next(s for s in job.stages if s.name == "extract")
     assert extract.runs == 1

@@ -45,20 +45,8 @@ async def test_submit_many_honours_idempotency_keys(settings, client):
     assert (await store.count_by_state())["queued"] == 3
 
 
-async def test_batcher_keeps_call_order_and_pipelines_concurrent_calls(client, settings, monkeypatch):
-    """Calls made while one is in flight go together, after it, in the order made."""
-    scripts = Scripts(client)
-    batcher = Batcher(scripts)
-    tag = Keys(settings.key_prefix).part(0).tag
-    sent: list[int] = []
-    pipeline_class = type(client.pipeline(transaction=False))
-    execute = pipeline_class.execute
-
-    async def counting_execute(self, *args, **kwargs):  # counts round trips, changes nothing
-        sent.append(len(self.command_stack))
-        return await execute(self, *args, **kwargs)
-
-    calls_made = [
+def _submit_calls(tag: str, n: int) -> list[calls.Submit]:
+    return [
         calls.Submit(
             job=f"{tag}:job:o{i}",
             tag=tag,
@@ -75,12 +63,48 @@ async def test_batcher_keeps_call_order_and_pipelines_concurrent_calls(client, s
             doc_sha256="",
             doc_name="",
         )
-        for i in range(20)
+        for i in range(n)
     ]
+
+
+def _count_round_trips(client, monkeypatch) -> list[int]:
+    """Script calls per pipelined round trip (lone calls are not pipelines)."""
+    sent: list[int] = []
+    pipeline_class = type(client.pipeline(transaction=False))
+    execute = pipeline_class.execute
+
+    async def counting_execute(self, *args, **kwargs):  # counts, changes nothing
+        sent.append(len(self.command_stack))
+        return await execute(self, *args, **kwargs)
+
     monkeypatch.setattr(pipeline_class, "execute", counting_execute)
-    results = await asyncio.gather(*(batcher.run(c) for c in calls_made))
+    return sent
+
+
+async def test_batcher_keeps_call_order_and_pipelines_concurrent_calls(client, settings, monkeypatch):
+    """Calls made while one is in flight go together, after it, in the order made."""
+    batcher = Batcher(Scripts(client))
+    tag = Keys(settings.key_prefix).part(0).tag
+    sent = _count_round_trips(client, monkeypatch)
+    results = await asyncio.gather(*(batcher.run(c) for c in _submit_calls(tag, 20)))
     assert [bytes(r[1]).decode() for r in results] == [f"o{i}" for i in range(20)]
     # the first call went alone (an idle batcher sends at once), the other 19 in one pipeline
     assert sent == [19]
     entries = await client.xrange(f"{tag}:stream:extract:normal")
     assert [e[1][b"payload"] for e in entries] == [f'{{"n": {i}}}'.encode() for i in range(20)]
+
+
+async def test_a_deferred_call_waits_one_turn_for_the_calls_that_follow(client, settings, monkeypatch):
+    """What a stage's start record relies on: a fast stage's hand-off, made in the
+    next turn of the loop, shares the start's round trip and is applied after it."""
+    batcher = Batcher(Scripts(client))
+    tag = Keys(settings.key_prefix).part(0).tag
+    first, second, third = _submit_calls(tag, 3)
+    sent = _count_round_trips(client, monkeypatch)
+    deferred = asyncio.ensure_future(batcher.run(first, defer=True))
+    await asyncio.sleep(0)  # the deferred call is queued, not sent
+    results = await asyncio.gather(deferred, batcher.run(second), batcher.run(third))
+    assert [bytes(r[1]).decode() for r in results] == ["o0", "o1", "o2"]
+    assert sent == [3]
+    entries = await client.xrange(f"{tag}:stream:extract:normal")
+    assert [e[1][b"payload"] for e in entries] == [f'{{"n": {i}}}'.encode() for i in range(3)]

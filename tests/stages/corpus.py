@@ -10,7 +10,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 PDF_CORPUS = REPO.parent / "shared" / "corpus" / "pdf"
 
-# Image-only PDFs (no text layer) and the encrypted one, from the extractor tests.
+# Image-only PDFs (no text layer; pictures without writing, so they are dead-lettered with
+# "OCR found no text", or "needs OCR" where OCR is off) and the encrypted one, from the
+# extractor tests.
 NEEDS_OCR = {
     "cmyk-image.pdf",
     "grayscale-image.pdf",
