@@ -200,11 +200,10 @@ class DocgraphSubmitter(Submitter):
         from docgraph.core.runtime.jobs import JobStore
         from docgraph.core.settings import Settings
 
-        trace_env = self.spec.get("trace_env")
-        if trace_env:  # the submitter's PRODUCER span decides sampling
+        if self.spec.get("trace_env"):  # OTEL_* in this process's env; its PRODUCER span decides sampling
             from docgraph.core import telemetry
 
-            telemetry.use_tracer_provider(telemetry.build_tracer_provider(trace_env))
+            telemetry.use_tracer_provider(telemetry.build_tracer_provider(None))
         self.store = JobStore(self.client, Settings(**self.spec["settings"]))
         self.doc = DocumentRef(uri="file:///tmp/bench.txt")
 

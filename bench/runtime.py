@@ -67,11 +67,14 @@ if str(ROOT) not in sys.path:
 
 LINEAR3 = {"a": [], "b": ["a"], "c": ["b"]}
 DEFAULT_DAG = {"extract": [], "classify": ["extract"], "ner": ["extract"], "ingest": ["classify", "ner"]}
-TARGETS = [
-    "docgraph-3 >= 50% of raw-batch throughput and >= 2,000 jobs/s",
-    "p50 submit->done <= 3 ms",
-    "< 1 KB (1,024 B) Redis memory per retained completed job",
-]
+FEATURED_PEERS = ("taskiq", "dramatiq", "faststream")
+PEER_NOTE = (
+    "--submit many uses each system's batch API: docgraph JobStore.submit_many(chunk=1000) (one pipeline "
+    "of SUBMIT script calls per 1000); raw: one pipeline of XADDs per 1000; faststream: publish(..., "
+    "pipeline=pipe) per 1000 (its publish_batch is for lists only); taskiq: asyncio.gather of 100 kiq() at a "
+    "time (no batch kick); dramatiq: group(messages).run() per 1000, which enqueues one by one (no batch "
+    "enqueue). --submit single: one awaited submit/kiq/send/XADD at a time."
+)
 REFERENCE = (
     "measured before on this machine, 2 worker processes: naive raw redis-py loop ~3,600 jobs/s "
     "(p50 1.3 ms); bare FastStream chain ~1,500; BullMQ Python port ~1,250 (p50 2.5 ms, 3.7 KB/job); "
@@ -623,7 +626,6 @@ class DocgraphSystem(System):
             **bench.extra_env,
             **(env or {}),
         }
-        self._tracing_env = {**os.environ, **env} if env else None
         self.trace_env = env
         self.traced = env is not None
         self.settings_args = {
@@ -640,21 +642,6 @@ class DocgraphSystem(System):
 
     def submitted(self, n: int) -> None:
         self.submitted_n += n
-
-    async def setup(self) -> None:
-        await super().setup()
-        if self._tracing_env is not None:  # the submitter traces too: its send span decides sampling
-            from docgraph.core import telemetry
-
-            telemetry.use_tracer_provider(telemetry.build_tracer_provider(self._tracing_env))
-
-    async def close(self) -> None:
-        if self._tracing_env is not None:
-            from docgraph.core import telemetry
-
-            await telemetry.aflush()
-            telemetry.shutdown()
-        await super().close()
 
     def worker_cmd(self, index: int) -> tuple[list[str], dict[str, str]]:
         env = _child_env()
@@ -1061,6 +1048,159 @@ def fmt_ms(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
+def md_table(head: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table, first column left-aligned, the others right-aligned."""
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    for row in rows:
+        cells = [
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main_table(results: list[Result]) -> str:
+    """The issue's table: throughput per --submit mode, trickle latency, producer rate, worker RSS."""
+    head = [
+        "system", "jobs/s single", "jobs/s many", "p50 / p99 ms", "submits/s single", "submits/s many",
+        "worker RSS MiB (sum of 2)", "max 1 proc",
+    ]  # fmt: skip
+    rows = []
+    for r in results:
+        p50, p99 = r.pct(0.5), r.pct(0.99)
+        rows.append(
+            [
+                r.system + (" (TIMEOUT)" if r.timed_out else ""),
+                fmt_int(r.tput("single")),
+                fmt_int(r.tput("many")),
+                f"{fmt_ms(p50)} / {fmt_ms(p99)}",
+                fmt_int(r.submits_per_s("single")),
+                fmt_int(r.submits_per_s("many")),
+                f"{r.rss_sum_max_kb / 1024:.0f}",
+                f"{r.rss_max_kb / 1024:.0f}",
+            ]
+        )
+    return md_table(head, rows)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def targets(results: list[Result]) -> tuple[list[str], list[list[str]]]:
+    """(ratio lines, target rows [target, result, met/missed]) for issue 12's targets."""
+    by = {r.system: r for r in results}
+    lines: list[str] = []
+    rows: list[list[str]] = []
+
+    def verdict(ok: bool | None) -> str:
+        return "-" if ok is None else ("met" if ok else "MISSED")
+
+    raw = by.get("raw-msg")
+    peers = [by[p] for p in FEATURED_PEERS if p in by]
+    modes = ("single", "many")
+    for name in ("docgraph-3", "docgraph-dag"):
+        dg = by.get(name)
+        if dg is None:
+            continue
+        for mode in modes:
+            if dg.tput(mode) is None:
+                continue
+            parts = []
+            best = max(peers, key=lambda r: r.tput(mode) or 0.0) if peers else None
+            vs_peer = _ratio(dg.tput(mode), best.tput(mode) if best else None)
+            vs_raw = _ratio(dg.tput(mode), raw.tput(mode) if raw else None)
+            if vs_peer is not None and best is not None:
+                parts.append(
+                    f"{vs_peer:.2f}x the best featured peer ({best.system} {fmt_int(best.tput(mode))})"
+                )
+            if vs_raw is not None and raw is not None:
+                parts.append(f"{100 * vs_raw:.0f}% of raw-msg ({fmt_int(raw.tput(mode))})")
+            if parts:
+                lines.append(f"{name} --submit {mode}: {fmt_int(dg.tput(mode))} jobs/s = " + ", ".join(parts))
+            if name == "docgraph-3":
+                rows.append(
+                    [f"throughput >= 1.5x best featured peer (--submit {mode})",
+                     "-" if vs_peer is None else f"{vs_peer:.2f}x", verdict(None if vs_peer is None else vs_peer >= 1.5)]
+                )  # fmt: skip
+                rows.append(
+                    [f"throughput >= 70% of raw-msg (--submit {mode})",
+                     "-" if vs_raw is None else f"{100 * vs_raw:.0f}%", verdict(None if vs_raw is None else vs_raw >= 0.7)]
+                )  # fmt: skip
+        lat = _ratio(dg.pct(0.5), raw.pct(0.5) if raw else None)
+        if lat is not None and raw is not None:
+            lines.append(
+                f"{name} p50 submit->done {fmt_ms(dg.pct(0.5))} ms = {lat:.2f}x raw-msg's {fmt_ms(raw.pct(0.5))} ms"
+            )
+            if name == "docgraph-3":
+                rows.append(["p50 submit->done <= 1.2x raw-msg p50", f"{lat:.2f}x", verdict(lat <= 1.2)])
+    dg = by.get("docgraph-3")
+    if dg is not None:
+        if dg.submit_rtt:
+            sub, xadd = dg.submit_rtt
+            ms, mx = statistics.median(sub), statistics.median(xadd)
+            p90 = sorted(sub)[int(0.9 * (len(sub) - 1))], sorted(xadd)[int(0.9 * (len(xadd) - 1))]
+            lines.append(
+                f"awaited single submit: JobStore.submit p50 {ms:.3f} ms (p90 {p90[0]:.3f}) vs raw awaited XADD "
+                f"p50 {mx:.3f} ms (p90 {p90[1]:.3f}), same client and Redis, {len(sub)} + {len(xadd)} calls in "
+                f"10 interleaved rounds: {ms / mx:.2f}x"
+            )
+            rows.append(
+                ["awaited submit <= 1.3x raw XADD round trip", f"{ms / mx:.2f}x", verdict(ms / mx <= 1.3)]
+            )
+        many = dg.submits_per_s("many")
+        if many is not None:
+            rows.append(
+                [
+                    "submit_many >= 20,000 jobs/s (producer, workers running)",
+                    fmt_int(many),
+                    verdict(many >= 20000),
+                ]
+            )
+        if dg.bytes_per_job is not None:
+            rows.append(
+                [
+                    "< 1 KB Redis per retained job",
+                    f"{dg.bytes_per_job:,.0f} B",
+                    verdict(dg.bytes_per_job < 1024),
+                ]
+            )
+        if dg.rss_max_kb:
+            mib = dg.rss_max_kb / 1024
+            rows.append(["no-op worker RSS <= 60 MiB (max of 1 proc)", f"{mib:.0f} MiB", verdict(mib <= 60)])
+    tr, base, floor, floor_base = (
+        by.get(n) for n in ("docgraph-3-trace100", "docgraph-3", "raw-msg-trace100", "raw-msg")
+    )
+    if tr and base and floor and floor_base:
+        dg_cost = tr.cpu_per_job_us - base.cpu_per_job_us
+        sdk_cost = floor.cpu_per_job_us - floor_base.cpu_per_job_us
+        ratio = _ratio(dg_cost, sdk_cost)
+        lines.append(
+            f"tracing at 100%, CPU (workers + producer) per job: docgraph +{dg_cost:,.0f} us "
+            f"({base.cpu_per_job_us:,.0f} -> {tr.cpu_per_job_us:,.0f}), bare SDK on raw-msg +{sdk_cost:,.0f} us "
+            f"({floor_base.cpu_per_job_us:,.0f} -> {floor.cpu_per_job_us:,.0f}), 4 spans per job each"
+            + (f": {ratio:.2f}x" if ratio is not None else "")
+        )
+        for mode in ("single", "many"):
+            t = [x.tput(mode) for x in (base, tr, floor_base, floor)]
+            if all(t):
+                dg_s = 1e6 / t[1] - 1e6 / t[0]  # type: ignore[operator]
+                sdk_s = 1e6 / t[3] - 1e6 / t[2]  # type: ignore[operator]
+                lines.append(
+                    f"tracing at 100%, wall time per job (--submit {mode}): docgraph +{dg_s:,.0f} us, "
+                    f"bare SDK +{sdk_s:,.0f} us" + (f": {dg_s / sdk_s:.2f}x" if sdk_s > 0 else "")
+                )
+        rows.append(
+            ["tracing cost (100%, no-op) <= 1.25x bare SDK's, CPU per job",
+             "-" if ratio is None else f"{ratio:.2f}x", verdict(None if ratio is None or sdk_cost <= 0 else ratio <= 1.25)]
+        )  # fmt: skip
+    return lines, rows
+
+
 def table(results: list[Result], ceiling: Result | None) -> str:
     head = [
         "system", "jobs/s", "% raw", "submit s", "p50 ms", "p99 ms",
@@ -1258,8 +1398,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="DOCGRAPH_CONCURRENCY values to sweep on the 3-stage chain; the best is used")  # fmt: skip
     p.add_argument(
         "--systems",
-        default="raw-batch,raw-msg,faststream,taskiq,dramatiq,docgraph-3,docgraph-dag",
-        help="comma-separated rows to run (default: all)",
+        default="raw-batch,raw-msg,faststream,taskiq,dramatiq,docgraph-3,docgraph-dag,"
+        "raw-msg-trace100,docgraph-3-trace100,docgraph-3-trace10",
+        help="comma-separated rows to run (default: all; the -trace rows need DOCGRAPH_TEST_OTLP_ENDPOINT "
+        "or OTEL_EXPORTER_OTLP_ENDPOINT, else they are skipped)",
     )
     p.add_argument("--env", action="append", help="extra DOCGRAPH_*=value for docgraph workers (repeatable)")
     p.add_argument("--timeout", type=float, default=180, help="seconds allowed for one N-at-once run")
@@ -1367,10 +1509,28 @@ async def bench_main(args: argparse.Namespace, workdir: Path) -> int:
                f"Python {sys.version.split()[0]})")  # fmt: skip
     out.append(redis_desc)
     out.append(
-        f"{args.workers} worker processes per system (each runs every stage); N={args.jobs} jobs enqueued at once, "
-        f"{args.repeat} rounds, after {args.warmup} warm-up jobs; latency: {args.trickle} jobs trickled one at a time (closed loop: "
-        "each submitted when the previous one is done)"
+        f"{args.workers} worker processes per system (each runs every stage); {args.jobs} jobs per round from a "
+        f"separate producer process, --submit {args.submit}, {args.repeat} rounds each, after {args.warmup} "
+        f"warm-up jobs; latency: {args.trickle} jobs trickled {args.trickle_gap * 1000:.0f} ms apart"
     )
+    out.append("")
+    out.append(main_table(results))
+    out.append("")
+    out.append(
+        f"jobs/s: {args.jobs} jobs from a separate producer process, first submit -> last done, median of "
+        f"{args.repeat} rounds; p50/p99: {args.trickle} jobs trickled by the producer {args.trickle_gap * 1000:.0f} ms "
+        "apart (open loop), submit call start -> first back-to-back poll that sees it done; submits/s: the "
+        "producer's; worker RSS: max over time of the sum of both workers' VmRSS (and of one process)."
+    )
+    out.append(PEER_NOTE)
+    out.append("")
+    ratio_lines, target_rows = targets(results)
+    out.extend(ratio_lines)
+    out.append("")
+    if target_rows:
+        out.append(md_table(["target (issue 12)", "result", "status"], target_rows))
+        out.append("")
+    out.append("Cost per job:")
     out.append("")
     out.append(table(results, ceiling))
     out.append("")
@@ -1399,14 +1559,14 @@ async def bench_main(args: argparse.Namespace, workdir: Path) -> int:
     out.extend(
         [
             "columns:",
-            "  jobs/s      N / (first enqueue -> last job done), enqueueing included; median of the rounds",
+            "  jobs/s      first --submit mode's jobs/s (as in the table above)",
             "  % raw       jobs/s relative to raw-batch (the Python ceiling)",
-            "  submit s    time to enqueue the N jobs (raw/faststream: one pipelined batch of XADDs;",
-            "              docgraph: JobStore.submit from 32 concurrent coroutines in this process)",
+            "  submit s    the producer's time to submit the N jobs, first --submit mode",
             "  p50/p99 ms  submit -> done, trickle run; done = first poll that sees it (a GET of the last",
-            "              stage's INCR counter / an HGET of the docgraph job's state, polled back to back)",
-            "  RSS MB      max VmRSS over the worker processes, sampled every ~5 ms while measuring",
-            "  wCPU/rCPU   CPU time (utime+stime) of all workers / of redis-server per job, N-at-once run",
+            "              stage's INCR counter, counted off in submit order / an HGET of the docgraph job's",
+            "              state), polled back to back by the producer",
+            "  RSS MB      max VmRSS of one worker process, sampled every ~5 ms while measuring",
+            "  wCPU/rCPU   CPU time (utime+stime) of all workers / of redis-server per job, N-job rounds",
             "  Redis B/job used_memory (less client buffers, AOF buffer and script caches) freed by deleting",
             "              what finished jobs left behind, at the end, workers stopped / the number of jobs it",
             "              held (retained column): docgraph = completed job records left after retention",
@@ -1452,7 +1612,7 @@ async def bench_main(args: argparse.Namespace, workdir: Path) -> int:
                        f"producer {subs} submits/s")  # fmt: skip
         misc = [
             f"peak VmHWM {r.hwm_max_kb / 1024:.0f} MB",
-            f"submit CPU in the bench process {r.submit_cpu_s / max(r.jobs, 1) * 1e6:,.0f} us/job",
+            f"producer CPU {r.submit_cpu_s / max(r.jobs, 1) * 1e6:,.0f} us/job",
         ]
         if r.rtt_ms is not None:
             misc.append(f"PING RTT p50 {r.rtt_ms:.2f} ms before the trickle")
@@ -1463,7 +1623,6 @@ async def bench_main(args: argparse.Namespace, workdir: Path) -> int:
         misc += r.notes
         out.append("    " + "; ".join(misc))
     out.append("")
-    out.append("targets: " + "; ".join(TARGETS))
     out.append("reference: " + REFERENCE)
     out.append(f"load average now: {loadavg()} (the machine may be shared with other jobs)")
     text = "\n".join(out)
