@@ -970,7 +970,11 @@ class Bench:
 
             if not throughput_only and args.trickle and not res.timed_out:
                 res.rtt_ms = await self.ping_rtt()
-                out, _ = await self.produce(system, "trickle", args.trickle, args.trickle_timeout, sample)
+                try:
+                    out, _ = await self.produce(system, "trickle", args.trickle, args.trickle_timeout, sample)
+                except TimeoutError:
+                    out = {"latencies_ms": [], "timeouts": args.trickle}
+                    res.notes.append("trickle stopped: --trickle-timeout")
                 res.latencies_ms = out["latencies_ms"]
                 res.trickle_timeouts = out["timeouts"]
                 self.log(
@@ -999,6 +1003,16 @@ class Bench:
             await system.close()
             await self.client.flushall()
         return res
+
+    async def run_safely(self, system: System) -> Result:
+        """run_system, but a system that fails becomes a row with its error (the others still run)."""
+        try:
+            return await self.run_system(system)
+        except Exception as exc:
+            self.log(f"   {system.name} FAILED: {type(exc).__name__}: {exc}")
+            res = Result(system.name, load=loadavg(), timed_out=True)
+            res.notes.append(f"FAILED: {type(exc).__name__}: {exc}")
+            return res
 
     async def measure_memory(
         self, system: System, res: Result, retained0: int, mem0: int, data0: int
@@ -1473,7 +1487,7 @@ async def bench_main(args: argparse.Namespace, workdir: Path) -> int:
                 system = RawSystem(bench, "msg", env, name=name)
             else:
                 system = RawSystem(bench, name[4:])
-            r = await bench.run_system(system)
+            r = await bench.run_safely(system)
             results.append(r)
             if name == "raw-batch":
                 ceiling = r
@@ -1510,7 +1524,7 @@ async def bench_main(args: argparse.Namespace, workdir: Path) -> int:
             env_note = ", ".join(
                 f"{k}={v}" for k, v in dg.env_used.items() if k not in ("DOCGRAPH_REDIS_URL",)
             )
-            results.append(await bench.run_system(dg))
+            results.append(await bench.run_safely(dg))
     finally:
         await bench.client.aclose()
         server.stop()
