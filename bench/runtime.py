@@ -1005,9 +1005,13 @@ class Bench:
         return res
 
     async def run_safely(self, system: System) -> Result:
-        """run_system, but a system that fails becomes a row with its error (the others still run)."""
+        """run_system, but a system that fails becomes a row with its error (the others still run).
+
+        Each finished row is also logged at once, so a run cut short keeps what it measured."""
         try:
-            return await self.run_system(system)
+            res = await self.run_system(system)
+            self.log(main_table([res]).splitlines()[-1])
+            return res
         except Exception as exc:
             self.log(f"   {system.name} FAILED: {type(exc).__name__}: {exc}")
             res = Result(system.name, load=loadavg(), timed_out=True)
