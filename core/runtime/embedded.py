@@ -61,6 +61,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+LOADING_TIMEOUT = 600.0  # seconds a server may spend loading its data before it answers
+
+
 class EmbeddedRedis:
     """A redis-server owned by this process (or, ``start(share=True)``, another's on
     the same data dir), listening on loopback only."""
@@ -173,6 +176,7 @@ class EmbeddedRedis:
         self.proc = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent()
         )
+        started = time.monotonic()
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + timeout
         try:
@@ -181,7 +185,11 @@ class EmbeddedRedis:
                     client.ping()
                     self._record()
                     return self.url
-                except (redis.ConnectionError, redis.BusyLoadingError):
+                except (redis.ConnectionError, redis.BusyLoadingError) as exc:
+                    if isinstance(exc, redis.BusyLoadingError):
+                        # replaying the AOF (graph queries included) is progress, however
+                        # slow on a busy machine: wait for it, up to LOADING_TIMEOUT
+                        deadline = max(deadline, started + LOADING_TIMEOUT)
                     if self.proc.poll() is not None or time.monotonic() > deadline:
                         tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
                         self.stop()
