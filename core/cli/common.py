@@ -131,7 +131,12 @@ def redis_session(settings: Settings) -> Iterator[Settings]:
 
 def redis_down(settings: Settings, exc: BaseException) -> None:
     """One line for an unreachable Redis, then exit 3."""
+    from docgraph.core.runtime.connection import describe_failure, is_tls_misconfigured
+
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if is_tls_misconfigured(exc) or settings.redis_target.tls or "closed by server" in reason.lower():
+        err.print(f"[red]error:[/red] {describe_failure(settings, exc)} (exit status {EXIT_REDIS_DOWN})")
+        raise typer.Exit(EXIT_REDIS_DOWN) from None
     if isinstance(exc, redis.exceptions.AuthenticationError):
         source, todo = "DOCGRAPH_REDIS_URL", "put the right user and password in DOCGRAPH_REDIS_URL"
     elif "redis_url" in settings.model_fields_set:

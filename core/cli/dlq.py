@@ -22,7 +22,7 @@ dlq_app = typer.Typer(
 
 
 def _dlq(settings: Settings) -> tuple[Any, DeadLetters]:
-    client = connect(settings.redis_url)
+    client = connect(settings)
     return client, DeadLetters(client, settings)
 
 
