@@ -103,6 +103,16 @@ class RedisTlsSettings(BaseModel):
                 raise ValueError(f"DOCGRAPH_REDIS_TLS__{name.upper()}={str(path)!r} is not a readable file")
         return self
 
+    def redis_py_options(self) -> dict[str, Any]:
+        """redis-py's ``ssl_*`` keyword arguments for these settings."""
+        return {
+            "ssl_ca_certs": str(self.ca_file) if self.ca_file else None,
+            "ssl_certfile": str(self.cert_file) if self.cert_file else None,
+            "ssl_keyfile": str(self.key_file) if self.key_file else None,
+            "ssl_cert_reqs": "required" if self.verify else "none",
+            "ssl_check_hostname": self.verify and self.check_hostname,
+        }
+
     @property
     def configured(self) -> bool:
         """Whether anything but the defaults is set (then the URL must be TLS)."""

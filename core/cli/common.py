@@ -134,7 +134,10 @@ def redis_down(settings: Settings, exc: BaseException) -> None:
     from docgraph.core.runtime.connection import describe_failure, is_tls_misconfigured
 
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if is_tls_misconfigured(exc) or settings.redis_target.tls or "closed by server" in reason.lower():
+    tls_related = settings.redis_target.tls or any(
+        s in reason.lower() for s in ("closed by server", "reset by peer")  # plaintext to a TLS port
+    )
+    if is_tls_misconfigured(exc) or tls_related:
         err.print(f"[red]error:[/red] {describe_failure(settings, exc)} (exit status {EXIT_REDIS_DOWN})")
         raise typer.Exit(EXIT_REDIS_DOWN) from None
     if isinstance(exc, redis.exceptions.AuthenticationError):

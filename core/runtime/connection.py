@@ -71,24 +71,13 @@ def _settings(target: Target) -> Settings:
     return Settings.model_construct(redis_url=target, redis_tls=RedisTlsSettings())
 
 
-def tls_options(tls: RedisTlsSettings) -> dict[str, Any]:
-    """redis-py's ``ssl_*`` keyword arguments for ``DOCGRAPH_REDIS_TLS__*``."""
-    return {
-        "ssl_ca_certs": str(tls.ca_file) if tls.ca_file else None,
-        "ssl_certfile": str(tls.cert_file) if tls.cert_file else None,
-        "ssl_keyfile": str(tls.key_file) if tls.key_file else None,
-        "ssl_cert_reqs": "required" if tls.verify else "none",
-        "ssl_check_hostname": tls.verify and tls.check_hostname,
-    }
-
-
 def client_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments of a redis-py client for the target's auth, database and TLS
     (the host part is the mode's business: URL, seed nodes or Sentinel discovery)."""
     target = settings.redis_target
     options: dict[str, Any] = {"username": target.username, "password": target.password}
     if target.tls:
-        options |= {"ssl": True, **tls_options(settings.redis_tls)}
+        options |= {"ssl": True, **settings.redis_tls.redis_py_options()}
     return options
 
 
@@ -106,7 +95,7 @@ def connect(target: Target, **kwargs: Any) -> aioredis.Redis:
     t = settings.redis_target
     options = {**connection_options(), **kwargs}
     if t.mode == "single":
-        tls = tls_options(settings.redis_tls) if t.tls else {}
+        tls = settings.redis_tls.redis_py_options() if t.tls else {}
         return aioredis.from_url(t.url, **{**tls, **options})
     if t.mode == "cluster":
         from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -132,7 +121,7 @@ def connect_sync(target: Target, **kwargs: Any) -> redis.Redis:
     settings = _settings(target)
     t = settings.redis_target
     if t.mode == "single":
-        tls = tls_options(settings.redis_tls) if t.tls else {}
+        tls = settings.redis_tls.redis_py_options() if t.tls else {}
         return redis.Redis.from_url(t.url, **{**tls, **kwargs})
     if t.mode == "cluster":
         from redis.cluster import ClusterNode, RedisCluster
