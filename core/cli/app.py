@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from docgraph.core.cli import config, dlq, jobs, monitor, run, serve, worker
+from docgraph.core.cli import acl, config, dlq, jobs, monitor, run, serve, worker
 
 app = typer.Typer(
     help="docgraph: turn a stream of documents into a knowledge graph.",
@@ -23,6 +23,7 @@ app.command()(monitor.monitor)
 app.command()(serve.serve)
 app.command("asyncapi")(serve.asyncapi_cmd)
 app.add_typer(config.config_app, name="config")
+app.command()(acl.acl)
 
 
 def _add_plugin_commands() -> None:

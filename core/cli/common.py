@@ -135,7 +135,8 @@ def redis_down(settings: Settings, exc: BaseException) -> None:
 
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     tls_related = settings.redis_target.tls or any(
-        s in reason.lower() for s in ("closed by server", "reset by peer")  # plaintext to a TLS port
+        s in reason.lower()
+        for s in ("closed by server", "reset by peer")  # plaintext to a TLS port
     )
     if is_tls_misconfigured(exc) or tls_related:
         err.print(f"[red]error:[/red] {describe_failure(settings, exc)} (exit status {EXIT_REDIS_DOWN})")
