@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from docgraph.core.cli.common import console, err, load_plugins
-from docgraph.core.runtime.keys import Keys
+from docgraph.core.runtime.keys import Keys, glob_escape
 from docgraph.core.settings import Settings
 from docgraph.core.topology import Topology
 
@@ -31,13 +31,19 @@ class Role(str, Enum):
     monitor = "monitor"
 
 
-# Every connection: PING (probes) and CLIENT SETINFO (redis-py names itself on connect).
-CONNECT = ("ping", "client|setinfo", "select")
+# Every connection: PING (probes), SELECT (a /<db> in the URL).  Not CLIENT SETINFO:
+# Redis 7.0 has no such command (ACL SETUSER would fail); on 7.2+ redis-py's
+# CLIENT SETINFO on connect is refused and ignored (add +client|setinfo to quiet ACL LOG).
+CONNECT = ("ping", "select")
 SCRIPTS = ("evalsha", "eval", "script|load")
 # What the Lua scripts call (core/runtime/lua.py) besides reads.
 SCRIPT_WRITES = ("hset", "hsetnx", "hdel", "hincrby", "del", "pexpire", "zadd", "zrem")
 SCRIPT_READS = ("hget", "hgetall", "exists", "zcard", "zrange", "zrangebyscore")
 STREAMS_RW = ("xadd", "xack", "xdel", "xreadgroup", "xclaim", "xpending", "xlen", "xgroup|create")
+# The FalkorDB sink (DOCGRAPH_GRAPH_SINK=falkordb): its client asks INFO whether it
+# talks to a Sentinel or a cluster, then queries the graph key.  Module commands:
+# ACL SETUSER refuses them on a Redis without the module (use the neo4j sink there).
+FALKORDB = ("info", "graph.query", "graph.ro_query", "graph.list", "graph.explain")
 READS = (
     "hget",
     "hgetall",
@@ -74,7 +80,8 @@ def grant(role: Role, settings: Settings) -> Grant:
     keys = Keys(settings.key_prefix, settings.partitions)
     parts = keys.all()
     roots = Topology(settings.topology).roots
-    root_streams = tuple(f"%W~{p.stream_pattern(r)}" for p in parts for r in roots)
+    # not %W~: Redis counts XADD as reading its key too (it returns the new id)
+    root_streams = tuple(f"~{p.stream_pattern(r)}" for p in parts for r in roots)
     everything = tuple(f"~{p.all_pattern}" for p in parts)
     if role is Role.publisher:
         return Grant(root_streams, ("xadd", *CONNECT), "XADD events to the root stage streams, nothing else")
@@ -92,10 +99,15 @@ def grant(role: Role, settings: Settings) -> Grant:
             "and read their records (submit --wait, status)",
         )
     if role is Role.worker:
+        graph: tuple[str, ...] = ()
+        graph_keys: tuple[str, ...] = ()
+        if settings.graph_sink == "falkordb":  # the graph lives in this Redis (module commands)
+            graph, graph_keys = FALKORDB, (f"~{glob_escape(settings.graph_name)}",)
         return Grant(
-            (*everything, f"~{keys.lease_pattern}", f"~{keys.workers_pattern}"),
-            (*SCRIPTS, *SCRIPT_WRITES, *SCRIPT_READS, *STREAMS_RW, "set", *CONNECT),
-            "run stages: read, hand off, retry, dead-letter, reclaim, keep leases and retention",
+            (*everything, f"~{keys.lease_pattern}", f"~{keys.workers_pattern}", *graph_keys),
+            (*SCRIPTS, *SCRIPT_WRITES, *SCRIPT_READS, *STREAMS_RW, "set", *graph, *CONNECT),
+            "run stages: read, hand off, retry, dead-letter, reclaim, keep leases and retention"
+            + (", write the FalkorDB graph" if graph else ""),
         )
     if role is Role.api:
         return Grant(
