@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from docgraph.core.cli.common import console, err, load_plugins
+from docgraph.core.cli.common import err, load_plugins
 from docgraph.core.runtime.keys import Keys, glob_escape
 from docgraph.core.settings import Settings
 from docgraph.core.topology import Topology
@@ -190,7 +190,7 @@ def acl(
             raise typer.Exit(2)
     settings = load_plugins().settings
     args = setuser_line(user or f"docgraph-{role.value}", role, settings, None if nopass else password)
-    console.print(" ".join(_quote(a) for a in args), markup=False, highlight=False, soft_wrap=True)
+    typer.echo(" ".join(_quote(a) for a in args))  # plain: rich would turn ":a:" into an emoji
 
 
 __all__ = ["Grant", "Role", "acl", "grant", "setuser_line"]
