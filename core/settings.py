@@ -141,7 +141,7 @@ class RedisTarget:
     Sentinels and a master name; with or without TLS.  Clients are built from it
     by ``core.runtime.connection`` only."""
 
-    url: str
+    url: str = field(repr=False)  # may hold the password
     mode: RedisMode
     tls: bool
     nodes: tuple[tuple[str, int], ...] = ()
