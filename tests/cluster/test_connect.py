@@ -34,16 +34,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
         d: Path = tmp_path_factory.mktemp(f"node{port}")
         cmd = [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(d), "--save", ""]
         cmd += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--appendonly", "no"]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+        with open(d / "redis.log", "wb") as log:
+            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=d))
     try:
-        for port in ports:
+        for port, proc in zip(ports, procs, strict=True):
             deadline = time.monotonic() + 30
             while True:
                 try:
                     redis.Redis(port=port, socket_timeout=2).ping()
                     break
                 except redis.RedisError:
-                    assert time.monotonic() < deadline, f"node {port} did not start"
+                    log = Path(proc.args[proc.args.index("--dir") + 1]) / "redis.log"  # type: ignore[union-attr]
+                    assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
                     time.sleep(0.05)
         create = [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-yes"]
         out = subprocess.run(create, capture_output=True, text=True, timeout=60)
