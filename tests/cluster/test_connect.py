@@ -34,6 +34,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
         d: Path = tmp_path_factory.mktemp(f"node{port}")
         cmd = [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(d), "--save", ""]
         cmd += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--appendonly", "no"]
+        cmd += ["--cluster-port", str(free_port())]  # the bus port; default port + 10000 may not exist
         with open(d / "redis.log", "wb") as log:
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=d))
     try:
@@ -41,7 +42,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
             deadline = time.monotonic() + 30
             while True:
                 try:
-                    redis.Redis(port=port, socket_timeout=2).ping()
+                    redis.Redis(host="127.0.0.1", port=port, socket_timeout=2).ping()
                     break
                 except redis.RedisError:
                     log = Path(proc.args[proc.args.index("--dir") + 1]) / "redis.log"  # type: ignore[union-attr]
@@ -52,7 +53,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
         assert out.returncode == 0, out.stdout + out.stderr
         deadline = time.monotonic() + 60
         while any(
-            redis.Redis(port=p).cluster("info")["cluster_state"] != "ok" for p in ports
+            redis.Redis(host="127.0.0.1", port=p).cluster("info")["cluster_state"] != "ok" for p in ports
         ):  # every node agrees the slots are covered
             assert time.monotonic() < deadline, "cluster did not become ok"
             time.sleep(0.1)

@@ -23,7 +23,7 @@ def _wait(port: int) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
-            redis.Redis(port=port, socket_timeout=2).ping()
+            redis.Redis(host="127.0.0.1", port=port, socket_timeout=2).ping()
             return
         except redis.RedisError:
             assert time.monotonic() < deadline, f"{port} did not answer"
@@ -72,7 +72,7 @@ async def test_connect_finds_the_master_through_sentinel(sentinel: tuple[int, in
         assert await client.get("via-sentinel") == b"yes"
     finally:
         await client.aclose()
-    assert redis.Redis(port=master).get("via-sentinel") == b"yes"  # it was the master
+    assert redis.Redis(host="127.0.0.1", port=master).get("via-sentinel") == b"yes"  # it was the master
     sync = connect_sync(settings)
     assert sync.get("via-sentinel") == b"yes"
     sync.close()
