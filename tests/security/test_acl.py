@@ -94,20 +94,24 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         api_tokens=[TOKEN],
         graph_sink="neo4j",
     )
-    d = Deployment(server, settings, workdir, {r: f"pw-{r}-{uuid.uuid4().hex[:8]}" for r in ROLES})
-    admin = d.admin()
-    for role in ROLES:
-        env = {**d.env(role), "ROLE_PW": d.passwords[role]}
-        out = docgraph(env, "acl", "--role", role, "--password-env", "ROLE_PW")
-        assert out.returncode == 0, out.stderr
-        lines = out.stdout.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith(f"ACL SETUSER docgraph-{role} reset on #"), out.stdout
-        assert d.passwords[role] not in out.stdout
-        admin.execute_command(*shlex.split(lines[0]))
-    admin.acl_log_reset()
-    admin.close()
-    yield d
-    server.stop()
+    try:
+        d = Deployment(server, settings, workdir, {r: f"pw-{r}-{uuid.uuid4().hex[:8]}" for r in ROLES})
+        admin = d.admin()
+        for role in ROLES:
+            env = {**d.env(role), "ROLE_PW": d.passwords[role]}
+            out = docgraph(env, "acl", "--role", role, "--password-env", "ROLE_PW")
+            assert out.returncode == 0, out.stderr
+            lines = out.stdout.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith(f"ACL SETUSER docgraph-{role} reset on #"), (
+                out.stdout
+            )
+            assert d.passwords[role] not in out.stdout
+            admin.execute_command(*shlex.split(lines[0]))
+        admin.acl_log_reset()
+        admin.close()
+        yield d
+    finally:
+        server.stop()  # also when setting the users up fails
 
 
 @pytest.fixture(scope="module")
