@@ -11,9 +11,10 @@ import difflib
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, unquote, urlparse, urlsplit
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -120,6 +121,182 @@ class ResolveSettings(BaseModel):
     )
 
 
+class RedisTlsSettings(BaseModel):
+    """TLS for ``rediss://`` URLs (``DOCGRAPH_REDIS_TLS__<FIELD>``): the server's
+    certificate is verified by default; a client certificate turns on mutual TLS."""
+
+    ca_file: Path | None = Field(
+        None, description="PEM bundle of the CA(s) that signed the server's certificate; default: system CAs"
+    )
+    cert_file: Path | None = Field(None, description="client certificate (PEM) for mutual TLS")
+    key_file: Path | None = Field(None, description="the client certificate's private key (PEM)")
+    verify: bool = Field(True, description="verify the server's certificate (off: testing only)")
+    check_hostname: bool = Field(True, description="the certificate must name the host connected to")
+
+    @model_validator(mode="after")
+    def _check_files(self) -> RedisTlsSettings:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError(
+                "DOCGRAPH_REDIS_TLS__KEY_FILE is set without DOCGRAPH_REDIS_TLS__CERT_FILE (mutual TLS needs both)"
+            )
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"DOCGRAPH_REDIS_TLS__{name.upper()}={str(path)!r} is not a readable file")
+        return self
+
+    def redis_py_options(self) -> dict[str, Any]:
+        """redis-py's ``ssl_*`` keyword arguments for these settings."""
+        return {
+            "ssl_ca_certs": str(self.ca_file) if self.ca_file else None,
+            "ssl_certfile": str(self.cert_file) if self.cert_file else None,
+            "ssl_keyfile": str(self.key_file) if self.key_file else None,
+            "ssl_cert_reqs": "required" if self.verify else "none",
+            "ssl_check_hostname": self.verify and self.check_hostname,
+        }
+
+    @property
+    def configured(self) -> bool:
+        """Whether anything but the defaults is set (then the URL must be TLS)."""
+        return bool(self.model_fields_set)
+
+
+RedisMode = Literal["single", "cluster", "sentinel"]
+REDIS_SCHEMES: dict[str, tuple[RedisMode, bool]] = {
+    "redis": ("single", False),
+    "rediss": ("single", True),
+    "unix": ("single", False),
+    "redis+cluster": ("cluster", False),
+    "rediss+cluster": ("cluster", True),
+    "redis+sentinel": ("sentinel", False),
+    "rediss+sentinel": ("sentinel", True),
+}
+URL_EXAMPLES = (
+    "redis://127.0.0.1:6379/0, rediss://host:6380/0, redis+cluster://h1:7000,h2:7001, "
+    "redis+sentinel://h1:26379,h2:26379/mymaster"
+)
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """What ``DOCGRAPH_REDIS_URL`` names: one server, a cluster's seed nodes, or
+    Sentinels and a master name; with or without TLS.  Clients are built from it
+    by ``core.runtime.connection`` only."""
+
+    url: str = field(repr=False)  # may hold the password
+    mode: RedisMode
+    tls: bool
+    nodes: tuple[tuple[str, int], ...] = ()
+    master: str = ""
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+def parse_redis_url(value: str) -> RedisTarget:
+    """Parse ``value`` or raise ValueError saying what is wrong (and naming the variable)."""
+    var = f"DOCGRAPH_REDIS_URL={mask_redis_url(value)!r}"
+    scheme, sep, _ = value.partition("://")
+    if not sep or scheme.lower() not in REDIS_SCHEMES:
+        raise ValueError(
+            f"{var} is not a Redis URL: it must start with one of "
+            f"{', '.join(s + '://' for s in REDIS_SCHEMES)} (e.g. {URL_EXAMPLES})"
+        )
+    mode, tls = REDIS_SCHEMES[scheme.lower()]
+    if mode == "single":
+        return _parse_single(value, var, tls)
+    parts = urlsplit(value)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    default_port = 26379 if mode == "sentinel" else 6379
+    nodes = tuple(_host_port(h.strip(), default_port, var) for h in hosts.split(",") if h.strip())
+    if not nodes:
+        raise ValueError(
+            f"{var} names no host (e.g. {scheme}://127.0.0.1:{default_port}"
+            + ("/mymaster)" if mode == "sentinel" else ")")
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(
+            f"{var}: {scheme}:// takes no ?options or #fragment (use DOCGRAPH_REDIS_TLS__* for TLS)"
+        )
+    path = [p for p in parts.path.split("/") if p]
+    db = 0
+    if mode == "cluster":
+        if path and path != ["0"]:
+            raise ValueError(f"{var}: a Redis Cluster has only database 0; drop the path {parts.path!r}")
+        master = ""
+    else:
+        if not path or len(path) > 2:
+            raise ValueError(
+                f"{var} names no Sentinel master: end it with /<master-name>[/<db>] "
+                f"(e.g. {scheme}://127.0.0.1:26379/mymaster)"
+            )
+        master = unquote(path[0])
+        if len(path) == 2:
+            db = _db(path[1], var)
+    return RedisTarget(value, mode, tls, nodes, master, db, unquote(user) or None, unquote(password) or None)
+
+
+def _parse_single(value: str, var: str, tls: bool) -> RedisTarget:
+    parsed = urlparse(value)
+    if parsed.scheme == "unix":
+        return RedisTarget(value, "single", False, (), "", 0, parsed.username, parsed.password)
+    if not parsed.hostname:
+        raise ValueError(f"{var} names no host (e.g. redis://127.0.0.1:6379/0)")
+    if "," in parsed.netloc:
+        raise ValueError(
+            f"{var} lists several hosts: use redis+cluster:// for a cluster's seed nodes or "
+            "redis+sentinel://…/<master-name> for Sentinels"
+        )
+    try:
+        port = parsed.port or 6379
+    except ValueError:
+        raise ValueError(f"{var} has an invalid port (use 1-65535)") from None
+    db_text = parsed.path.strip("/") or parse_qs(parsed.query).get("db", ["0"])[0]
+    return RedisTarget(
+        value,
+        "single",
+        tls,
+        ((parsed.hostname, port),),
+        "",
+        _db(db_text, var),
+        unquote(parsed.username) if parsed.username else None,
+        unquote(parsed.password) if parsed.password else None,
+    )
+
+
+def _host_port(text: str, default: int, var: str) -> tuple[str, int]:
+    host, port = text, ""
+    if text.startswith("["):  # [::1]:7000
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif ":" in text:
+        host, _, port = text.rpartition(":")
+    if not host:
+        raise ValueError(f"{var}: {text!r} names no host")
+    if not port:
+        return host, default
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{var}: {text!r} has an invalid port (use 1-65535)")
+    return host, int(port)
+
+
+def _db(text: str, var: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"{var}: the database {text!r} is not a number (e.g. /0)")
+    return int(text)
+
+
+def mask_redis_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``: safe to print and log."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{sep}{userinfo.partition(':')[0]}:***@{hosts}{slash}{path}"
+
+
 # Names documented before the groups existed; still read (a grouped name wins).
 LEGACY_NAMES: dict[str, tuple[str, str]] = {
     "DOCGRAPH_MAX_PAGES": ("extract", "max_pages"),
@@ -167,8 +344,11 @@ class Settings(BaseSettings):
 
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
-        description="Redis holding streams, job state, retries and dead letters",
+        description="Redis holding streams, job state, retries and dead letters: redis:// or "
+        "rediss:// (TLS), redis+cluster://h1:p1,h2:p2 (seed nodes), "
+        "redis+sentinel://h1:p1,h2:p2/<master> (each also rediss+…)",
     )
+    redis_tls: RedisTlsSettings = Field(default_factory=RedisTlsSettings)
     key_prefix: str = Field("docgraph", pattern=r"^[A-Za-z0-9_.-]+$")
     partitions: int = Field(1, ge=1, le=1024, description="hash-tagged key partitions")
     topology: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_TOPOLOGY))
@@ -279,22 +459,22 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str) -> str:
-        parsed = urlparse(value)
-        if parsed.scheme not in {"redis", "rediss", "unix"}:
-            raise ValueError(
-                f"DOCGRAPH_REDIS_URL={value!r} is not a Redis URL: it must start with "
-                "redis://, rediss:// or unix:// (e.g. redis://127.0.0.1:6379/0)"
-            )
-        if parsed.scheme != "unix":
-            if not parsed.hostname:
-                raise ValueError(
-                    f"DOCGRAPH_REDIS_URL={value!r} names no host (e.g. redis://127.0.0.1:6379/0)"
-                )
-            try:
-                parsed.port  # noqa: B018 - raises on a bad port
-            except ValueError:
-                raise ValueError(f"DOCGRAPH_REDIS_URL={value!r} has an invalid port (use 1-65535)") from None
+        parse_redis_url(value)  # raises a ValueError naming the variable and the problem
         return value
+
+    @model_validator(mode="after")
+    def _check_redis_tls(self) -> Settings:
+        if self.redis_tls.configured and not self.redis_target.tls:
+            raise ValueError(
+                f"DOCGRAPH_REDIS_TLS__* is set but DOCGRAPH_REDIS_URL={mask_redis_url(self.redis_url)!r} "
+                "is plaintext: use rediss:// (or rediss+cluster://, rediss+sentinel://)"
+            )
+        return self
+
+    @property
+    def redis_target(self) -> RedisTarget:
+        """The parsed ``redis_url`` (server, cluster seeds or Sentinels; TLS or not)."""
+        return parse_redis_url(self.redis_url)
 
     @field_validator("api_tokens", "s3_allowed_buckets", mode="before")
     @classmethod

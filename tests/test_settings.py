@@ -18,11 +18,79 @@ from docgraph.core.topology import Topology
         ("localhost:6379", "DOCGRAPH_REDIS_URL='localhost:6379' is not a Redis URL"),
         ("redis://:6379/0", "names no host"),
         ("redis://127.0.0.1:99999/0", "invalid port"),
+        ("http://127.0.0.1:6379", "must start with one of redis://, rediss://"),
+        ("redis://a:1,b:2/0", "use redis\\+cluster://"),
+        ("redis+cluster://", "names no host"),
+        ("redis+cluster://a:7000/3", "only database 0"),
+        ("redis+cluster://a:7000?ssl=1", "takes no \\?options"),
+        ("redis+sentinel://a:26379", "names no Sentinel master"),
+        ("rediss+sentinel://a:26379,b:x/m", "'b:x' has an invalid port"),
+        ("redis://u:s3cret@h:1/x", "DOCGRAPH_REDIS_URL='redis://u:\\*\\*\\*@h:1/x'.*not a number"),
     ],
 )
 def test_bad_redis_url_is_explained(url, message):
     with pytest.raises(ValidationError, match=message):
         Settings(redis_url=url)
+
+
+@pytest.mark.parametrize(
+    ("url", "mode", "tls", "nodes", "master", "db"),
+    [
+        ("redis://127.0.0.1:6379/2", "single", False, [("127.0.0.1", 6379)], "", 2),
+        ("rediss://u:p@h/0", "single", True, [("h", 6379)], "", 0),
+        ("redis+cluster://a:7000,b:7001", "cluster", False, [("a", 7000), ("b", 7001)], "", 0),
+        ("rediss+cluster://u:p@[::1]:7000,b", "cluster", True, [("::1", 7000), ("b", 6379)], "", 0),
+        (
+            "redis+sentinel://a,b:26380/mymaster/1",
+            "sentinel",
+            False,
+            [("a", 26379), ("b", 26380)],
+            "mymaster",
+            1,
+        ),
+        ("rediss+sentinel://:pw@a:26379/m", "sentinel", True, [("a", 26379)], "m", 0),
+    ],
+)
+def test_redis_url_modes(url, mode, tls, nodes, master, db):
+    t = Settings(redis_url=url).redis_target
+    assert (t.mode, t.tls, list(t.nodes), t.master, t.db) == (mode, tls, nodes, master, db)
+    assert "p@" not in repr(t) and "pw" not in repr(t)  # the password is not in the repr
+
+
+def test_tls_settings_need_a_tls_url_and_existing_files(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    assert Settings(redis_url="rediss://h:1/0", redis_tls={"ca_file": ca}).redis_tls.ca_file == ca
+    with pytest.raises(
+        ValidationError, match=r"DOCGRAPH_REDIS_TLS__\* is set but .* is plaintext: use rediss://"
+    ):
+        Settings(redis_url="redis://h:1/0", redis_tls={"ca_file": ca})
+    with pytest.raises(
+        ValidationError, match=r"DOCGRAPH_REDIS_TLS__CA_FILE='.*nope\.pem' is not a readable file"
+    ):
+        Settings(redis_url="rediss://h:1/0", redis_tls={"ca_file": tmp_path / "nope.pem"})
+    with pytest.raises(ValidationError, match="KEY_FILE is set without DOCGRAPH_REDIS_TLS__CERT_FILE"):
+        Settings(redis_url="rediss://h:1/0", redis_tls={"key_file": ca})
+
+
+async def test_connect_builds_the_client_of_each_mode():
+    """Construction only (no server): a cluster client from its seeds, a Sentinel-managed master."""
+    from redis.asyncio.cluster import RedisCluster
+    from redis.asyncio.sentinel import SentinelConnectionPool
+
+    from docgraph.core.runtime.connection import connect
+
+    cluster = connect(Settings(redis_url="rediss+cluster://u:pw@127.0.0.1:7000,127.0.0.1:7001"))
+    assert isinstance(cluster, RedisCluster)
+    assert [(n.host, n.port) for n in cluster.startup_nodes] == [
+        ("127.0.0.1", 7000),
+        ("127.0.0.1", 7001),
+    ]
+    await cluster.aclose()
+    master = connect(Settings(redis_url="redis+sentinel://127.0.0.1:26379/mymaster/2"))
+    assert isinstance(master.connection_pool, SentinelConnectionPool)
+    assert master.connection_pool.service_name == "mymaster"
+    await master.aclose()
 
 
 def test_env_prefix_and_nested_values(monkeypatch):
@@ -45,6 +113,19 @@ def test_topology_errors():
     assert t.candidates_after("extract") == ("classify", "ner")
     assert t.skip_closure(["ner"]) == ("ner",)
     assert Topology({"a": [], "b": ["a"], "c": ["b"]}).skip_closure(["b"]) == ("b", "c")
+
+
+def test_cli_prints_a_url_error_with_brackets_as_is():
+    env = {"DOCGRAPH_REDIS_URL": "redis+sentinel://127.0.0.1:26379", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "docgraph.core.cli", "jobs"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "end it with /<master-name>[/<db>]" in " ".join(result.stderr.split())
 
 
 def test_cli_reports_bad_config_with_exit_2(monkeypatch):

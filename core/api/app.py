@@ -41,7 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # past the pool size a request gets 503 + Retry-After (see api_errors)
-        client = connect(settings.redis_url, max_connections=API_REDIS_CONNECTIONS)
+        client = connect(settings, max_connections=API_REDIS_CONNECTIONS)
         app.state.api = ApiState(
             settings=settings,
             jobs=JobStore(client, settings),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from docgraph.core.cli import config, dlq, events, jobs, monitor, run, serve, stage, worker
+from docgraph.core.cli import acl, config, dlq, events, jobs, monitor, run, serve, stage, worker
 
 app = typer.Typer(
     help="docgraph: turn a stream of documents into a knowledge graph.",
@@ -25,6 +25,7 @@ app.command()(events.events)
 app.command()(serve.serve)
 app.command("asyncapi")(serve.asyncapi_cmd)
 app.add_typer(config.config_app, name="config")
+app.command()(acl.acl)
 
 
 def _add_plugin_commands() -> None:

@@ -19,6 +19,7 @@ import redis.exceptions
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from docgraph.core import telemetry
 from docgraph.core.errors import ConfigError
@@ -53,7 +54,7 @@ def load_plugins(**overrides: Any) -> LoadedPlugins:
             err.print(f"[yellow]warning:[/yellow] {message}")
         for e in exc.errors():
             variable = ENV_PREFIX + "__".join(str(p) for p in e["loc"]).upper()  # what the user set
-            err.print(f"[red]configuration error[/red] {variable}: {e['msg']}")
+            err.print(f"[red]configuration error[/red] {variable}: {escape(e['msg'])}")
         raise typer.Exit(2) from None
     try:
         loaded = resolve(base)
@@ -134,7 +135,17 @@ def redis_session(settings: Settings) -> Iterator[Settings]:
 
 def redis_down(settings: Settings, exc: BaseException) -> None:
     """One line for an unreachable Redis, then exit 3."""
+    from docgraph.core.runtime.connection import describe_failure, is_tls_misconfigured
+
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    tls_related = settings.redis_target.tls or any(
+        s in reason.lower()
+        for s in ("closed by server", "reset by peer")  # plaintext to a TLS port
+    )
+    if is_tls_misconfigured(exc) or tls_related:
+        line = escape(describe_failure(settings, exc))  # "[SSL: …]" is not markup
+        err.print(f"[red]error:[/red] {line} (exit status {EXIT_REDIS_DOWN})")
+        raise typer.Exit(EXIT_REDIS_DOWN) from None
     if isinstance(exc, redis.exceptions.AuthenticationError):
         source, todo = "DOCGRAPH_REDIS_URL", "put the right user and password in DOCGRAPH_REDIS_URL"
     elif "redis_url" in settings.model_fields_set:
@@ -158,7 +169,7 @@ def with_redis(action: Callable[[Any, Settings], Awaitable[T]]) -> T:
     settings = load_settings()
 
     async def main() -> T:
-        client = connect(settings.redis_url)
+        client = connect(settings)
         try:
             return await action(client, settings)
         finally:

@@ -39,7 +39,7 @@ def line(event: Event) -> str:
 async def _print_events(
     settings: Settings, follow: bool, job: str | None, types: list[str], after: str | None, as_json: bool
 ) -> int:
-    client = connect(settings.redis_url)
+    client = connect(settings)
     log = EventLog(client, settings)
     try:
         cursor = await log.start(after or ("0" if job or not follow else "$"))

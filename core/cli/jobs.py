@@ -21,7 +21,7 @@ from docgraph.core.settings import Settings
 
 
 def open_job_store(settings: Settings) -> tuple[Any, JobStore]:
-    client = connect(settings.redis_url)
+    client = connect(settings)
     return client, JobStore(client, settings)
 
 

@@ -168,7 +168,7 @@ async def _run(settings: Settings, files: list[Path], as_json: bool) -> list[Job
 
     loaded = load_plugins(settings)  # the same effective settings, this process's plugins
     settings = loaded.settings
-    client = connect(settings.redis_url)
+    client = connect(settings)
     store = JobStore(client, settings)
     services = build_services(settings, loaded.manager)
     worker = Worker(settings, loaded.specs(), client, services=services)

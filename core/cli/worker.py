@@ -8,6 +8,7 @@ import time
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from docgraph.core import telemetry
 from docgraph.core.cli.common import (
@@ -19,7 +20,7 @@ from docgraph.core.cli.common import (
     setup_telemetry,
 )
 from docgraph.core.errors import ConfigError
-from docgraph.core.runtime.connection import REDIS_DOWN, mask_url
+from docgraph.core.runtime.connection import REDIS_DOWN
 from docgraph.core.stage import Services
 
 
@@ -76,20 +77,23 @@ def worker(
         err.print(f"[yellow]warning:[/yellow] {describe_unused(loaded)}")
 
     async def main() -> None:
-        from docgraph.core.runtime.connection import connect, wait_until_up
+        from docgraph.core.runtime.connection import RedisConfigError, connect, wait_until_up
 
         stopping = asyncio.Event()  # SIGTERM before the worker runs: stop waiting, exit 0
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
-        probe = connect(settings.redis_url)
+        probe = connect(settings)
         try:
-            if not await wait_until_up(probe, settings.redis_url, stopping):
+            if not await wait_until_up(probe, settings, stopping):
                 return
+        except RedisConfigError as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))} (exit status 2)")
+            raise typer.Exit(2) from None
         finally:
             await probe.aclose()
         built = services if services is not None else build_services(settings, loaded.manager)
-        client = connect(settings.redis_url)
+        client = connect(settings)
         w = Worker(settings, specs, client, services=built)
         w.install_signal_handlers()
         if stopping.is_set():
@@ -136,10 +140,11 @@ def health(
     if ready:
         import redis
 
+        from docgraph.core.runtime.connection import connect_sync, describe_failure
+
         try:
-            redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
+            connect_sync(settings, socket_timeout=2, socket_connect_timeout=2).ping()
         except redis.RedisError as exc:
-            where = mask_url(settings.redis_url)
-            err.print(f"not ready: Redis at {where} (DOCGRAPH_REDIS_URL) does not answer ({exc})")
+            err.print(f"not ready: {describe_failure(settings, exc)}", markup=False)
             raise typer.Exit(1) from None
     console.print("ok")

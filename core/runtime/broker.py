@@ -8,6 +8,7 @@ not fit), so a worker process never imports FastStream: it costs ~15 MiB of RSS.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 from faststream.redis import RedisBroker, StreamSub
@@ -17,12 +18,40 @@ from docgraph.core.envelope import Envelope
 from docgraph.core.runtime.connection import connection_options
 from docgraph.core.runtime.events import LifecycleEvent
 from docgraph.core.runtime.keys import LANES, Keys
-from docgraph.core.settings import Settings
+from docgraph.core.settings import RedisTlsSettings, Settings
 from docgraph.core.topology import Topology
 
 
 def redis_broker(settings: Settings) -> RedisBroker:
-    return RedisBroker(settings.redis_url, **connection_options())
+    """FastStream's broker for ``DOCGRAPH_REDIS_URL`` in any mode, with the same TLS
+    (``DOCGRAPH_REDIS_TLS__*``, as an ``SSLContext``: FastStream's ``security``)."""
+    from faststream.redis import RedisClusterBroker, RedisSentinelBroker
+    from faststream.security import BaseSecurity
+
+    target = settings.redis_target
+    security = BaseSecurity(ssl_context=ssl_context(settings.redis_tls)) if target.tls else None
+    options: dict[str, Any] = {**connection_options(), "security": security}
+    if target.mode == "single":
+        return RedisBroker(settings.redis_url, **options)
+    auth = f"{target.username or ''}:{target.password}@" if target.password else ""
+    host, port = target.nodes[0]
+    url = f"redis://{auth}{host}:{port}/{target.db}"
+    if target.mode == "cluster":
+        return RedisClusterBroker(url, **options)
+    return RedisSentinelBroker(
+        url, sentinels=list(target.nodes), sentinel_master_name=target.master, **options
+    )
+
+
+def ssl_context(tls: RedisTlsSettings) -> ssl.SSLContext:
+    """An ``SSLContext`` for ``DOCGRAPH_REDIS_TLS__*`` (what redis-py builds from its ``ssl_*`` options)."""
+    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+    if tls.cert_file:
+        context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+    context.check_hostname = tls.verify and tls.check_hostname
+    if not tls.verify:
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def asyncapi(settings: Settings) -> Any:

@@ -11,9 +11,9 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Sequence
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, TypeAlias, cast
 
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
@@ -21,8 +21,20 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from docgraph.core.runtime import lua
 from docgraph.core.runtime.calls import Arg, ScriptCall
+from docgraph.core.settings import RedisTlsSettings, Settings, mask_redis_url
 
-__all__ = ["REDIS_DOWN", "Arg", "Batcher", "ScriptCall", "Scripts", "connect", "connection_options"]
+__all__ = [
+    "REDIS_DOWN",
+    "Arg",
+    "Batcher",
+    "RedisConfigError",
+    "ScriptCall",
+    "Scripts",
+    "connect",
+    "connect_sync",
+    "connection_options",
+    "describe_failure",
+]
 # What "Redis is unreachable right now" looks like: retried with backoff, never fatal
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 log = logging.getLogger("docgraph.redis")
@@ -30,11 +42,7 @@ log = logging.getLogger("docgraph.redis")
 
 def mask_url(url: str) -> str:
     """``url`` with its password (if any) replaced by ``***``: safe to print and log."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return mask_redis_url(url)
 
 
 def connection_options() -> dict[str, Any]:
@@ -53,16 +61,147 @@ def connection_options() -> dict[str, Any]:
     }
 
 
-def connect(url: str, **kwargs: Any) -> aioredis.Redis:
-    """A client with :func:`connection_options` (``kwargs`` override them)."""
-    return aioredis.from_url(url, **{**connection_options(), **kwargs})
+Target: TypeAlias = "Settings | str"
 
 
-async def wait_until_up(client: aioredis.Redis, url: str, stopping: asyncio.Event, cap: float = 5.0) -> bool:
+def _settings(target: Target) -> Settings:
+    """``target`` as settings: a bare URL means default TLS options (system CAs)."""
+    if isinstance(target, Settings):
+        return target
+    return Settings.model_construct(redis_url=target, redis_tls=RedisTlsSettings())
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments of a redis-py client for the target's auth, database and TLS
+    (the host part is the mode's business: URL, seed nodes or Sentinel discovery)."""
+    target = settings.redis_target
+    options: dict[str, Any] = {"username": target.username, "password": target.password}
+    if target.tls:
+        options |= {"ssl": True, **settings.redis_tls.redis_py_options()}
+    return options
+
+
+def connect(target: Target, **kwargs: Any) -> aioredis.Redis:
+    """The asyncio client for ``target`` (settings, or a URL with default TLS options),
+    with :func:`connection_options` (``kwargs`` override them).
+
+    * ``redis://``, ``rediss://``, ``unix://``: one server (``from_url``);
+    * ``redis+cluster://h1:p1,h2:p2``: a ``RedisCluster`` from those seed nodes;
+    * ``redis+sentinel://h1:p1,h2:p2/<master>``: the master Sentinel names (followed on failover).
+
+    A cluster client is typed as ``Redis``: it offers the same commands, but
+    multi-key calls must stay in one slot (every key of a partition does)."""
+    settings = _settings(target)
+    t = settings.redis_target
+    options = {**connection_options(), **kwargs}
+    if t.mode == "single":
+        tls = settings.redis_tls.redis_py_options() if t.tls else {}
+        return aioredis.from_url(t.url, **{**tls, **options})
+    if t.mode == "cluster":
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+        options.pop("health_check_interval", None)  # per node, set through the nodes' pools
+        cluster = RedisCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in t.nodes],
+            **{**client_options(settings), **options},
+        )
+        return cast(aioredis.Redis, cluster)
+    from redis.asyncio.sentinel import Sentinel
+
+    auth = client_options(settings)
+    sentinel_options = {k: v for k, v in auth.items() if k.startswith("ssl")}  # Sentinels speak TLS too
+    sentinel_options |= {k: v for k, v in options.items() if k.startswith("socket_")}
+    sentinel = Sentinel(list(t.nodes), sentinel_kwargs=sentinel_options, **{**auth, **options})
+    return sentinel.master_for(t.master, db=t.db)
+
+
+def connect_sync(target: Target, **kwargs: Any) -> redis.Redis:
+    """The blocking client for ``target`` (lease renewals from a thread, probes):
+    the same modes and TLS options as :func:`connect`, no shared retry policy."""
+    settings = _settings(target)
+    t = settings.redis_target
+    if t.mode == "single":
+        tls = settings.redis_tls.redis_py_options() if t.tls else {}
+        return redis.Redis.from_url(t.url, **{**tls, **kwargs})
+    if t.mode == "cluster":
+        from redis.cluster import ClusterNode, RedisCluster
+
+        nodes = [ClusterNode(h, p) for h, p in t.nodes]
+        return cast(redis.Redis, RedisCluster(startup_nodes=nodes, **{**client_options(settings), **kwargs}))
+    from redis.sentinel import Sentinel
+
+    auth = client_options(settings)
+    sentinel_options = {k: v for k, v in auth.items() if k.startswith("ssl")}
+    sentinel_options |= {k: v for k, v in kwargs.items() if k.startswith("socket_")}
+    sentinel = Sentinel(list(t.nodes), sentinel_kwargs=sentinel_options, **{**auth, **kwargs})
+    return sentinel.master_for(t.master, db=t.db)
+
+
+def describe_failure(target: Target, exc: BaseException) -> str:
+    """Why Redis at ``target`` cannot be used, in one line naming the URL (masked) and
+    the setting to change: a certificate the CA does not vouch for, a plaintext
+    client at a TLS port, a TLS client at a plaintext port, a wrong password."""
+    settings = _settings(target)
+    where = mask_url(settings.redis_url)
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = reason.lower()
+    if "certificate verify failed" in text or "certificate_verify_failed" in text:
+        ca = settings.redis_tls.ca_file
+        ca_text = (
+            f"DOCGRAPH_REDIS_TLS__CA_FILE={str(ca)!r}"
+            if ca
+            else "the system CAs (DOCGRAPH_REDIS_TLS__CA_FILE unset)"
+        )
+        return (
+            f"TLS to Redis at {where} (DOCGRAPH_REDIS_URL) failed: the server's certificate is not "
+            f"trusted by {ca_text} ({reason.rstrip('.')}); point DOCGRAPH_REDIS_TLS__CA_FILE at the CA "
+            "that signed it"
+        )
+    if settings.redis_target.tls and ("wrong version number" in text or "record layer failure" in text):
+        return (
+            f"TLS to Redis at {where} (DOCGRAPH_REDIS_URL) failed ({reason.rstrip('.')}): the port "
+            "does not speak TLS; use redis:// for a plaintext port, or the server's tls-port"
+        )
+    if "tlsv13 alert certificate required" in text or "alert certificate required" in text:
+        return (
+            f"Redis at {where} (DOCGRAPH_REDIS_URL) requires a client certificate ({reason.rstrip('.')}); "
+            "set DOCGRAPH_REDIS_TLS__CERT_FILE and DOCGRAPH_REDIS_TLS__KEY_FILE"
+        )
+    hint = ""
+    dropped = "closed by server" in text or "reset by peer" in text
+    if dropped and not settings.redis_target.tls:
+        hint = "; if that port speaks TLS, use rediss:// (and DOCGRAPH_REDIS_TLS__CA_FILE)"
+    elif dropped and settings.redis_tls.cert_file is None:  # TLS 1.3: the alert may come as a reset
+        hint = (
+            "; if the server requires a client certificate (tls-auth-clients), set "
+            "DOCGRAPH_REDIS_TLS__CERT_FILE and DOCGRAPH_REDIS_TLS__KEY_FILE"
+        )
+    return f"Redis at {where} (DOCGRAPH_REDIS_URL) does not answer ({reason.rstrip('.')}){hint}"
+
+
+def is_tls_misconfigured(exc: BaseException) -> bool:
+    """Whether ``exc`` is a TLS failure that retrying cannot fix (an untrusted
+    certificate, a missing client certificate): report it and stop."""
+    text = str(exc).lower()
+    return any(
+        s in text
+        for s in ("certificate verify failed", "certificate_verify_failed", "alert certificate required")
+    )
+
+
+class RedisConfigError(Exception):
+    """Redis answers but refuses this configuration (an untrusted certificate, a
+    missing client certificate): retrying cannot help.  The message is one line."""
+
+
+async def wait_until_up(
+    client: aioredis.Redis, url: Target, stopping: asyncio.Event, cap: float = 5.0
+) -> bool:
     """PING until Redis answers (True) or ``stopping`` is set (False, at once,
     even mid-PING).  One warning line when it does not answer, then retries
     with capped exponential backoff (0.1 s doubling up to ``cap``) and one line
-    when it answers."""
+    when it answers.  A TLS set-up the server rejects raises
+    :class:`RedisConfigError` at once (``url``: the settings or the URL)."""
     from redis.backoff import ExponentialBackoff
 
     backoff = ExponentialBackoff(cap=cap, base=0.1)
@@ -79,12 +218,12 @@ async def wait_until_up(client: aioredis.Redis, url: str, stopping: asyncio.Even
             try:
                 ping.result()
             except REDIS_DOWN as exc:
+                if is_tls_misconfigured(exc):
+                    raise RedisConfigError(describe_failure(url, exc)) from exc
                 if failures == 0:
                     log.warning(
-                        "Redis at %s (DOCGRAPH_REDIS_URL) does not answer (%s); waiting for it, "
-                        "retrying with backoff up to %g s",
-                        mask_url(url),
-                        exc,
+                        "%s; waiting for it, retrying with backoff up to %g s",
+                        describe_failure(url, exc),
                         cap,
                     )
                 failures += 1
@@ -93,7 +232,8 @@ async def wait_until_up(client: aioredis.Redis, url: str, stopping: asyncio.Even
                     return False
                 continue
             if failures:
-                log.warning("Redis at %s answers after %d attempts; starting", mask_url(url), failures + 1)
+                where = mask_url(_settings(url).redis_url)
+                log.warning("Redis at %s answers after %d attempts; starting", where, failures + 1)
             return True
     finally:
         stop.cancel()

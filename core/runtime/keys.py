@@ -73,6 +73,20 @@ class PartitionKeys:
     def state_indexes(self) -> list[str]:
         return [self.state_index(s) for s in JOB_STATES]
 
+    # ACL key patterns (``docgraph acl``): glob patterns matching the names above
+    @property
+    def all_pattern(self) -> str:
+        """Every key of this partition."""
+        return f"{glob_escape(self.tag)}:*"
+
+    def stream_pattern(self, stage: str) -> str:
+        """Every lane of ``stage``'s stream."""
+        return f"{glob_escape(self.tag)}:stream:{glob_escape(stage)}:*"
+
+    @property
+    def job_pattern(self) -> str:
+        return f"{glob_escape(self.job_prefix)}*"
+
 
 class Keys:
     """Key names for a deployment (prefix) with ``partitions`` partitions."""
@@ -104,3 +118,18 @@ class Keys:
     def workers(self, stage: str) -> str:
         """Hash of live consumers of ``stage`` -> last heartbeat (not partitioned)."""
         return f"{self.prefix}:workers:{stage}"
+
+    @property
+    def lease_pattern(self) -> str:
+        """ACL pattern of every :meth:`lease`."""
+        return f"{glob_escape(self.prefix)}:lease:*"
+
+    @property
+    def workers_pattern(self) -> str:
+        """ACL pattern of every :meth:`workers` hash."""
+        return f"{glob_escape(self.prefix)}:workers:*"
+
+
+def glob_escape(name: str) -> str:
+    """``name`` as a literal in a Redis glob pattern (ACL ``~``, ``SCAN MATCH``)."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in name)

@@ -32,7 +32,7 @@ from docgraph.core import telemetry
 from docgraph.core.envelope import Envelope, decode_fields
 from docgraph.core.errors import PermanentError
 from docgraph.core.runtime import calls
-from docgraph.core.runtime.connection import REDIS_DOWN, Scripts
+from docgraph.core.runtime.connection import REDIS_DOWN, Scripts, connect_sync
 from docgraph.core.runtime.delivery import Delivery
 from docgraph.core.runtime.jobs import now_ms
 from docgraph.core.runtime.keys import LANES, Keys
@@ -137,7 +137,7 @@ class LeaseKeeper:
         keys = Keys(settings.key_prefix, settings.partitions)
         self.leases = [keys.lease(c) for c in consumers]
         self.ttl_ms = int((visibility + LEASE_GRACE) * 1000)
-        self.url = settings.redis_url
+        self.settings = settings
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="docgraph-lease", daemon=True)
 
@@ -152,7 +152,7 @@ class LeaseKeeper:
             self._thread.join(5)
 
     def _run(self) -> None:
-        client = redis.Redis.from_url(self.url, socket_timeout=self.ttl_ms / 2000)
+        client = connect_sync(self.settings, socket_timeout=self.ttl_ms / 2000)
         interval = min(self.ttl_ms / 4000, LEASE_RENEW_MAX)
         try:
             while not self._stop.is_set():

@@ -185,7 +185,7 @@ async def run_stages(
                 logging.getLogger("docgraph.testing").warning(describe_unused(loaded))
             specs = loaded.specs(stages)
             services = build_services(effective, loaded.manager)
-            client = connect(effective.redis_url)
+            client = connect(effective)
             worker = Worker(effective, specs, client, services=services)
             task = asyncio.create_task(worker.run(), name="docgraph-testing-worker")
             harness = Harness(effective, loaded, services, client, JobStore(client, effective), worker, task)

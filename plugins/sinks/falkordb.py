@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
+from docgraph.core.settings import RedisTlsSettings, parse_redis_url
 from docgraph.plugins.hookspecs import hookimpl
 from docgraph.plugins.sinks.cypher import (
     COUNTS,
@@ -20,12 +20,17 @@ if TYPE_CHECKING:
 
 
 class FalkorDBSink:
-    def __init__(self, redis_url: str, graph: str) -> None:
+    def __init__(self, redis_url: str, graph: str, tls: RedisTlsSettings | None = None) -> None:
         from falkordb import FalkorDB
 
-        parsed = urlparse(redis_url)
+        # the first node of DOCGRAPH_REDIS_URL; FalkorDB itself detects a cluster or a Sentinel
+        target = parse_redis_url(redis_url)
+        host, port = target.nodes[0] if target.nodes else ("127.0.0.1", 6379)
+        options: dict[str, Any] = {}
+        if target.tls:
+            options = {"ssl": True, **(tls or RedisTlsSettings()).redis_py_options()}
         self.db = FalkorDB(
-            host=parsed.hostname or "127.0.0.1", port=parsed.port or 6379, password=parsed.password
+            host=host, port=port, username=target.username, password=target.password, **options
         )
         self.graph = self.db.select_graph(graph)
         self._indexed: set[str] = set()
@@ -92,4 +97,4 @@ class FalkorDBSink:
 def docgraph_graph_sink(settings: Any) -> FalkorDBSink | None:
     if settings.graph_sink != "falkordb":
         return None
-    return FalkorDBSink(settings.redis_url, settings.graph_name)
+    return FalkorDBSink(settings.redis_url, settings.graph_name, settings.redis_tls)
