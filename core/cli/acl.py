@@ -37,8 +37,8 @@ class Role(str, Enum):
 CONNECT = ("ping", "select")
 SCRIPTS = ("evalsha", "eval", "script|load")
 # What the Lua scripts call (core/runtime/lua.py) besides reads.
-SCRIPT_WRITES = ("hset", "hsetnx", "hdel", "hincrby", "del", "pexpire", "zadd", "zrem")
-SCRIPT_READS = ("hget", "hgetall", "exists", "zcard", "zrange", "zrangebyscore")
+SCRIPT_WRITES = ("hset", "hsetnx", "hdel", "hincrby", "del", "pexpire", "zadd", "zrem", "xtrim")
+SCRIPT_READS = ("hget", "hmget", "hexists", "hgetall", "exists", "zcard", "zrange", "zrangebyscore")
 STREAMS_RW = ("xadd", "xack", "xdel", "xreadgroup", "xclaim", "xpending", "xlen", "xgroup|create")
 # The FalkorDB sink (DOCGRAPH_GRAPH_SINK=falkordb): its client asks INFO whether it
 # talks to a Sentinel or a cluster, then queries the graph key.  Module commands:
@@ -60,6 +60,7 @@ READS = (
     "xlen",
     "xrange",
     "xrevrange",
+    "xread",
     "xpending",
     "xinfo|groups",
     "xinfo|stream",
@@ -89,9 +90,22 @@ def grant(role: Role, settings: Settings) -> Grant:
         job_keys = tuple(
             f"~{pattern}"
             for p in parts
-            for pattern in (p.job_pattern, p.idempotency, p.state_index("queued"))
+            for pattern in (p.job_pattern, p.idempotency, p.state_index("queued"), glob_escape(p.events))
         ) + tuple(f"~{p.stream_pattern(r)}" for p in parts for r in roots)
-        commands = (*SCRIPTS, "hget", "hgetall", "exists", "hset", "del", "zadd", "xadd", *CONNECT)
+        # SUBMIT also appends job.submitted to the partition's events stream
+        commands = (
+            *SCRIPTS,
+            "hget",
+            "hmget",
+            "hgetall",
+            "exists",
+            "hset",
+            "hincrby",
+            "del",
+            "zadd",
+            "xadd",
+            *CONNECT,
+        )
         return Grant(
             job_keys,
             commands,
