@@ -272,7 +272,9 @@ class Scripts:
         pipe = self.client.pipeline(transaction=False)
         for call in calls:
             keys = call.keys()
-            pipe.evalsha(self.sha[call.script], len(keys), *keys, *call.args())
+            # execute_command, not pipe.evalsha: redis-py's ClusterPipeline blocks the
+            # script methods but routes a raw EVALSHA by its KEYS (one partition: one slot)
+            pipe.execute_command("EVALSHA", self.sha[call.script], len(keys), *keys, *call.args())
         return list(await pipe.execute(raise_on_error=False))
 
 
