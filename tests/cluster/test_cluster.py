@@ -1,0 +1,160 @@
+"""docgraph on a real 3-master + 3-replica Redis Cluster (tests/cluster/cluster.py).
+
+Two ``docgraph worker`` processes with ``DOCGRAPH_REDIS_URL=redis+cluster://…`` and
+6 partitions: every job completes, each stage's hand-off is recorded once, and the
+keys land on all three masters.  The stage effects are counted on the session's
+single redis-server (``DOCGRAPH_TEST_EFFECTS_URL``), apart from the cluster under test.
+
+Bounded: every wait has a deadline; the cluster and the workers are stopped
+whatever happens."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from docgraph.core.runtime.connection import connect
+from docgraph.core.runtime.dlq import DeadLetters
+from docgraph.core.runtime.jobs import JobStore
+from docgraph.core.runtime.keys import Keys
+from docgraph.core.runtime.recovery import Upkeep
+from docgraph.core.runtime.snapshot import snapshot
+from docgraph.core.settings import Settings
+from tests.cluster.cluster import Node, RedisCluster
+from tests.runtime.procs import WorkerProcs
+
+pytestmark = [pytest.mark.service, pytest.mark.slow]
+
+STAGES = ("extract", "classify", "ner", "ingest")
+PARTITIONS = 6
+
+
+def owners(cluster: RedisCluster) -> dict[int, int]:
+    """Slot -> port of the master that serves it (``CLUSTER SLOTS`` of a live node)."""
+    with cluster.live()[0].client() as c:
+        slots = c.execute_command("CLUSTER SLOTS")
+    out: dict[int, int] = {}
+    for start, end, primary, *_replicas in slots:  # [start, end, [host, port, id], ...]
+        out.update(dict.fromkeys(range(int(start), int(end) + 1), int(primary[1])))
+    return out
+
+
+def spread_prefix(cluster: RedisCluster, partitions: int) -> str:
+    """A fresh key prefix whose partitions land evenly on the masters: each
+    partition's hash tag is one slot, and which master owns it is the luck of
+    CRC16, so the test picks a prefix that spreads (``docs/runtime.md`` says how a
+    deployment checks its own)."""
+    slot_owner = owners(cluster)
+    masters = len(set(slot_owner.values()))
+    while True:
+        prefix = f"t{uuid.uuid4().hex[:10]}"
+        ports = [slot_owner[key_slot(p.tag.encode())] for p in Keys(prefix, partitions).all()]
+        if all(ports.count(port) == partitions // masters for port in set(ports)) and len(set(ports)) == masters:
+            return prefix
+
+
+def keys_on(node: Node, prefix: str) -> int:
+    """How many of ``prefix``'s keys ``node`` holds (SCAN on that node alone)."""
+    with node.client() as c:
+        return sum(1 for _ in c.scan_iter(match=f"{{{prefix}:p*", count=1000))
+
+
+@pytest.fixture
+async def cluster_settings(redis_cluster: RedisCluster, settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "redis_url": redis_cluster.url,
+            "key_prefix": spread_prefix(redis_cluster, PARTITIONS),
+            "partitions": PARTITIONS,
+            "concurrency": 8,
+        }
+    )
+
+
+@pytest.fixture
+async def store(cluster_settings: Settings) -> AsyncIterator[JobStore]:
+    client = connect(cluster_settings)
+    yield JobStore(client, cluster_settings)
+    await client.aclose()
+
+
+async def _wait_finished(procs: WorkerProcs, store: JobStore, n: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = await store.count_by_state()
+        if counts["completed"] + counts["dead"] + counts["failed"] >= n:
+            return
+        if not procs.alive():
+            break
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"not finished: {await store.count_by_state()}\n{procs.logs()}")
+
+
+async def _assert_each_stage_recorded_once(store: JobStore, ids: list[str]) -> None:
+    for i in range(0, len(ids), 500):
+        for job in await store.get_many(ids[i : i + 500]):
+            assert job is not None and job.state == "completed", job
+            for st in job.stages:
+                assert st.completions == 1, (job.id, st)
+
+
+async def test_1000_jobs_on_a_3_master_cluster(
+    redis_cluster: RedisCluster, cluster_settings: Settings, store: JobStore, effects, tmp_path
+) -> None:
+    """1,000 jobs through the default DAG, 6 partitions, 2 worker processes."""
+    ids = [job_id for job_id, _ in await store.submit_many([None] * 1000)]
+    assert len(set(ids)) == 1000
+    assert (await store.count_by_state())["queued"] == 1000
+    masters = redis_cluster.master_nodes()
+    assert len(masters) == 3
+    assert all(keys_on(m, cluster_settings.key_prefix) > 0 for m in masters)  # every master holds jobs
+
+    procs = WorkerProcs(cluster_settings, tmp_path)
+    try:
+        procs.start(2)
+        await _wait_finished(procs, store, len(ids), timeout=300)
+    finally:
+        codes = procs.stop()
+    assert codes == [0, 0], procs.logs()
+    logs = procs.logs()  # the lease thread's cluster pipeline, upkeep and reclaim ran without errors
+    assert not any(s in logs for s in ("Traceback", "renewal failed", "upkeep failed", "CROSSSLOT")), logs
+
+    await _assert_each_stage_recorded_once(store, ids)
+    counts = await effects()
+    for stage in STAGES:
+        assert [counts.get(f"{i}:{stage}", 0) for i in ids] == [1] * len(ids), stage
+    assert await store.count_by_state() == {
+        "queued": 0, "running": 0, "retrying": 0, "completed": 1000, "failed": 0, "dead": 0, "cancelled": 0,
+    }  # fmt: skip
+
+    # the read side visits every partition on whichever master owns it
+    page = await store.list("completed", limit=400)
+    seen = {j.id for j in page.jobs}
+    while page.next_cursor:
+        page = await store.list("completed", limit=400, cursor=page.next_cursor)
+        seen |= {j.id for j in page.jobs}
+    assert seen == set(ids)
+    snap = await snapshot(store)
+    assert snap.states["completed"] == 1000 and snap.queued == dict.fromkeys(STAGES, 0)
+    assert sum(snap.dead_letters.values()) == 0
+    letters = DeadLetters(store.client, cluster_settings)
+    assert await letters.count("ner") == 0 and await letters.list("ner") == []
+    upkeep = Upkeep(cluster_settings, store.client)
+    assert await upkeep.promote_due() == 0
+    await upkeep.sweep()
+    per_master = [keys_on(m, cluster_settings.key_prefix) for m in masters]
+    assert all(n > 0 for n in per_master), per_master
+
+
+def test_the_cluster_fixture_serves_every_slot(redis_cluster: RedisCluster) -> None:
+    """3 masters, each with one replica, all 16384 slots served."""
+    assert len(owners(redis_cluster)) == 16384
+    assert sorted(n.role() for n in redis_cluster.live()) == ["master"] * 3 + ["slave"] * 3
+    with redis.RedisCluster(host="127.0.0.1", port=redis_cluster.nodes[0].port) as c:
+        assert c.set("{x}a", 1) and c.get("{x}a") == b"1"
