@@ -15,8 +15,14 @@ from typing import Any, TypeAlias, cast
 
 import redis
 import redis.asyncio as aioredis
+from redis.exceptions import (
+    ClusterDownError,
+    NoScriptError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from docgraph.core.runtime import lua
@@ -35,8 +41,18 @@ __all__ = [
     "connection_options",
     "describe_failure",
 ]
-# What "Redis is unreachable right now" looks like: retried with backoff, never fatal
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+# What "Redis is unreachable right now" looks like: retried with backoff, never fatal.
+# On a cluster, a failover in progress looks the same: CLUSTERDOWN / MASTERDOWN while a
+# replica is promoted, TRYAGAIN during a resharding, a slot no node serves yet.
+REDIS_DOWN = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    OSError,
+    ClusterDownError,
+    TryAgainError,
+    SlotNotCoveredError,
+)
 log = logging.getLogger("docgraph.redis")
 
 

@@ -55,7 +55,10 @@ def spread_prefix(cluster: RedisCluster, partitions: int) -> str:
     while True:
         prefix = f"t{uuid.uuid4().hex[:10]}"
         ports = [slot_owner[key_slot(p.tag.encode())] for p in Keys(prefix, partitions).all()]
-        if all(ports.count(port) == partitions // masters for port in set(ports)) and len(set(ports)) == masters:
+        if (
+            all(ports.count(port) == partitions // masters for port in set(ports))
+            and len(set(ports)) == masters
+        ):
             return prefix
 
 
