@@ -202,6 +202,7 @@ async def test_a_killed_master_s_replica_takes_over_and_jobs_complete(
             "key_prefix": spread_prefix(own_cluster, PARTITIONS),
             "partitions": PARTITIONS,
             "concurrency": 8,
+            "shutdown_grace": 10.0,  # in-flight work left at the end is handed back, not waited on
         }
     )
     client = connect(cluster_settings)
