@@ -112,9 +112,12 @@ async def test_1000_jobs_on_a_3_master_cluster(
     redis_cluster: RedisCluster, cluster_settings: Settings, store: JobStore, effects, tmp_path
 ) -> None:
     """1,000 jobs through the default DAG, 6 partitions, 2 worker processes."""
-    ids = [job_id for job_id, _ in await store.submit_many([None] * 1000)]
+    flaky = {"fail": {"ner": 1}}  # retried: the delayed set and promote on every partition
+    meta = [flaky if i % 50 == 0 else None for i in range(1000)]
+    ids = [job_id for job_id, _ in await store.submit_many([None] * 1000, metadata=meta)]
+    bad = [j for j, _ in await store.submit_many([None] * 12, metadata=[{"permanent": {"ner": "no"}}] * 12)]
     assert len(set(ids)) == 1000
-    assert (await store.count_by_state())["queued"] == 1000
+    assert (await store.count_by_state())["queued"] == 1012
     masters = redis_cluster.master_nodes()
     assert len(masters) == 3
     assert all(keys_on(m, cluster_settings.key_prefix) > 0 for m in masters)  # every master holds jobs
@@ -122,7 +125,7 @@ async def test_1000_jobs_on_a_3_master_cluster(
     procs = WorkerProcs(cluster_settings, tmp_path)
     try:
         procs.start(2)
-        await _wait_finished(procs, store, len(ids), timeout=300)
+        await _wait_finished(procs, store, len(ids) + len(bad), timeout=300)
     finally:
         codes = procs.stop()
     assert codes == [0, 0], procs.logs()
@@ -134,8 +137,9 @@ async def test_1000_jobs_on_a_3_master_cluster(
     for stage in STAGES:
         assert [counts.get(f"{i}:{stage}", 0) for i in ids] == [1] * len(ids), stage
     assert await store.count_by_state() == {
-        "queued": 0, "running": 0, "retrying": 0, "completed": 1000, "failed": 0, "dead": 0, "cancelled": 0,
+        "queued": 0, "running": 0, "retrying": 0, "completed": 1000, "failed": 12, "dead": 0, "cancelled": 0,
     }  # fmt: skip
+    assert sum(counts.get(f"{i}:ner:calls", 0) for i in ids) == 2 * 20  # 20 flaky jobs, each retried once
 
     # the read side visits every partition on whichever master owns it
     page = await store.list("completed", limit=400)
@@ -146,9 +150,17 @@ async def test_1000_jobs_on_a_3_master_cluster(
     assert seen == set(ids)
     snap = await snapshot(store)
     assert snap.states["completed"] == 1000 and snap.queued == dict.fromkeys(STAGES, 0)
-    assert sum(snap.dead_letters.values()) == 0
+    assert snap.dead_letters == {"extract": 0, "classify": 0, "ner": 12, "ingest": 0}
     letters = DeadLetters(store.client, cluster_settings)
-    assert await letters.count("ner") == 0 and await letters.list("ner") == []
+    assert await letters.count("ner") == 12
+    listed = await letters.list("ner", limit=5)
+    while len(listed) < 12 and (more := await letters.list("ner", limit=5, after=listed[-1].ref)):
+        listed += more
+    assert sorted(lt.job_id for lt in listed) == sorted(bad)
+    assert len({lt.partition for lt in listed}) > 1  # spread over partitions, read from each owner
+    got = await letters.get("ner", listed[-1].ref)
+    assert got is not None and got.job_id == listed[-1].job_id
+    assert await letters.purge("ner") == 12 and await letters.count("ner") == 0
     upkeep = Upkeep(cluster_settings, store.client)
     assert await upkeep.promote_due() == 0
     await upkeep.sweep()
