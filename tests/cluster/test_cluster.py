@@ -252,3 +252,21 @@ async def test_a_killed_master_s_replica_takes_over_and_jobs_complete(
     lost = len(ids) - len(survived)
     print(f"\nfailover: {lost} of {len(before)} acknowledged submits lost, {reruns} stage re-runs")
     assert reruns >= 0
+
+
+async def test_scripts_come_back_on_every_primary_after_a_cache_flush(
+    redis_cluster: RedisCluster, store: JobStore
+) -> None:
+    """A promoted replica has no script cache: NOSCRIPT, pipelined or not, reloads them."""
+    await store.scripts.load()  # SCRIPT LOAD goes to every primary
+    for node in redis_cluster.master_nodes():
+        with node.client() as c:
+            assert all(c.script_exists(*store.scripts.sha.values()))
+            c.script_flush()
+    results = await store.submit_many([None] * 30)  # pipelined over the three masters
+    for node in redis_cluster.master_nodes():
+        with node.client() as c:
+            c.script_flush()
+    _, created = await store.submit(None)  # one call: EVALSHA, then EVAL
+    assert created and len({j for j, _ in results}) == 30
+    assert (await store.count_by_state())["queued"] == 31
