@@ -63,10 +63,15 @@ def spread_prefix(cluster: RedisCluster, partitions: int) -> str:
             return prefix
 
 
-def keys_on(node: Node, prefix: str) -> int:
-    """How many of ``prefix``'s keys ``node`` holds (SCAN on that node alone)."""
+def _count(node: Node, pattern: str) -> int:
+    """How many keys matching ``pattern`` ``node`` holds (SCAN on that node alone)."""
     with node.client() as c:
-        return sum(1 for _ in c.scan_iter(match=f"{{{prefix}:p*", count=1000))
+        return sum(1 for _ in c.scan_iter(match=pattern, count=1000))
+
+
+def keys_on(node: Node, prefix: str) -> int:
+    """How many of ``prefix``'s partitioned keys ``node`` holds."""
+    return _count(node, f"{{{prefix}:p*")
 
 
 @pytest.fixture
@@ -126,8 +131,11 @@ async def test_1000_jobs_on_a_3_master_cluster(
     try:
         procs.start(2)
         await _wait_finished(procs, store, len(ids) + len(bad), timeout=300)
+        leases = sum(_count(m, f"{cluster_settings.key_prefix}:lease:*") for m in masters)
+        assert leases == 2 * len(STAGES)  # renewed by each process's thread over its own cluster client
     finally:
         codes = procs.stop()
+    assert sum(_count(m, f"{cluster_settings.key_prefix}:lease:*") for m in masters) == 0  # given up at exit
     assert codes == [0, 0], procs.logs()
     logs = procs.logs()  # the lease thread's cluster pipeline, upkeep and reclaim ran without errors
     assert not any(s in logs for s in ("Traceback", "renewal failed", "upkeep failed", "CROSSSLOT")), logs
