@@ -40,6 +40,7 @@ __all__ = [
     "connect_sync",
     "connection_options",
     "describe_failure",
+    "torn_down",
 ]
 # What "Redis is unreachable right now" looks like: retried with backoff, never fatal.
 # On a cluster, a failover in progress looks the same: CLUSTERDOWN / MASTERDOWN while a
@@ -54,6 +55,21 @@ REDIS_DOWN = (
     SlotNotCoveredError,
 )
 log = logging.getLogger("docgraph.redis")
+
+
+def torn_down(exc: BaseException) -> bool:
+    """Whether ``exc`` is a connection redis-py's asyncio client lost under a command,
+    leaked as ``AttributeError``/``TypeError`` instead of ``ConnectionError`` (redis-py
+    8.1: ``'NoneType' object has no attribute 'writelines'`` while a cluster node is
+    killed; redis/redis-py#4287).  Only errors raised inside redis-py's connection
+    code or asyncio's transports count: a bug of ours still raises."""
+    if not isinstance(exc, AttributeError | TypeError) or exc.__traceback__ is None:
+        return False
+    tb = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+    return where.endswith(("redis/asyncio/connection.py", "asyncio/streams.py", "asyncio/selector_events.py"))
 
 
 def mask_url(url: str) -> str:

@@ -19,7 +19,7 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from docgraph.core.runtime.connection import REDIS_DOWN, connect
+from docgraph.core.runtime.connection import REDIS_DOWN, connect, torn_down
 from docgraph.core.runtime.dlq import DeadLetters
 from docgraph.core.runtime.jobs import JobStore
 from docgraph.core.runtime.keys import Keys
@@ -278,3 +278,20 @@ async def test_scripts_come_back_on_every_primary_after_a_cache_flush(
     _, created = await store.submit(None)  # one call: EVALSHA, then EVAL
     assert created and len({j for j, _ in results}) == 30
     assert (await store.count_by_state())["queued"] == 31
+
+
+def test_a_connection_torn_down_inside_redis_py_counts_as_redis_down() -> None:
+    """redis-py 8.1 leaks ``AttributeError`` when a killed node's connection goes away
+    under a command: the read loop retries it; the same error from our code raises."""
+
+    def raised_in(filename: str) -> BaseException:
+        code = compile("None.writelines([])", filename, "exec")
+        try:
+            exec(code, {})
+        except AttributeError as exc:
+            return exc
+        raise AssertionError("no error")
+
+    assert torn_down(raised_in("/venv/site-packages/redis/asyncio/connection.py"))
+    assert not torn_down(raised_in("/work/core/runtime/runner.py"))
+    assert not torn_down(ValueError("x"))
