@@ -115,6 +115,19 @@ def test_topology_errors():
     assert Topology({"a": [], "b": ["a"], "c": ["b"]}).skip_closure(["b"]) == ("b", "c")
 
 
+def test_cli_prints_a_url_error_with_brackets_as_is():
+    env = {"DOCGRAPH_REDIS_URL": "redis+sentinel://127.0.0.1:26379", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "docgraph.core.cli", "jobs"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "end it with /<master-name>[/<db>]" in " ".join(result.stderr.split())
+
+
 def test_cli_reports_bad_config_with_exit_2(monkeypatch):
     env = {"DOCGRAPH_REDIS_URL": "nope", "PATH": "/usr/bin:/bin"}
     result = subprocess.run(

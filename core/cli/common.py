@@ -18,6 +18,7 @@ import redis.exceptions
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from docgraph.core import telemetry
 from docgraph.core.errors import ConfigError
@@ -50,7 +51,7 @@ def load_plugins(**overrides: Any) -> LoadedPlugins:
             err.print(f"[yellow]warning:[/yellow] {message}")
         for e in exc.errors():
             variable = ENV_PREFIX + "__".join(str(p) for p in e["loc"]).upper()  # what the user set
-            err.print(f"[red]configuration error[/red] {variable}: {e['msg']}")
+            err.print(f"[red]configuration error[/red] {variable}: {escape(e['msg'])}")
         raise typer.Exit(2) from None
     try:
         loaded = resolve(base)
@@ -139,7 +140,8 @@ def redis_down(settings: Settings, exc: BaseException) -> None:
         for s in ("closed by server", "reset by peer")  # plaintext to a TLS port
     )
     if is_tls_misconfigured(exc) or tls_related:
-        err.print(f"[red]error:[/red] {describe_failure(settings, exc)} (exit status {EXIT_REDIS_DOWN})")
+        line = escape(describe_failure(settings, exc))  # "[SSL: …]" is not markup
+        err.print(f"[red]error:[/red] {line} (exit status {EXIT_REDIS_DOWN})")
         raise typer.Exit(EXIT_REDIS_DOWN) from None
     if isinstance(exc, redis.exceptions.AuthenticationError):
         source, todo = "DOCGRAPH_REDIS_URL", "put the right user and password in DOCGRAPH_REDIS_URL"

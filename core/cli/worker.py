@@ -8,6 +8,7 @@ import time
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from docgraph.core import telemetry
 from docgraph.core.cli.common import (
@@ -87,7 +88,7 @@ def worker(
             if not await wait_until_up(probe, settings, stopping):
                 return
         except RedisConfigError as exc:
-            err.print(f"[red]error:[/red] {exc} (exit status 2)")
+            err.print(f"[red]error:[/red] {escape(str(exc))} (exit status 2)")
             raise typer.Exit(2) from None
         finally:
             await probe.aclose()
@@ -144,6 +145,6 @@ def health(
         try:
             connect_sync(settings, socket_timeout=2, socket_connect_timeout=2).ping()
         except redis.RedisError as exc:
-            err.print(f"not ready: {describe_failure(settings, exc)}")
+            err.print(f"not ready: {describe_failure(settings, exc)}", markup=False)
             raise typer.Exit(1) from None
     console.print("ok")

@@ -200,8 +200,14 @@ def describe_failure(target: Target, exc: BaseException) -> str:
             "set DOCGRAPH_REDIS_TLS__CERT_FILE and DOCGRAPH_REDIS_TLS__KEY_FILE"
         )
     hint = ""
-    if not settings.redis_target.tls and ("closed by server" in text or "reset by peer" in text):
+    dropped = "closed by server" in text or "reset by peer" in text
+    if dropped and not settings.redis_target.tls:
         hint = "; if that port speaks TLS, use rediss:// (and DOCGRAPH_REDIS_TLS__CA_FILE)"
+    elif dropped and settings.redis_tls.cert_file is None:  # TLS 1.3: the alert may come as a reset
+        hint = (
+            "; if the server requires a client certificate (tls-auth-clients), set "
+            "DOCGRAPH_REDIS_TLS__CERT_FILE and DOCGRAPH_REDIS_TLS__KEY_FILE"
+        )
     return f"Redis at {where} (DOCGRAPH_REDIS_URL) does not answer ({reason.rstrip('.')}){hint}"
 
 

@@ -55,6 +55,7 @@ class Deployment:
             DOCGRAPH_OBJECT_STORE_URL=self.settings.object_store_url,
             DOCGRAPH_TEST_EFFECTS_URL=self.server.url,  # the test stages' counters: admin
             DOCGRAPH_GRAPH_SINK="neo4j",  # never used by the test stages; Debian's Redis has no FalkorDB
+            DOCGRAPH_PARTITIONS=str(self.settings.partitions),  # worker_env does not pass it
             **extra,
         )
 
@@ -93,33 +94,37 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         api_tokens=[TOKEN],
         graph_sink="neo4j",
     )
-    d = Deployment(server, settings, workdir, {r: f"pw-{r}-{uuid.uuid4().hex[:8]}" for r in ROLES})
-    admin = d.admin()
-    for role in ROLES:
-        env = {**d.env(role), "ROLE_PW": d.passwords[role], "DOCGRAPH_PARTITIONS": "2"}
-        out = docgraph(env, "acl", "--role", role, "--password-env", "ROLE_PW")
-        assert out.returncode == 0, out.stderr
-        lines = out.stdout.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith(f"ACL SETUSER docgraph-{role} reset on #"), out.stdout
-        assert d.passwords[role] not in out.stdout
-        admin.execute_command(*shlex.split(lines[0]))
-    admin.acl_log_reset()
-    admin.close()
-    yield d
-    server.stop()
+    try:
+        d = Deployment(server, settings, workdir, {r: f"pw-{r}-{uuid.uuid4().hex[:8]}" for r in ROLES})
+        admin = d.admin()
+        for role in ROLES:
+            env = {**d.env(role), "ROLE_PW": d.passwords[role]}
+            out = docgraph(env, "acl", "--role", role, "--password-env", "ROLE_PW")
+            assert out.returncode == 0, out.stderr
+            lines = out.stdout.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith(f"ACL SETUSER docgraph-{role} reset on #"), (
+                out.stdout
+            )
+            assert d.passwords[role] not in out.stdout
+            admin.execute_command(*shlex.split(lines[0]))
+        admin.acl_log_reset()
+        admin.close()
+        yield d
+    finally:
+        server.stop()  # also when setting the users up fails
 
 
 @pytest.fixture(scope="module")
 def worker(deployment: Deployment) -> Iterator[WorkerProcs]:
     """A real ``docgraph worker`` connected as ``docgraph-worker``."""
     procs = WorkerProcs(deployment.as_role("worker"), deployment.workdir)
-    procs.env = deployment.env("worker", DOCGRAPH_PARTITIONS="2")
+    procs.env = deployment.env("worker")
     procs.start(1)
     yield procs
-    codes = procs.stop()
+    codes = procs.stop(timeout=60)
+    assert deployment.denied("worker") == [], procs.logs()
     assert codes == [0], procs.logs()
     assert "Traceback" not in procs.logs(), procs.logs()
-    assert deployment.denied("worker") == []
 
 
 def event(job_id: str, metadata: dict[str, object] | None = None) -> str:
