@@ -84,6 +84,7 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
             "PYTHONPATH": str(ROOT),
             "DOCGRAPH_REDIS_URL": settings.redis_url,
             "DOCGRAPH_KEY_PREFIX": settings.key_prefix,
+            "DOCGRAPH_PARTITIONS": str(settings.partitions),  # a worker reads only the partitions it knows
             "DOCGRAPH_PLUGINS": '["tests.stageplugin"]',
             "DOCGRAPH_POLL_INTERVAL": str(settings.poll_interval),
             "DOCGRAPH_VISIBILITY_TIMEOUT": str(settings.visibility_timeout),

@@ -15,8 +15,14 @@ from typing import Any, TypeAlias, cast
 
 import redis
 import redis.asyncio as aioredis
+from redis.exceptions import (
+    ClusterDownError,
+    NoScriptError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from docgraph.core.runtime import lua
@@ -34,10 +40,36 @@ __all__ = [
     "connect_sync",
     "connection_options",
     "describe_failure",
+    "torn_down",
 ]
-# What "Redis is unreachable right now" looks like: retried with backoff, never fatal
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+# What "Redis is unreachable right now" looks like: retried with backoff, never fatal.
+# On a cluster, a failover in progress looks the same: CLUSTERDOWN / MASTERDOWN while a
+# replica is promoted, TRYAGAIN during a resharding, a slot no node serves yet.
+REDIS_DOWN = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    OSError,
+    ClusterDownError,
+    TryAgainError,
+    SlotNotCoveredError,
+)
 log = logging.getLogger("docgraph.redis")
+
+
+def torn_down(exc: BaseException) -> bool:
+    """Whether ``exc`` is a connection redis-py's asyncio client lost under a command,
+    leaked as ``AttributeError``/``TypeError`` instead of ``ConnectionError`` (redis-py
+    8.1: ``'NoneType' object has no attribute 'writelines'`` while a cluster node is
+    killed; redis/redis-py#4287).  Only errors raised inside redis-py's connection
+    code or asyncio's transports count: a bug of ours still raises."""
+    if not isinstance(exc, AttributeError | TypeError) or exc.__traceback__ is None:
+        return False
+    tb = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+    return where.endswith(("redis/asyncio/connection.py", "asyncio/streams.py", "asyncio/selector_events.py"))
 
 
 def mask_url(url: str) -> str:
@@ -278,7 +310,9 @@ class Scripts:
         pipe = self.client.pipeline(transaction=False)
         for call in calls:
             keys = call.keys()
-            pipe.evalsha(self.sha[call.script], len(keys), *keys, *call.args())
+            # execute_command, not pipe.evalsha: redis-py's ClusterPipeline blocks the
+            # script methods but routes a raw EVALSHA by its KEYS (one partition: one slot)
+            pipe.execute_command("EVALSHA", self.sha[call.script], len(keys), *keys, *call.args())
         return list(await pipe.execute(raise_on_error=False))
 
 

@@ -32,7 +32,7 @@ from docgraph.core import telemetry
 from docgraph.core.envelope import Envelope, decode_fields
 from docgraph.core.errors import JobCancelled, PermanentError
 from docgraph.core.runtime import calls
-from docgraph.core.runtime.connection import REDIS_DOWN, Batcher, Scripts
+from docgraph.core.runtime.connection import REDIS_DOWN, Batcher, Scripts, torn_down
 from docgraph.core.runtime.delivery import Delivery
 from docgraph.core.runtime.jobs import document_fields, now_ms
 from docgraph.core.runtime.keys import LANES, Keys, Lane, PartitionKeys
@@ -208,7 +208,9 @@ class StageRunner:
             try:
                 batch = await self._read(free)
                 delay = 0.1
-            except REDIS_DOWN as exc:
+            except (*REDIS_DOWN, AttributeError, TypeError) as exc:
+                if not isinstance(exc, REDIS_DOWN) and not torn_down(exc):
+                    raise
                 log.warning("read failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
