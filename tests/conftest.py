@@ -11,6 +11,8 @@ the local processes: see tests/containers.py.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -140,3 +142,14 @@ def s3_store(prefix: str) -> dict[str, str]:
         "s3_access_key": os.environ["DOCGRAPH_TEST_S3_ACCESS_KEY"],
         "s3_secret_key": os.environ["DOCGRAPH_TEST_S3_SECRET_KEY"],
     }
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """``docgraph <args>`` as a subprocess with exactly ``env``; output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "docgraph.core.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

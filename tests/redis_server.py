@@ -5,6 +5,7 @@ so it can be killed and restarted in place."""
 from __future__ import annotations
 
 import socket
+import subprocess
 from pathlib import Path
 
 from docgraph.core.runtime.embedded import EmbeddedRedis
@@ -28,3 +29,15 @@ class RedisServer(EmbeddedRedis):
 
     def kill9(self) -> None:
         self.kill()
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]], timeout: float = 10) -> None:
+    """SIGTERM every process, then SIGKILL what has not exited ``timeout`` s later."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -92,3 +93,19 @@ async def http(api: Api) -> AsyncIterator[httpx.AsyncClient]:
         base_url=api.url, headers={"Authorization": f"Bearer {TOKENS[0]}"}, timeout=30
     ) as c:
         yield c
+
+
+async def submit_and_wait(http: httpx.AsyncClient, n: int, timeout: float = 60, logs=lambda: "") -> list[str]:
+    """POST ``n`` small documents to /v1/jobs and poll until every job completed."""
+    ids = []
+    for i in range(n):
+        r = await http.post("/v1/jobs", files={"file": (f"doc{i}.txt", f"document {i}".encode())})
+        assert r.status_code == 202, r.text
+        ids.append(r.json()["id"])
+    deadline = time.monotonic() + timeout
+    while True:
+        states = [(await http.get(f"/v1/jobs/{i}")).json()["state"] for i in ids]
+        if all(s == "completed" for s in states):
+            return ids
+        assert time.monotonic() < deadline, f"{states}\n{logs()}"
+        await asyncio.sleep(0.1)

@@ -11,21 +11,14 @@ import time
 import pytest
 
 from docgraph.core.runtime.jobs import JobStore
-from tests.conftest import worker_env
+from tests.conftest import run_cli, worker_env
 from tests.runtime.helpers import running_worker, wait_for_states
 
 
 def docgraph(
     settings, *args: str, timeout: float = 60, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {**worker_env(settings, **(env or {})), "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "docgraph.core.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli({**worker_env(settings, **(env or {})), "COLUMNS": "200"}, *args, timeout=timeout)
 
 
 async def test_submit_status_jobs_cancel_dlq(settings, client, tmp_path):

@@ -17,7 +17,7 @@ import redis
 from docgraph.core.runtime.connection import connect, connect_sync
 from docgraph.core.runtime.keys import Keys
 from docgraph.core.settings import Settings
-from tests.redis_server import free_port
+from tests.redis_server import free_port, stop_processes
 from tests.security.tls import debian_redis_server
 
 pytestmark = pytest.mark.service
@@ -59,14 +59,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
             time.sleep(0.1)
         yield ports
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(procs)
 
 
 async def test_connect_returns_a_working_cluster_client(cluster: list[int]):

@@ -13,7 +13,7 @@ import redis
 
 from docgraph.core.runtime.connection import connect, connect_sync
 from docgraph.core.settings import Settings
-from tests.redis_server import free_port
+from tests.redis_server import free_port, stop_processes
 from tests.security.tls import debian_redis_server
 
 pytestmark = pytest.mark.service
@@ -52,14 +52,7 @@ def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, in
         _wait(sport)
         yield master, sport
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(procs)
 
 
 async def test_connect_finds_the_master_through_sentinel(sentinel: tuple[int, int]):

@@ -5,11 +5,8 @@ deleting a stream or flushing the database is refused (NOPERM)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shlex
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +19,8 @@ import redis
 
 from docgraph.core.runtime.keys import Keys
 from docgraph.core.settings import Settings
-from tests.api.conftest import serve
+from tests.api.conftest import serve, submit_and_wait
+from tests.conftest import run_cli as docgraph
 from tests.conftest import worker_env
 from tests.runtime.procs import WorkerProcs
 from tests.security.tls import DebianRedis
@@ -65,16 +63,6 @@ class Deployment:
     def denied(self, role: str) -> list[dict[str, object]]:
         """What Redis refused ``docgraph-<role>`` so far (``ACL LOG``)."""
         return [e for e in self.admin().acl_log(count=1000) if e["username"] == f"docgraph-{role}"]
-
-
-def docgraph(env: dict[str, str], *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "docgraph.core.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -211,18 +199,7 @@ async def test_the_api_role_serves_submit_status_list_cancel_and_metrics(
         async with httpx.AsyncClient(
             base_url=api.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
         ) as http:
-            ids = []
-            for i in range(3):
-                r = await http.post("/v1/jobs", files={"file": (f"d{i}.txt", f"doc {i}".encode())})
-                assert r.status_code == 202, r.text
-                ids.append(r.json()["id"])
-            deadline = time.monotonic() + 60
-            while True:
-                states = [(await http.get(f"/v1/jobs/{i}")).json()["state"] for i in ids]
-                if all(s == "completed" for s in states):
-                    break
-                assert time.monotonic() < deadline, states
-                await asyncio.sleep(0.1)
+            ids = await submit_and_wait(http, 3)
             listed = await http.get("/v1/jobs", params={"state": "completed"})
             assert listed.status_code == 200 and {j["id"] for j in listed.json()["jobs"]} >= set(ids)
             assert (await http.delete(f"/v1/jobs/{ids[0]}")).status_code == 204

@@ -6,11 +6,7 @@ each end with one line naming the URL (password masked) and the setting to chang
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +17,8 @@ import pytest
 from docgraph.core.runtime.connection import connect
 from docgraph.core.runtime.jobs import JobStore
 from docgraph.core.settings import Settings
-from tests.api.conftest import serve
+from tests.api.conftest import serve, submit_and_wait
+from tests.conftest import run_cli as docgraph
 from tests.conftest import worker_env
 from tests.runtime.procs import WorkerProcs
 from tests.security.tls import DebianRedis, Pki, make_pki
@@ -79,16 +76,6 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     )
 
 
-def docgraph(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "docgraph.core.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 async def test_a_worker_process_and_the_api_work_over_tls(tmp_path: Path, pki: Pki, tls_redis: DebianRedis):
     settings = tls_settings(tls_redis.url, tmp_path, ca_file=pki.ca)
     procs = WorkerProcs(settings, tmp_path)
@@ -99,18 +86,7 @@ async def test_a_worker_process_and_the_api_work_over_tls(tmp_path: Path, pki: P
             async with httpx.AsyncClient(
                 base_url=api.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
             ) as http:
-                ids = []
-                for i in range(5):
-                    r = await http.post("/v1/jobs", files={"file": (f"doc{i}.txt", f"document {i}".encode())})
-                    assert r.status_code == 202, r.text
-                    ids.append(r.json()["id"])
-                deadline = time.monotonic() + 60
-                while True:
-                    states = [(await http.get(f"/v1/jobs/{i}")).json()["state"] for i in ids]
-                    if all(s == "completed" for s in states):
-                        break
-                    assert time.monotonic() < deadline, f"{states}\n{procs.logs()}"
-                    await asyncio.sleep(0.1)
+                ids = await submit_and_wait(http, 5, logs=procs.logs)
                 listed = (await http.get("/v1/jobs", params={"state": "completed"})).json()
                 assert {j["id"] for j in listed["jobs"]} >= set(ids)
         client = connect(settings)
