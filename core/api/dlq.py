@@ -43,7 +43,11 @@ async def list_dead_letters(
     "/dlq/{stage}/{ref:path}",
     tags=["dead letters"],
     summary="One dead letter in full: event, error type, message, traceback, attempts, trace",
-    responses={404: {"description": "no such stage or letter"}, **AUTH_ERRORS},
+    responses={
+        404: {"description": "no such stage or letter"},
+        400: {"description": "bad `ref`"},
+        **AUTH_ERRORS,
+    },
 )
 async def get_dead_letter(stage: str, ref: str, api: Api) -> dict[str, Any]:
     check_stage(api, stage)
