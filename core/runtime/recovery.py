@@ -232,10 +232,11 @@ async def _reclaim(runner: StageRunner) -> bool:
     """
     free = runner.concurrency - len(runner.inflight)
     suspect_slot = not runner.suspects.running()
+    more = False  # orphans seen that there was no room for
     for part in runner.keys.all():
         for lane in LANES:
             if free <= 0:
-                return True
+                return more
             stream = part.stream(runner.stage, lane)
             pending = await runner.client.xpending_range(
                 stream,
@@ -254,10 +255,11 @@ async def _reclaim(runner: StageRunner) -> bool:
                     chosen.append(p)
                     suspect_slot = False
                 if len(chosen) >= free:
+                    more = True
                     break
             if chosen:
                 free -= await _claim(runner, stream, part, lane, chosen)
-    return False
+    return more
 
 
 async def _claim(runner: StageRunner, stream: str, part: Any, lane: Any, chosen: list[Any]) -> int:

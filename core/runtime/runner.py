@@ -100,6 +100,7 @@ class StageRunner:
         self._slot_freed = asyncio.Event()
         self._upkeep_wake = asyncio.Event()
         self._orphans_waiting = False  # the last reclaim ran out of room: wake it when a slot frees
+        self._upkeep_done = False
         self._progress: dict[str, tuple[float, str]] = {}
         # a sync stage never runs on the event loop: a slow one would stall reads,
         # hand-offs and the lease, and its entry could be reclaimed and run twice
@@ -145,6 +146,7 @@ class StageRunner:
             await self._read_loop()
         finally:
             await self._drain()
+            self._upkeep_done = True
             upkeep.cancel()
             await asyncio.gather(upkeep, return_exceptions=True)
             await self._flush_progress()
@@ -617,7 +619,9 @@ class StageRunner:
 
     async def _upkeep_loop(self) -> None:
         interval = min(1.0, self.visibility_ms / 4000)
-        while True:
+        # not `while True`: on Python 3.11 wait_for can swallow a cancellation that
+        # arrives as the wake-up fires, and the loop would outlive its runner
+        while not self._upkeep_done:
             try:
                 await asyncio.wait_for(self._upkeep_wake.wait(), interval)
             except TimeoutError:
