@@ -15,4 +15,4 @@ eval "$(./deploy/helm/build-tools.sh)"   # helm + keda-check (KEDA's scaler) for
 ruff check .
 ruff format --check .
 mypy core plugins
-python -m pytest -q "$@"
+python -m pytest -q --durations=25 "$@"   # the slowest tests are listed: a slow one is a defect to find

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 from pathlib import Path
+
+import redis
 
 from docgraph.core.runtime.embedded import EmbeddedRedis
 
@@ -41,3 +44,15 @@ def stop_processes(procs: list[subprocess.Popen[bytes]], timeout: float = 10) ->
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def wait_until_answers(port: int, timeout: float = 30) -> None:
+    """Until the Redis server (or Sentinel) on ``port`` answers PING."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            redis.Redis(host="127.0.0.1", port=port, socket_timeout=2).ping()
+            return
+        except redis.RedisError:
+            assert time.monotonic() < deadline, f"nothing answered on 127.0.0.1:{port} within {timeout} s"
+            time.sleep(0.05)

@@ -116,6 +116,7 @@ class RedisCluster:
             if out.returncode != 0:
                 raise RuntimeError(f"redis-cli --cluster create failed: {out.stdout!r} {out.stderr!r}")
             self.wait_ok(deadline)
+            self.wait_replicas_synced(deadline)
         except BaseException:
             self.stop()
             raise
@@ -126,6 +127,9 @@ class RedisCluster:
             "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "no",
             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+            # a replica syncs at once, and may take over however long ago it heard from
+            # its master: a loaded machine must not leave a master without a successor
+            "--repl-diskless-sync-delay", "0", "--cluster-replica-validity-factor", "0",
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
             "--dir", ".", "--logfile", "",
         ]  # fmt: skip
@@ -152,6 +156,18 @@ class RedisCluster:
             return all(n.cluster_info().get("cluster_state") == "ok" for n in self.live())
 
         self._wait(ok, deadline, "cluster_state:ok on every node")
+
+    def wait_replicas_synced(self, deadline: float) -> None:
+        """Until every replica has finished its first sync (``master_link_status:up``):
+        a replica killed into failover before that has no data to take over with."""
+
+        def synced() -> bool:
+            replicas = [n for n in self.live() if n.role() == "slave"]
+            return len(replicas) == self.masters * self.replicas_per_master and all(
+                n.client().info("replication").get("master_link_status") == "up" for n in replicas
+            )
+
+        self._wait(synced, deadline, "every replica's first sync")
 
     def master_nodes(self) -> list[Node]:
         return [n for n in self.live() if n.role() == "master"]

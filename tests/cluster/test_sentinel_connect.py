@@ -5,7 +5,6 @@ failover mid-run is the next part of issue 10, not tested here."""
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,21 +12,10 @@ import redis
 
 from docgraph.core.runtime.connection import connect, connect_sync
 from docgraph.core.settings import Settings
-from tests.redis_server import free_port, stop_processes
+from tests.redis_server import free_port, stop_processes, wait_until_answers
 from tests.security.tls import debian_redis_server
 
 pytestmark = pytest.mark.service
-
-
-def _wait(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            redis.Redis(host="127.0.0.1", port=port, socket_timeout=2).ping()
-            return
-        except redis.RedisError:
-            assert time.monotonic() < deadline, f"{port} did not answer"
-            time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +36,8 @@ def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, in
         subprocess.Popen([binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL),
     ]
     try:
-        _wait(master)
-        _wait(sport)
+        wait_until_answers(master)
+        wait_until_answers(sport)
         yield master, sport
     finally:
         stop_processes(procs)
