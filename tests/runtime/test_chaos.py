@@ -58,7 +58,11 @@ async def _assert_each_stage_recorded_once(store: JobStore, ids: list[str]) -> d
                 assert st.completions == 1, (job.id, st)
                 assert kinds.count(("stage.started", st.name)) == st.runs, (job.id, st, kinds)
                 assert kinds.count(("stage.completed", st.name)) == 1, (job.id, st, kinds)
-                assert kinds.count(("stage.retrying", st.name)) <= max(st.attempts - 1, 0), (job.id, st, kinds)
+                assert kinds.count(("stage.retrying", st.name)) <= max(st.attempts - 1, 0), (
+                    job.id,
+                    st,
+                    kinds,
+                )
                 runs[st.name] += st.runs
             retries = sum(kind == "stage.retrying" for kind, _ in kinds)
             expected = 2 + retries + sum(st.runs + 1 for st in job.stages)
@@ -252,6 +256,7 @@ async def test_a_killed_worker_s_128_entries_all_run_elsewhere_soon(
     (tmp_path / "b").mkdir()
     try:
         [victim] = holder.start(1)
+
         # held, not just started: a start is recorded before the stage counts its hold, and a
         # job killed in between would be held (600 s) again by the rescuer
         async def all_held() -> bool:
