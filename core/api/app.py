@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
+from redis.exceptions import RedisError
 
 from docgraph.core import telemetry
 from docgraph.core.api import dlq, events, jobs, stages, webhook
@@ -26,6 +27,7 @@ from docgraph.core.api.problems import BodyLimit, Problem, document_problems, in
 from docgraph.core.runtime.connection import connect
 from docgraph.core.runtime.dlq import DeadLetters
 from docgraph.core.runtime.jobs import JobStore
+from docgraph.core.runtime.layout import check_partition_count
 from docgraph.core.settings import Settings
 from docgraph.core.store import open_store
 
@@ -42,6 +44,10 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # past the pool size a request gets 503 + Retry-After (see api_errors)
         client = connect(settings, max_connections=API_REDIS_CONNECTIONS)
+        try:  # a mismatch stops the API before it serves; an unreachable Redis does not (503s)
+            await check_partition_count(client, settings)
+        except (RedisError, OSError) as exc:
+            log.warning("partition count not checked at start (Redis: %s); submits check it", exc)
         app.state.api = ApiState(
             settings=settings,
             jobs=JobStore(client, settings),

@@ -92,10 +92,12 @@ def grant(role: Role, settings: Settings) -> Grant:
             for p in parts
             for pattern in (p.job_pattern, p.idempotency, p.state_index("queued"), glob_escape(p.events))
         ) + tuple(f"~{p.stream_pattern(r)}" for p in parts for r in roots)
+        job_keys += (f"~{glob_escape(keys.layout)}",)  # the first submit records the partition count
         # SUBMIT also appends job.submitted to the partition's events stream
         commands = (
             *SCRIPTS,
             "hget",
+            "hsetnx",
             "hmget",
             "hgetall",
             "exists",

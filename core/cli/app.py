@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from docgraph.core.cli import acl, config, dlq, events, jobs, monitor, run, serve, stage, worker
+from docgraph.core.cli import acl, config, dlq, events, jobs, monitor, partitions, run, serve, stage, worker
 
 app = typer.Typer(
     help="docgraph: turn a stream of documents into a knowledge graph.",
@@ -13,6 +13,7 @@ app = typer.Typer(
 )
 app.add_typer(dlq.dlq_app, name="dlq")
 app.add_typer(stage.stage_app, name="stage")
+app.add_typer(partitions.partitions_app, name="partitions")
 app.command()(run.run)
 app.command()(worker.worker)
 app.command()(worker.health)

@@ -99,7 +99,7 @@ def setup_telemetry() -> None:
 
 
 @contextmanager
-def redis_session(settings: Settings) -> Iterator[Settings]:
+def redis_session(settings: Settings, *, check_layout: bool = True) -> Iterator[Settings]:
     """The settings a command talks to Redis with, for the ``with`` block.
 
     With DOCGRAPH_REDIS_URL set (environment or .env) that Redis.  Otherwise, if
@@ -108,7 +108,8 @@ def redis_session(settings: Settings) -> Iterator[Settings]:
     on it, else a private redis-server started on it for the block.
 
     A Redis that does not answer ends the command with one line naming the URL
-    and DOCGRAPH_REDIS_URL, exit status 3 (never a traceback).
+    and DOCGRAPH_REDIS_URL, exit status 3 (never a traceback); a DOCGRAPH_PARTITIONS
+    other than the one recorded there (``check_layout``), one line and exit status 2.
     """
     from docgraph.core.runtime.embedded import EmbeddedRedis
 
@@ -125,12 +126,29 @@ def redis_session(settings: Settings) -> Iterator[Settings]:
         err.print(f"[dim]using the embedded Redis in {server.data_dir} ({how})[/dim]")
         settings = settings.model_copy(update={"redis_url": url})
     try:
+        if check_layout:
+            _check_layout(settings)
         yield settings
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         redis_down(settings, exc)
     finally:
         if server is not None:
             server.stop()
+
+
+def _check_layout(settings: Settings) -> None:
+    """Exit 2 on a DOCGRAPH_PARTITIONS other than the one recorded in Redis (read-only)."""
+    from docgraph.core.runtime.connection import connect_sync
+    from docgraph.core.runtime.layout import check_partition_count_sync
+
+    client = connect_sync(settings)
+    try:
+        check_partition_count_sync(client, settings)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))} (exit status 2)")
+        raise typer.Exit(2) from None
+    finally:
+        client.close()
 
 
 def redis_down(settings: Settings, exc: BaseException) -> None:
@@ -160,10 +178,12 @@ def redis_down(settings: Settings, exc: BaseException) -> None:
     raise typer.Exit(EXIT_REDIS_DOWN) from None
 
 
-def with_redis(action: Callable[[Any, Settings], Awaitable[T]]) -> T:
+def with_redis(action: Callable[[Any, Settings], Awaitable[T]], *, check_layout: bool = True) -> T:
     """Run ``action(client, settings)`` against the configured Redis (see
-    :func:`redis_session`) and close the client; a ``ValueError`` it raises (a
-    bad name or reference) is one red line and exit status 2."""
+    :func:`redis_session`) and close the client; a ``ValueError`` or
+    ``ConfigError`` it raises (a bad name or reference, a DOCGRAPH_PARTITIONS
+    other than the recorded one unless not ``check_layout``) is one red line and
+    exit status 2."""
     from docgraph.core.runtime.connection import connect
 
     settings = load_settings()
@@ -176,8 +196,8 @@ def with_redis(action: Callable[[Any, Settings], Awaitable[T]]) -> T:
             await client.aclose()
 
     try:
-        with redis_session(settings) as settings:
+        with redis_session(settings, check_layout=check_layout) as settings:
             return asyncio.run(main())
-    except ValueError as exc:
-        err.print(f"[red]{exc}[/red]")
+    except (ValueError, ConfigError) as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None

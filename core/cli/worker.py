@@ -78,6 +78,7 @@ def worker(
 
     async def main() -> None:
         from docgraph.core.runtime.connection import RedisConfigError, connect, wait_until_up
+        from docgraph.core.runtime.layout import PartitionCountMismatch
 
         stopping = asyncio.Event()  # SIGTERM before the worker runs: stop waiting, exit 0
         loop = asyncio.get_running_loop()
@@ -100,6 +101,9 @@ def worker(
             w.stop()
         try:
             await w.run()
+        except PartitionCountMismatch as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))} (exit status 2)")
+            raise typer.Exit(2) from None
         finally:
             await client.aclose()
 

@@ -30,6 +30,7 @@ from docgraph.core.envelope import (
 from docgraph.core.runtime import calls
 from docgraph.core.runtime.connection import Batcher, Scripts
 from docgraph.core.runtime.keys import JOB_STATES, Keys, Lane
+from docgraph.core.runtime.layout import check_partition_count
 from docgraph.core.settings import Settings
 from docgraph.core.topology import Topology
 
@@ -208,6 +209,12 @@ class JobStore:
         self.scripts = Scripts(client)
         self.batcher = Batcher(self.scripts)  # concurrent submits share round trips
         self._stages_json = calls.encode(self.topology.stages)
+        self._layout_checked = False  # the first submit records or checks the partition count
+
+    async def _check_layout(self) -> None:
+        if not self._layout_checked:
+            await check_partition_count(self.client, self.settings)
+            self._layout_checked = True
 
     async def submit(
         self,
@@ -224,6 +231,7 @@ class JobStore:
         Returns ``(job_id, created)``; ``created`` is False when the id or the
         idempotency key already named a job (that job's id is returned).
         """
+        await self._check_layout()
         lane = Lane(priority)
         job_id = self._job_id(job_id, idempotency_key)
         # PRODUCER span `send <stream>`: the root of the job's trace unless a span is
@@ -255,6 +263,7 @@ class JobStore:
         ``(job_id, created)`` per document, in order.  A Redis error raises after
         the chunks before it landed.
         """
+        await self._check_layout()
         lane = Lane(priority)
         n = len(documents)
         keys = list(idempotency_keys) if idempotency_keys is not None else [None] * n

@@ -110,6 +110,13 @@ class Keys:
     def all(self) -> list[PartitionKeys]:
         return list(self._parts)
 
+    @property
+    def layout(self) -> str:
+        """Hash: ``partitions`` -> the partition count this deployment's jobs were
+        created with (core/runtime/layout.py).  In partition 0, which every
+        process reads whatever its count, so a mismatch is always seen."""
+        return f"{self.part(0).tag}:layout"
+
     def lease(self, consumer: str) -> str:
         """String with a TTL: the consumer's process is alive while it exists
         (renewed by a heartbeat thread; not partitioned, read outside scripts)."""

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 import redis.asyncio as aioredis
 
 from docgraph.core import telemetry
+from docgraph.core.runtime.layout import check_partition_count
 from docgraph.core.runtime.recovery import LeaseKeeper, Suspects, Upkeep, touch_liveness
 from docgraph.core.runtime.runner import StageRunner
 from docgraph.core.settings import Settings
@@ -87,6 +88,9 @@ class Worker:
                 log.exception("%s of plugin %s failed", hook, impl.plugin_name)
 
     async def run(self) -> None:
+        """Raises PartitionCountMismatch, before anything starts, on a DOCGRAPH_PARTITIONS
+        other than the one this Redis's jobs use."""
+        await check_partition_count(self.client, self.settings)
         try:
             await self._lifecycle("docgraph_worker_started", raise_errors=True)
             await self._run()
