@@ -76,9 +76,14 @@ class Envelope(BaseModel):
     def label(self) -> str:
         """What a person recognises the job by: ``report.pdf (job 30971fc8…)``."""
         doc = self.document
-        name = (doc.name or doc.uri.rsplit("/", 1)[-1] or doc.uri) if doc else self.metadata.get("name")
+        name = display_name(doc.name, doc.uri) if doc else self.metadata.get("name")
         short = self.job_id if len(self.job_id) <= 12 else self.job_id[:8] + "…"
         return f"{name} (job {short})" if name else f"job {self.job_id}"
+
+
+def display_name(name: str | None, uri: str | None) -> str | None:
+    """A document as a person names it: its name, else the last part of its URI."""
+    return name or (uri.rsplit("/", 1)[-1] or uri if uri else None)
 
 
 def new_job_id() -> str:

@@ -24,6 +24,7 @@ from docgraph.core import telemetry
 from docgraph.core.envelope import (
     DocumentRef,
     Envelope,
+    display_name,
     new_job_id,
     trace_id_of,
 )
@@ -69,11 +70,12 @@ class JobStatus:
     error: str | None
     metadata: dict[str, Any]
     stages: list[StageStatus] = field(default_factory=list)
+    document_name: str | None = None  # the record's doc_name, else its URI's last part
 
     @property
     def label(self) -> str:
         """What a person recognises the job by: ``report.pdf (30971fc8…)``, else its id."""
-        name = self.metadata.get("name")
+        name = self.document_name or self.metadata.get("name")
         return f"{name} ({self.id[:8]}…)" if name else self.id[:12]
 
     @property
@@ -156,6 +158,7 @@ def parse_job(raw: Any, stages: tuple[str, ...]) -> JobStatus:
         error=h.get("error"),
         metadata=json.loads(h.get("meta", "{}")),
         stages=stage_status,
+        document_name=display_name(h.get("doc_name"), h.get("doc_uri")),
     )
 
 
