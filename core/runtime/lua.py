@@ -94,11 +94,12 @@ end
 -- Append one lifecycle event (docs/events.md) to the partition's events stream.
 -- Called last in a script, after the change it reports: a step that fails
 -- earlier leaves no event.  cap: approximate MAXLEN (0: events are off);
--- extra: {field, value, ...} (false or '' values left out).
-local function emit(tag, job, cap, now, kind, id, stage, extra)
+-- extra: {field, value, ...} (false or '' values left out); doc: {uri, sha256,
+-- name, traceparent} when the caller has them (else read from the record).
+local function emit(tag, job, cap, now, kind, id, stage, extra, doc)
   if cap <= 0 then return end
   local seq = redis.call('HINCRBY', job, 'seq', 1)
-  local d = redis.call('HMGET', job, 'doc_uri', 'doc_sha256', 'doc_name', 'traceparent')
+  local d = doc or redis.call('HMGET', job, 'doc_uri', 'doc_sha256', 'doc_name', 'traceparent')
   local f = {'type', kind, 'job_id', id, 'seq', seq, 'time', now}
   local function add(k, v)
     if v and v ~= '' then f[#f + 1] = k; f[#f + 1] = v end
@@ -175,7 +176,8 @@ for _, r in ipairs(roots) do
 end
 redis.call('HSET', job, unpack(f))
 redis.call('ZADD', idx(tag, 'queued'), now, id)  -- what set_state does for a new job
-emit(tag, job, tonumber(ARGV[10]), now, 'job.submitted', id, false, {'priority', lane})
+emit(tag, job, tonumber(ARGV[10]), now, 'job.submitted', id, false, {'priority', lane},
+  {ARGV[11], ARGV[12], ARGV[13], tp})
 return {1, id}
 """
 )
