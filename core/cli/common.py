@@ -65,7 +65,7 @@ def load_plugins(**overrides: Any) -> LoadedPlugins:
             models = {}
         for message in unknown_variables(plugins=models):
             err.print(f"[yellow]warning:[/yellow] {message}")
-        err.print(f"[red]configuration error[/red] {exc}")
+        err.print(f"[red]configuration error[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     for message in unknown_variables(plugins=loaded.settings_models):
         err.print(f"[yellow]warning:[/yellow] {message}")
@@ -94,7 +94,7 @@ def setup_telemetry() -> None:
     try:
         telemetry.configure()
     except ConfigError as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
 
 
@@ -119,7 +119,7 @@ def redis_session(settings: Settings, *, check_layout: bool = True) -> Iterator[
         try:
             url = server.start(share=True)
         except ConfigError as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(EXIT_REDIS_DOWN) from None
         owner = server.attached
         how = f"shared with {owner['command']}, pid {owner['owner']}" if owner else "started for this command"

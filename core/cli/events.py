@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from docgraph.core.cli.common import err, load_settings, redis_session
 from docgraph.core.runtime.connection import connect
@@ -93,7 +94,7 @@ def events(
         try:
             Cursor.parse(after, settings.partitions)
         except ValueError as exc:
-            err.print(f"[red]error:[/red] --after: {exc}")
+            err.print(f"[red]error:[/red] --after: {escape(str(exc))}")
             raise typer.Exit(2) from None
     with redis_session(settings) as settings:
         try:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from docgraph.core.cli.common import console, err, load_settings, redis_session, setup_telemetry
@@ -147,7 +148,7 @@ def jobs(
         with redis_session(settings) as settings:
             page = asyncio.run(main())
     except ValueError as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
     if as_json:
         console.print_json(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -93,7 +94,7 @@ def run(
     try:
         url = server.start()
     except ConfigError as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(EXIT_REDIS_DOWN) from None
     settings = base.model_copy(update={"redis_url": url, "data_dir": server.data_dir})
     if loaded.unused:

@@ -7,6 +7,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from docgraph.core.cli.common import err, load_settings, setup_logging, setup_telemetry
 from docgraph.core.errors import ConfigError
@@ -38,7 +39,7 @@ def serve(
     try:
         application = create_app(settings)
     except ConfigError as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the
     # handler it found: make that an exit 0, as `docgraph worker` does

@@ -71,7 +71,7 @@ def worker(
     except REDIS_DOWN:  # a graph sink that lives in that Redis: built once Redis answers
         services = None
     except ConfigError as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
     if loaded.unused and not upkeep_only:
         err.print(f"[yellow]warning:[/yellow] {describe_unused(loaded)}")
