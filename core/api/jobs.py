@@ -58,6 +58,12 @@ async def submit_job(
         ),
     ] = None,
     traceparent: Annotated[str | None, Header(description="W3C trace context to continue (optional)")] = None,
+    not_before: Annotated[
+        datetime | None,
+        Query(
+            description="ISO 8601: hold the job's first stage until then (delayed submission; naive = UTC)"
+        ),
+    ] = None,
 ) -> Submitted:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
@@ -91,6 +97,7 @@ async def submit_job(
         metadata=metadata,
         idempotency_key=idempotency_key or None,
         traceparent=traceparent,
+        not_before=not_before,
     )
     state = "queued"  # a new job always starts queued; only a replayed key needs a read
     if not created:

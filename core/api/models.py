@@ -55,7 +55,9 @@ class StageOut(BaseModel):
     error: str | None
     started: int | None = Field(description="ms since the epoch")
     finished: int | None
-    due: int | None = Field(description="when a scheduled retry is due (ms)")
+    due: int | None = Field(
+        description="when a scheduled retry, or a delayed submission (status scheduled), is due (ms)"
+    )
     output: dict[str, Any] | None
 
 

@@ -31,12 +31,21 @@ def submit(
     priority: Annotated[Lane, typer.Option(help="queue lane")] = Lane.normal,
     wait: Annotated[bool, typer.Option(help="show progress until the jobs finish")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    not_before: Annotated[
+        datetime | None,
+        typer.Option(
+            "--not-before",
+            formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"],
+            help="UTC date-time: the jobs' first stage waits until then (delayed submission)",
+        ),
+    ] = None,
 ) -> None:
     """Submit documents as jobs to the configured Redis.
 
     Exit status: 0 submitted; 2 bad option or path; 3 Redis unreachable.
 
     Example: [bold]docgraph submit reports/*.pdf --priority high --wait[/bold]
+    Tonight: [bold]docgraph submit archive/ --priority low --not-before 2026-12-03T01:00[/bold]
     """
     settings = load_settings()
     setup_telemetry()
@@ -50,7 +59,12 @@ def submit(
         started = time.monotonic()
         refs = [await asyncio.to_thread(copy_local, f, objects) for f in files]
         metadata = [{"name": f.name} for f in files]
-        ids = [job_id for job_id, _ in await store.submit_many(refs, priority=priority, metadata=metadata)]
+        ids = [
+            job_id
+            for job_id, _ in await store.submit_many(
+                refs, priority=priority, metadata=metadata, not_before=not_before
+            )
+        ]
         if wait:
             per_job = [f.name for f in files] if len(files) <= 20 else None
             jobs = await watch_jobs(store, ids, quiet=as_json, names=per_job)

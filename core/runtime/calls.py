@@ -91,7 +91,8 @@ class Submit:
     KEYS[1] job
     ARGV: tag, id, now, traceparent, lane, idem, meta_json,
           stages_json (["stage", ...]), roots_json ([["root", "payload"], ...]),
-          events_cap, doc_uri, doc_sha256, doc_name (kept on the record for the events)
+          events_cap, doc_uri, doc_sha256, doc_name (kept on the record for the events),
+          not_before (ms; later than now: the roots wait in the delayed set until then)
     """
 
     script: ClassVar[str] = "submit"
@@ -109,6 +110,7 @@ class Submit:
     doc_uri: str
     doc_sha256: str
     doc_name: str
+    not_before: int = 0  #: ms since the epoch; 0: now
 
     def keys(self) -> Sequence[Arg]:
         return (self.job,)
@@ -128,6 +130,7 @@ class Submit:
             self.doc_uri,
             self.doc_sha256,
             self.doc_name,
+            self.not_before,
         )
 
 

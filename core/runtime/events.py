@@ -52,6 +52,9 @@ class LifecycleEvent(BaseModel):
     )
     due: str | None = Field(None, description="stage.retrying: when the retry runs, ms since the epoch")
     priority: str | None = Field(None, description="job.submitted: the lane (high, normal, low)")
+    not_before: str | None = Field(
+        None, description="job.submitted with a delay: when its first stage may run, ms since the epoch"
+    )
     previous: str | None = Field(None, description="job.cancelled/deleted: the state before")
     entities: str | None = Field(None, description="job.completed: entities written (ingest's output)")
     relations: str | None = Field(
@@ -65,7 +68,9 @@ class LifecycleEvent(BaseModel):
     traceparent: str | None = Field(None, description="W3C trace context of the job")
 
 
-INT_FIELDS = frozenset({"seq", "time", "attempt", "due", "entities", "relations", "mentions", "chunks"})
+INT_FIELDS = frozenset(
+    {"seq", "time", "attempt", "due", "not_before", "entities", "relations", "mentions", "chunks"}
+)
 
 
 def _entry_key(entry_id: str) -> tuple[int, int]:

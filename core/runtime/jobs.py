@@ -228,11 +228,14 @@ class JobStore:
         job_id: str | None = None,
         idempotency_key: str | None = None,
         traceparent: str | None = None,
+        not_before: datetime | None = None,
     ) -> tuple[str, bool]:
         """Create a job and enqueue its root stages in one atomic step (one round trip).
 
         Returns ``(job_id, created)``; ``created`` is False when the id or the
         idempotency key already named a job (that job's id is returned).
+        ``not_before`` (naive = UTC) holds its first stage until then: the job is
+        queued, its root stages ``scheduled``, and cancelling it removes them.
         """
         await self._check_layout()
         lane = Lane(priority)
@@ -243,7 +246,9 @@ class JobStore:
         with telemetry.send_span(
             self._root_stream(job_id, lane), job_id, traceparent, priority=lane.value
         ) as span:
-            call = self._submit_call(job_id, document, lane, metadata, idempotency_key, span.traceparent)
+            call = self._submit_call(
+                job_id, document, lane, metadata, idempotency_key, span.traceparent, not_before
+            )
             result: Any = await self.batcher.run(call)
             existing, created = _submitted(result)
             span.submitted(created)
@@ -257,6 +262,7 @@ class JobStore:
         metadata: Sequence[dict[str, Any] | None] | None = None,
         idempotency_keys: Sequence[str | None] | None = None,
         chunk: int = 1000,
+        not_before: datetime | None = None,
     ) -> list[tuple[str, bool]]:
         """Submit one job per document, pipelined ``chunk`` at a time.
 
@@ -264,7 +270,7 @@ class JobStore:
         document.  Each job is still created atomically (its own script call) and
         gets its own trace; what is shared is the round trip.  Returns
         ``(job_id, created)`` per document, in order.  A Redis error raises after
-        the chunks before it landed.
+        the chunks before it landed.  ``not_before``: as in :meth:`submit`, for all.
         """
         await self._check_layout()
         lane = Lane(priority)
@@ -284,7 +290,12 @@ class JobStore:
                         telemetry.send_span(self._root_stream(job_id, lane), job_id, priority=lane.value)
                     )
                     batch.append(
-                        (span, self._submit_call(job_id, document, lane, meta, idem, span.traceparent))
+                        (
+                            span,
+                            self._submit_call(
+                                job_id, document, lane, meta, idem, span.traceparent, not_before
+                            ),
+                        )
                     )
                 results = await self.scripts.call_many([call for _, call in batch])
                 for (span, _), result in zip(batch, results, strict=True):
@@ -312,6 +323,7 @@ class JobStore:
         metadata: dict[str, Any] | None,
         idempotency_key: str | None,
         traceparent: str,
+        not_before: datetime | None = None,
     ) -> calls.Submit:
         part = self.keys.for_job(job_id)
         now = now_ms()
@@ -342,6 +354,7 @@ class JobStore:
             roots=calls.encode(roots),
             events=self.settings.events.cap,
             **document_fields(document, metadata),
+            not_before=epoch_ms(not_before) or 0,
         )
 
     async def get(self, job_id: str) -> JobStatus | None:

@@ -139,10 +139,13 @@ SUBMIT = (
     + r"""
 -- calls.Submit: KEYS[1] job
 -- ARGV: tag, id, now, traceparent, lane, idem, meta_json, stages_json, roots_json,
---       events_cap, doc_uri, doc_sha256, doc_name
+--       events_cap, doc_uri, doc_sha256, doc_name, not_before
 -- (JSON arguments are decoded before the first write: a script that fails
 -- half-way keeps its writes)
+-- not_before later than now: the roots wait in the delayed set (as a retry
+-- does) and PROMOTE moves them to their streams when due; CANCEL removes them.
 local job, tag, id, now = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
+local not_before = tonumber(ARGV[14])
 local tp, lane, idem, meta = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local stages, roots = cjson.decode(ARGV[8]), cjson.decode(ARGV[9])
 if idem ~= '' then
@@ -170,14 +173,23 @@ end
 for _, s in ipairs(stages) do field(s .. ':status', 'pending') end
 for _, r in ipairs(roots) do
   local root, payload = r[1], r[2]
-  redis.call('XADD', stream(tag, root, lane), '*', 'payload', payload, 'traceparent', tp)
-  field(root .. ':status', 'queued')
+  if not_before > now then
+    local member = cjson.encode({job = id, stage = root, stream = stream(tag, root, lane),
+      payload = payload, traceparent = tp})
+    redis.call('ZADD', tag .. ':delayed', not_before, member)
+    field(root .. ':status', 'scheduled')
+    field(root .. ':due', not_before)
+    field(root .. ':delayed', member)
+  else
+    redis.call('XADD', stream(tag, root, lane), '*', 'payload', payload, 'traceparent', tp)
+    field(root .. ':status', 'queued')
+  end
   field(root .. ':enq', 1)
 end
 redis.call('HSET', job, unpack(f))
 redis.call('ZADD', idx(tag, 'queued'), now, id)  -- what set_state does for a new job
-emit(tag, job, tonumber(ARGV[10]), now, 'job.submitted', id, false, {'priority', lane},
-  {ARGV[11], ARGV[12], ARGV[13], tp})
+emit(tag, job, tonumber(ARGV[10]), now, 'job.submitted', id, false,
+  {'priority', lane, 'not_before', not_before > now and not_before or false}, {ARGV[11], ARGV[12], ARGV[13], tp})
 return {1, id}
 """
 )

@@ -235,3 +235,17 @@ async def test_an_aborted_upload_leaves_nothing_behind(api, http, caplog):
             await asyncio.sleep(0.05)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert [p for p in (api.objects / "documents").rglob("*") if p.is_file()] == []
+
+
+async def test_not_before_holds_an_uploaded_job_s_first_stage(api, http):
+    r = await http.post(
+        "/v1/jobs",
+        params={"not_before": "2099-01-01T00:00:00Z"},
+        files={"file": ("later.txt", b"later", "text/plain")},
+    )
+    assert r.status_code == 202, r.text
+    job = (await http.get(r.headers["location"])).json()
+    assert job["state"] == "queued"
+    assert {s["name"]: s["status"] for s in job["stages"]}["extract"] == "scheduled", job
+    bad = await http.post("/v1/jobs", params={"not_before": "tomorrow"}, files={"file": ("x.txt", b"x")})
+    assert_problem(bad, 422, "not_before")
