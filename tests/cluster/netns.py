@@ -3,8 +3,10 @@
 Each host is a network namespace (``ip netns add``) with one veth whose other end
 is on a bridge inside a "switch" namespace of its own, so the host's network is not
 touched except for one veth that lets the test process itself reach the hosts.
-Cutting a host's link puts its switch-side veth down: packets are silently lost,
-as when a cable is pulled, and TCP connections survive to resume on restore.
+Cutting a host's link puts its switch-side veth down: its packets are lost.  Its
+kernel then fails ARP for its peers within seconds ("no route to host": connections
+fail fast), unless :meth:`Switch.pin_neighbours` made the entries static: then the
+loss is silent and TCP connections survive, to deliver what was queued on restore.
 
 Needs root and iproute2 (``ip``): without them :meth:`Switch.create` fails with a
 message saying what to install (CI forbids skips).  Names are unique per run and
@@ -129,6 +131,16 @@ class Switch:
         host = Host(name, ns, self._addr(n), port)
         self.hosts[name] = host
         return host
+
+    def mac(self, host: Host) -> str:
+        return ip("-j", "link", "show", "eth0", ns=host.ns).stdout.split('"address":"')[1].split('"')[0]
+
+    def pin_neighbours(self, a: Host, b: Host) -> None:
+        """Static ARP entries between ``a`` and ``b``: with the link cut, their packets
+        then vanish silently (as past a broken router) instead of the kernel failing
+        neighbour resolution and reporting "no route to host" after a few seconds."""
+        ip("neigh", "replace", b.addr, "lladdr", self.mac(b), "dev", "eth0", "nud", "permanent", ns=a.ns)
+        ip("neigh", "replace", a.addr, "lladdr", self.mac(a), "dev", "eth0", "nud", "permanent", ns=b.ns)
 
     def cut(self, host: Host) -> None:
         """Unplug ``host``: its switch port goes down, its packets are lost."""
