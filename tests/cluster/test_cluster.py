@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import redis
-from redis.crc import key_slot
 
 from docgraph.core.runtime.connection import REDIS_DOWN, connect, torn_down
 from docgraph.core.runtime.dlq import DeadLetters
 from docgraph.core.runtime.jobs import JobStore
-from docgraph.core.runtime.keys import Keys
 from docgraph.core.runtime.recovery import Upkeep
 from docgraph.core.runtime.snapshot import snapshot
 from docgraph.core.settings import Settings
@@ -34,33 +31,6 @@ pytestmark = [pytest.mark.service, pytest.mark.slow]
 STAGES = ("extract", "classify", "ner", "ingest")
 PARTITIONS = 6
 FINAL = ("completed", "failed", "dead")
-
-
-def owners(cluster: RedisCluster) -> dict[int, int]:
-    """Slot -> port of the master that serves it (``CLUSTER SLOTS`` of a live node)."""
-    with cluster.live()[0].client() as c:
-        slots = c.execute_command("CLUSTER SLOTS")
-    out: dict[int, int] = {}
-    for start, end, primary, *_replicas in slots:  # [start, end, [host, port, id], ...]
-        out.update(dict.fromkeys(range(int(start), int(end) + 1), int(primary[1])))
-    return out
-
-
-def spread_prefix(cluster: RedisCluster, partitions: int) -> str:
-    """A fresh key prefix whose partitions land evenly on the masters: each
-    partition's hash tag is one slot, and which master owns it is the luck of
-    CRC16, so the test picks a prefix that spreads (``docs/runtime.md`` says how a
-    deployment checks its own)."""
-    slot_owner = owners(cluster)
-    masters = len(set(slot_owner.values()))
-    while True:
-        prefix = f"t{uuid.uuid4().hex[:10]}"
-        ports = [slot_owner[key_slot(p.tag.encode())] for p in Keys(prefix, partitions).all()]
-        if (
-            all(ports.count(port) == partitions // masters for port in set(ports))
-            and len(set(ports)) == masters
-        ):
-            return prefix
 
 
 def _count(node: Node, pattern: str) -> int:
@@ -79,7 +49,7 @@ async def cluster_settings(redis_cluster: RedisCluster, settings: Settings) -> S
     return settings.model_copy(
         update={
             "redis_url": redis_cluster.url,
-            "key_prefix": spread_prefix(redis_cluster, PARTITIONS),
+            "key_prefix": redis_cluster.spread_prefix(PARTITIONS),
             "partitions": PARTITIONS,
             "concurrency": 8,
         }
@@ -178,7 +148,7 @@ async def test_1000_jobs_on_a_3_master_cluster(
 
 def test_the_cluster_fixture_serves_every_slot(redis_cluster: RedisCluster) -> None:
     """3 masters, each with one replica, all 16384 slots served."""
-    assert len(owners(redis_cluster)) == 16384
+    assert len(redis_cluster.owners()) == 16384
     assert sorted(n.role() for n in redis_cluster.live()) == ["master"] * 3 + ["slave"] * 3
     with redis.RedisCluster(host="127.0.0.1", port=redis_cluster.nodes[0].port) as c:
         assert c.set("{x}a", 1) and c.get("{x}a") == b"1"
@@ -219,7 +189,7 @@ async def test_a_killed_master_s_replica_takes_over_and_jobs_complete(
     cluster_settings = settings.model_copy(
         update={
             "redis_url": own_cluster.url,
-            "key_prefix": spread_prefix(own_cluster, PARTITIONS),
+            "key_prefix": own_cluster.spread_prefix(PARTITIONS),
             "partitions": PARTITIONS,
             "concurrency": 8,
             "shutdown_grace": 10.0,  # in-flight work left at the end is handed back, not waited on

@@ -23,10 +23,14 @@ class WorkerProcs:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.started = 0
 
-    def start(self, n: int = 1, stages: list[str] | None = None) -> list[subprocess.Popen[bytes]]:
+    def start(
+        self, n: int = 1, stages: list[str] | None = None, *, wrap: list[str] | None = None
+    ) -> list[subprocess.Popen[bytes]]:
+        """Start ``n`` workers; ``wrap`` prefixes the command (``ip netns exec <ns>``:
+        a worker on another host)."""
         out = []
         for _ in range(n):
-            cmd = [sys.executable, "-m", "docgraph.core.cli", "worker"]
+            cmd = [*(wrap or []), sys.executable, "-m", "docgraph.core.cli", "worker"]
             for s in stages or self.stages or []:
                 cmd += ["--stage", s]
             log = open(self.log_dir / f"worker-{self.started}.log", "wb")

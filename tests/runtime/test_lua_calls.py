@@ -410,3 +410,30 @@ async def test_read_takes_higher_lanes_first_and_batches(client, scripts, part):
     flat = await batcher.run(read(5))
     assert [e[1][1] for e in flat[1]] == [b"low"]
     await batcher.aclose()
+
+
+async def test_a_late_start_of_a_stage_already_handed_off_changes_nothing(client, scripts, part):
+    """A worker cut off from Redis read an entry of ``b``; another reclaimed it and
+    handed it off; then the cut-off worker's ``start`` arrives (sent before or after
+    the link came back).  It must not put ``b`` back to running: the join would wait
+    for it forever and the job would never complete."""
+    await scripts.run(submit_call(part, "j1"))
+    a_entry = await start_consumer(client, part, "a")
+    assert await scripts.run(complete_call(part, "j1", "a", a_entry)) == b"ok"
+    b_entry = await start_consumer(client, part, "b")  # delivered to w1, which is then cut off
+    c_entry = await start_consumer(client, part, "c")
+    late = calls.Start(
+        job=part.job("j1"), tag=part.tag, job_id="j1", stage="b", now=1500, attempt=1,
+        lane="normal", traceparent=TP, adopt=False, stages=STAGES_JSON, events=EV, **NO_DOC,
+    )  # fmt: skip
+    await client.xclaim(part.stream("b", "normal"), "b", "w2", min_idle_time=0, message_ids=[b_entry])
+    assert await scripts.run(dataclasses.replace(late, attempt=2)) == b"queued"  # w2's own start
+    assert await scripts.run(complete_call(part, "j1", "b", b_entry)) == b"ok"  # w2's hand-off
+    before = h(await client.hgetall(part.job("j1")))
+    assert await scripts.run(late) == b"done"  # w1's start, late: refused
+    after = h(await client.hgetall(part.job("j1")))
+    assert after == before  # b stays done, no run counted, no event
+    assert await scripts.run(complete_call(part, "j1", "b", b_entry)) == b"stale"  # w1's hand-off
+    assert await scripts.run(complete_call(part, "j1", "c", c_entry)) == b"ok"
+    d_entry = await start_consumer(client, part, "d")  # the join was enqueued
+    assert await scripts.run(complete_call(part, "j1", "d", d_entry)) == b"completed"
