@@ -88,7 +88,7 @@ class StageRunner:
         self.topology = Topology(settings.topology)
         self.group = spec.name
         self.consumer = consumer or consumer_name()
-        self.scripts = Scripts(client)
+        self.scripts = Scripts(client, settings)
         self.batcher = Batcher(self.scripts)
         self.concurrency = settings.concurrency_for(spec.name)
         self.retry = settings.retry_for(spec.name)
