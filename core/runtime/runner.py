@@ -235,8 +235,20 @@ class StageRunner:
         self._slot_freed.set()
         if d is not None and (d.suspect or self._orphans_waiting):
             self._upkeep_wake.set()  # the next suspect, or more orphans, may run now
-        if not task.cancelled() and task.exception() is not None:
-            log.error("job handling crashed", exc_info=task.exception())
+        exc = None if task.cancelled() else task.exception()
+        if exc is None:
+            return
+        if isinstance(exc, REDIS_DOWN) or torn_down(exc):
+            # Redis went away (or did not replicate, NotReplicated) under a record or a
+            # hand-off: not a crash, the entry stays pending and is taken back
+            where = d.entry_id if d is not None else "?"
+            log.warning(
+                "Redis unavailable under entry %s (%s); if its hand-off did not land, it is taken back and run again",
+                where,
+                exc,
+            )
+            return
+        log.error("job handling crashed", exc_info=exc)
 
     async def _read(self, count: int) -> list[Delivery]:
         """Up to ``count`` entries, higher lanes first; blocks briefly when idle."""
