@@ -13,12 +13,15 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from redis.crc import key_slot
 
 from docgraph.core.runtime.embedded import die_with_parent
+from docgraph.core.runtime.keys import Keys
 
 NODE_TIMEOUT_MS = 2000  # small: a killed master's replica takes over within a few seconds
 BUS_OFFSET = 10000  # Redis Cluster's bus port is the client port + 10000
@@ -98,14 +101,7 @@ class RedisCluster:
             for port in cluster_ports(count):
                 node = Node(port, self.root / str(port))
                 node.data_dir.mkdir()
-                with (node.data_dir / "server.log").open("wb") as log:
-                    node.proc = subprocess.Popen(
-                        [server, *self._config(port)],
-                        cwd=node.data_dir,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        preexec_fn=die_with_parent(),
-                    )
+                self._spawn(server, node)
                 self.nodes.append(node)
             deadline = time.monotonic() + timeout
             for node in self.nodes:
@@ -122,7 +118,26 @@ class RedisCluster:
             raise
         return self
 
-    def _config(self, port: int) -> list[str]:
+    @staticmethod
+    def _spawn(server: str, node: Node) -> None:
+        with (node.data_dir / "server.log").open("ab") as log:
+            node.proc = subprocess.Popen(
+                [server, *RedisCluster._config(node.port)],
+                cwd=node.data_dir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent(),
+            )
+
+    def restart(self, node: Node, timeout: float = 60.0) -> None:
+        """Start a killed node again in its own directory: its ``nodes.conf`` makes it
+        rejoin, as a replica of whoever took over its slots (a promoted master needs a
+        replica again before ``WAIT 1`` can succeed)."""
+        self._spawn(binary("redis-server"), node)
+        self._wait(lambda: node.client().ping(), time.monotonic() + timeout, f"node {node.port} to answer")
+
+    @staticmethod
+    def _config(port: int) -> list[str]:
         return [
             "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "no",
             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
@@ -203,3 +218,30 @@ class RedisCluster:
             for n in self.nodes
             if (n.data_dir / "server.log").exists()
         )
+
+
+def owners(cluster: RedisCluster) -> dict[int, int]:
+    """Slot -> port of the master that serves it (``CLUSTER SLOTS`` of a live node)."""
+    with cluster.live()[0].client() as c:
+        slots = c.execute_command("CLUSTER SLOTS")
+    out: dict[int, int] = {}
+    for start, end, primary, *_replicas in slots:  # [start, end, [host, port, id], ...]
+        out.update(dict.fromkeys(range(int(start), int(end) + 1), int(primary[1])))
+    return out
+
+
+def spread_prefix(cluster: RedisCluster, partitions: int) -> str:
+    """A fresh key prefix whose partitions land evenly on the masters: each
+    partition's hash tag is one slot, and which master owns it is the luck of
+    CRC16, so the test picks a prefix that spreads (``docs/runtime.md`` says how a
+    deployment checks its own)."""
+    slot_owner = owners(cluster)
+    masters = len(set(slot_owner.values()))
+    while True:
+        prefix = f"t{uuid.uuid4().hex[:10]}"
+        ports = [slot_owner[key_slot(p.tag.encode())] for p in Keys(prefix, partitions).all()]
+        if (
+            all(ports.count(port) == partitions // masters for port in set(ports))
+            and len(set(ports)) == masters
+        ):
+            return prefix
