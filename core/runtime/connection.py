@@ -390,6 +390,8 @@ class Scripts:
         asked for (``acked``: WAIT's reply, or the error in its place)."""
         if isinstance(result, Exception):
             return result  # the script failed: no writes to confirm
+        if isinstance(acked, ResponseError) and not isinstance(acked, REDIS_DOWN):
+            return acked  # WAIT refused (NOPERM: an ACL without +wait): retrying cannot help
         if isinstance(acked, Exception):
             return NotReplicated(f"WAIT {self.wait_replicas} {self.wait_timeout_ms} failed: {acked}")
         if int(acked) < self.wait_replicas:
