@@ -70,8 +70,15 @@ async def test_too_few_replicas_raise_not_replicated(settings: Settings) -> None
         await client.aclose()
 
 
-def test_the_settings_refuse_a_wait_that_blocks_forever() -> None:
-    """``WAIT n 0`` blocks until the replicas answer: the timeout must be at least 1 ms."""
+def test_the_settings_refuse_a_wait_that_blocks_forever(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read from ``DOCGRAPH_REDIS_WAIT_*``; ``WAIT n 0`` blocks until the replicas
+    answer, so the timeout must be at least 1 ms."""
+    monkeypatch.setenv("DOCGRAPH_REDIS_WAIT_REPLICAS", "2")
+    monkeypatch.setenv("DOCGRAPH_REDIS_WAIT_TIMEOUT_MS", "250")
+    s = Settings()
+    assert (s.redis_wait_replicas, s.redis_wait_timeout_ms) == (2, 250)
+    monkeypatch.delenv("DOCGRAPH_REDIS_WAIT_REPLICAS")
+    monkeypatch.delenv("DOCGRAPH_REDIS_WAIT_TIMEOUT_MS")
     with pytest.raises(ValueError, match="redis_wait_timeout_ms"):
         Settings(redis_wait_replicas=1, redis_wait_timeout_ms=0)
     with pytest.raises(ValueError, match="redis_wait_replicas"):
