@@ -299,6 +299,7 @@ class Scripts:
         self.sha = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in lua.ALL.items()}
         self.wait_replicas = settings.redis_wait_replicas if settings is not None else 0
         self.wait_timeout_ms = settings.redis_wait_timeout_ms if settings is not None else 0
+        self._cluster = _is_cluster(client)
 
     async def load(self) -> None:
         for src in lua.ALL.values():
@@ -342,7 +343,7 @@ class Scripts:
             pipe.execute_command("EVALSHA", self.sha[call.script], len(keys), *keys, *call.args())
         if not self.wait_replicas:
             return list(await pipe.execute(raise_on_error=False))
-        if _is_cluster(self.client):
+        if self._cluster:
             return await self._pipeline_cluster_wait(pipe, calls)
         pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
         *results, acked = await pipe.execute(raise_on_error=False)
@@ -377,11 +378,11 @@ class Scripts:
         out = []
         for call, node, result in zip(calls, nodes, results, strict=True):
             try:
-                moved = cluster.get_node_from_key(call.keys()[0]) is not node
+                ack = acked[node.name] if cluster.get_node_from_key(call.keys()[0]) is node else None
             except SlotNotCoveredError:
-                moved = True
-            moved_away = NotReplicated("the call was redirected to another node (MOVED)")
-            ack = moved_away if moved else acked[node.name]
+                ack = None
+            if ack is None:  # the slot moved while the call was out: run on another connection
+                ack = NotReplicated("the call was redirected to another node (MOVED)")
             out.append(self._confirmed(result, ack))
         return out
 
@@ -389,7 +390,7 @@ class Scripts:
         """``result``, or :class:`NotReplicated` when its writes lack the replicas WAIT
         asked for (``acked``: WAIT's reply, or the error in its place)."""
         if isinstance(result, Exception):
-            return result  # the script failed: no writes to confirm
+            return result  # an error is never reported done (and our scripts fail before writing)
         if isinstance(acked, ResponseError) and not isinstance(acked, REDIS_DOWN):
             return acked  # WAIT refused (NOPERM: an ACL without +wait): retrying cannot help
         if isinstance(acked, Exception):
