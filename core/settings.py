@@ -349,6 +349,20 @@ class Settings(BaseSettings):
         "redis+sentinel://h1:p1,h2:p2/<master> (each also rediss+…)",
     )
     redis_tls: RedisTlsSettings = Field(default_factory=RedisTlsSettings)
+    redis_wait_replicas: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="replicas that must confirm each script round trip (Redis WAIT) before it returns: "
+        "a submit or hand-off that returned survives a failover; 0: no WAIT (asynchronous replication)",
+    )
+    redis_wait_timeout_ms: int = Field(
+        1000,
+        ge=1,  # WAIT with 0 blocks forever
+        le=10_000,
+        description="how long one WAIT waits for those replicas (ms); fewer in time: the round trip raises "
+        "NotReplicated and is retried like a lost connection",
+    )
     key_prefix: str = Field("docgraph", pattern=r"^[A-Za-z0-9_.-]+$")
     partitions: int = Field(1, ge=1, le=1024, description="hash-tagged key partitions")
     topology: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_TOPOLOGY))

@@ -97,6 +97,8 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
             "DOCGRAPH_MAX_DELIVERIES": str(settings.max_deliveries),
             "DOCGRAPH_CONCURRENCY": str(settings.concurrency),
             "DOCGRAPH_SHUTDOWN_GRACE": str(settings.shutdown_grace),
+            "DOCGRAPH_REDIS_WAIT_REPLICAS": str(settings.redis_wait_replicas),
+            "DOCGRAPH_REDIS_WAIT_TIMEOUT_MS": str(settings.redis_wait_timeout_ms),
         }
     )
     env.update(extra)

@@ -35,7 +35,9 @@ class Role(str, Enum):
 # Redis 7.0 has no such command (ACL SETUSER would fail); on 7.2+ redis-py's
 # CLIENT SETINFO on connect is refused and ignored (add +client|setinfo to quiet ACL LOG).
 CONNECT = ("ping", "select")
-SCRIPTS = ("evalsha", "eval", "script|load")
+# WAIT: DOCGRAPH_REDIS_WAIT_REPLICAS ends every script round trip with it (granted
+# whatever the setting, so turning it on needs no new ACL; it only blocks its caller)
+SCRIPTS = ("evalsha", "eval", "script|load", "wait")
 # What the Lua scripts call (core/runtime/lua.py) besides reads.
 SCRIPT_WRITES = ("hset", "hsetnx", "hdel", "hincrby", "del", "pexpire", "zadd", "zrem", "xtrim")
 SCRIPT_READS = ("hget", "hmget", "hexists", "hgetall", "exists", "zcard", "zrange", "zrangebyscore")

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import (
     ClusterDownError,
     NoScriptError,
+    RedisClusterException,
     ResponseError,
     SlotNotCoveredError,
     TryAgainError,
@@ -33,6 +34,7 @@ __all__ = [
     "REDIS_DOWN",
     "Arg",
     "Batcher",
+    "NotReplicated",
     "RedisConfigError",
     "ScriptCall",
     "Scripts",
@@ -42,6 +44,18 @@ __all__ = [
     "describe_failure",
     "torn_down",
 ]
+
+
+class NotReplicated(RedisTimeoutError):
+    """A round trip's writes were applied by the master, but fewer replicas than
+    ``DOCGRAPH_REDIS_WAIT_REPLICAS`` confirmed them within ``DOCGRAPH_REDIS_WAIT_TIMEOUT_MS``
+    (or the confirmation could not be tied to the connection that carried them): a
+    failover now could lose them.  A ``TimeoutError``, so part of :data:`REDIS_DOWN`:
+    nothing is reported done that is not replicated, and callers retry as after a
+    lost connection (a submit with its idempotency key finds the same job; a
+    hand-off's entry is taken back or was already acknowledged)."""
+
+
 # What "Redis is unreachable right now" looks like: retried with backoff, never fatal.
 # On a cluster, a failover in progress looks the same: CLUSTERDOWN / MASTERDOWN while a
 # replica is promoted, TRYAGAIN during a resharding, a slot no node serves yet.
@@ -272,11 +286,20 @@ async def wait_until_up(
 
 
 class Scripts:
-    """Named Lua scripts, loaded lazily and reloaded after a Redis restart."""
+    """Named Lua scripts, loaded lazily and reloaded after a Redis restart.
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    With ``settings.redis_wait_replicas`` N > 0 every round trip ends with
+    ``WAIT N timeout`` in the same pipeline, so on the connection that carried its
+    writes (WAIT counts only the calling connection's writes); on a cluster, one
+    WAIT per node the pipeline wrote to.  Calls whose writes are not confirmed by N
+    replicas come back as :class:`NotReplicated`.  N = 0 (the default) costs nothing."""
+
+    def __init__(self, client: aioredis.Redis, settings: Settings | None = None) -> None:
         self.client = client
         self.sha = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in lua.ALL.items()}
+        self.wait_replicas = settings.redis_wait_replicas if settings is not None else 0
+        self.wait_timeout_ms = settings.redis_wait_timeout_ms if settings is not None else 0
+        self._cluster = _is_cluster(client)
 
     async def load(self) -> None:
         for src in lua.ALL.values():
@@ -284,6 +307,11 @@ class Scripts:
 
     async def run(self, call: ScriptCall) -> Any:
         """Run one script call (see :mod:`~docgraph.core.runtime.calls`)."""
+        if self.wait_replicas:  # EVALSHA + WAIT: a pipeline, so both use one connection
+            result = (await self.call_many([call]))[0]
+            if isinstance(result, Exception):
+                raise result
+            return result
         keys, args = call.keys(), call.args()
         try:
             return await self.client.evalsha(self.sha[call.script], len(keys), *keys, *args)
@@ -292,7 +320,7 @@ class Scripts:
 
     async def call_many(self, calls: Sequence[ScriptCall]) -> list[Any]:
         """Run several script calls in one round trip; results (or exceptions) in order."""
-        if len(calls) == 1:
+        if len(calls) == 1 and not self.wait_replicas:
             try:
                 return [await self.run(calls[0])]
             except ResponseError as exc:
@@ -313,7 +341,74 @@ class Scripts:
             # execute_command, not pipe.evalsha: redis-py's ClusterPipeline blocks the
             # script methods but routes a raw EVALSHA by its KEYS (one partition: one slot)
             pipe.execute_command("EVALSHA", self.sha[call.script], len(keys), *keys, *call.args())
-        return list(await pipe.execute(raise_on_error=False))
+        if not self.wait_replicas:
+            return list(await pipe.execute(raise_on_error=False))
+        if self._cluster:
+            return await self._pipeline_cluster_wait(pipe, calls)
+        pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+        *results, acked = await pipe.execute(raise_on_error=False)
+        return [self._confirmed(r, acked) for r in results]
+
+    async def _pipeline_cluster_wait(self, pipe: Any, calls: Sequence[ScriptCall]) -> list[Any]:
+        """The cluster pipeline with one WAIT per node it writes to.
+
+        redis-py's ClusterPipeline sends each node's commands on one connection, in
+        order, so a WAIT targeted at that node follows its writes.  What that WAIT
+        does not cover counts as not replicated: a call redis-py redirected (``MOVED``:
+        run on another node, another connection), and every call when the slot map was
+        refreshed meanwhile (redis-py re-sends the unsent part of a pipeline after a
+        connection error, and a re-sent WAIT has lost its target).  ``ASK`` and
+        ``TRYAGAIN`` (a resharding in progress) are followed unseen: docs/runtime.md."""
+        cluster: Any = self.client
+        await cluster.initialize()  # the slot map, to route each WAIT like its writes
+        epoch = getattr(cluster.nodes_manager, "_epoch", None)  # bumped by every slot-map refresh
+        nodes = [cluster.get_node_from_key(call.keys()[0]) for call in calls]
+        targets = list({n.name: n for n in nodes}.values())
+        for node in targets:
+            pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms, target_nodes=node)
+        try:
+            replies = list(await pipe.execute(raise_on_error=False))
+        except RedisClusterException as exc:
+            raise NotReplicated(f"the cluster pipeline failed ({exc})") from exc
+        results, acks = replies[: len(calls)], replies[len(calls) :]
+        acked: dict[str, Any] = {node.name: ack for node, ack in zip(targets, acks, strict=True)}
+        if epoch is None or getattr(cluster.nodes_manager, "_epoch", None) != epoch:
+            refreshed = NotReplicated("the cluster's slot map was refreshed during the round trip")
+            acked = dict.fromkeys(acked, refreshed)
+        out = []
+        for call, node, result in zip(calls, nodes, results, strict=True):
+            try:
+                ack = acked[node.name] if cluster.get_node_from_key(call.keys()[0]) is node else None
+            except SlotNotCoveredError:
+                ack = None
+            if ack is None:  # the slot moved while the call was out: run on another connection
+                ack = NotReplicated("the call was redirected to another node (MOVED)")
+            out.append(self._confirmed(result, ack))
+        return out
+
+    def _confirmed(self, result: Any, acked: Any) -> Any:
+        """``result``, or :class:`NotReplicated` when its writes lack the replicas WAIT
+        asked for (``acked``: WAIT's reply, or the error in its place)."""
+        if isinstance(result, Exception):
+            return result  # an error is never reported done (and our scripts fail before writing)
+        if isinstance(acked, ResponseError) and not isinstance(acked, REDIS_DOWN):
+            return acked  # WAIT refused (NOPERM: an ACL without +wait): retrying cannot help
+        if isinstance(acked, Exception):
+            return NotReplicated(f"WAIT {self.wait_replicas} {self.wait_timeout_ms} failed: {acked}")
+        if int(acked) < self.wait_replicas:
+            return NotReplicated(
+                f"{int(acked)} of {self.wait_replicas} replicas (DOCGRAPH_REDIS_WAIT_REPLICAS) confirmed "
+                f"the writes within {self.wait_timeout_ms} ms (DOCGRAPH_REDIS_WAIT_TIMEOUT_MS); "
+                "they may be lost on failover"
+            )
+        return result
+
+
+def _is_cluster(client: Any) -> bool:
+    """Whether ``client`` is redis-py's asyncio ``RedisCluster`` (typed as ``Redis`` here)."""
+    from redis.asyncio.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)
 
 
 class Batcher:

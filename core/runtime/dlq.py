@@ -47,7 +47,7 @@ class DeadLetters:
         self.settings = settings
         self.keys = Keys(settings.key_prefix, settings.partitions)
         self.topology = Topology(settings.topology)
-        self.scripts = Scripts(client)
+        self.scripts = Scripts(client, settings)
 
     def _check_stage(self, stage: str) -> None:
         if stage not in self.topology.stages:

@@ -209,7 +209,7 @@ class JobStore:
         self.settings = settings
         self.keys = Keys(settings.key_prefix, settings.partitions)
         self.topology = Topology(settings.topology)
-        self.scripts = Scripts(client)
+        self.scripts = Scripts(client, settings)
         self.batcher = Batcher(self.scripts)  # concurrent submits share round trips
         self._stages_json = calls.encode(self.topology.stages)
         self._layout_checked = False  # the first submit records or checks the partition count

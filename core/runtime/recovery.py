@@ -69,7 +69,7 @@ class Upkeep:
     def __init__(self, settings: Settings, client: aioredis.Redis) -> None:
         self.settings = settings
         self.keys = Keys(settings.key_prefix, settings.partitions)
-        self.scripts = Scripts(client)
+        self.scripts = Scripts(client, settings)
 
     async def promote_due(self) -> int:
         moved = 0

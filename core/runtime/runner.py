@@ -88,7 +88,7 @@ class StageRunner:
         self.topology = Topology(settings.topology)
         self.group = spec.name
         self.consumer = consumer or consumer_name()
-        self.scripts = Scripts(client)
+        self.scripts = Scripts(client, settings)
         self.batcher = Batcher(self.scripts)
         self.concurrency = settings.concurrency_for(spec.name)
         self.retry = settings.retry_for(spec.name)
@@ -239,8 +239,9 @@ class StageRunner:
         if exc is None:
             return
         if isinstance(exc, REDIS_DOWN) or torn_down(exc):
-            # Redis went away mid-job (a lost link, a failover): nothing is broken here, the
-            # entry stays pending and runs again once reclaimed (by this runner or another)
+            # Redis went away mid-job (a lost link, a failover) or did not replicate in time
+            # (NotReplicated): nothing is broken here, the entry stays pending and runs again
+            # once reclaimed (by this runner or another)
             log.warning(
                 "%s of %s: lost Redis before its hand-off (%s); the entry stays pending "
                 "and runs again once reclaimed",

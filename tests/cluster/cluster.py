@@ -79,7 +79,7 @@ class Node:
     def launch(self, args: list[str]) -> Node:
         """Start Debian's redis-server with ``args`` in :attr:`data_dir` (log: server.log)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with (self.data_dir / "server.log").open("wb") as log:
+        with (self.data_dir / "server.log").open("ab") as log:  # a restart appends
             self.proc = subprocess.Popen(
                 [binary("redis-server"), *args],
                 cwd=self.data_dir,
@@ -150,7 +150,15 @@ class RedisCluster:
             raise
         return self
 
-    def _config(self, port: int) -> list[str]:
+    def restart(self, node: Node, timeout: float = 60.0) -> None:
+        """Start a killed node again in its own directory: its ``nodes.conf`` makes it
+        rejoin, as a replica of whoever took over its slots (a promoted master needs a
+        replica again before ``WAIT 1`` can succeed)."""
+        node.launch(self._config(node.port))
+        self._wait(lambda: node.client().ping(), time.monotonic() + timeout, f"node {node.port} to answer")
+
+    @staticmethod
+    def _config(port: int) -> list[str]:
         return [
             *server_args(port),
             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",

@@ -17,20 +17,19 @@ from collections.abc import AsyncIterator
 import pytest
 import redis
 
-from docgraph.core.runtime.connection import REDIS_DOWN, connect, torn_down
+from docgraph.core.runtime.connection import connect, torn_down
 from docgraph.core.runtime.dlq import DeadLetters
 from docgraph.core.runtime.jobs import JobStore
 from docgraph.core.runtime.recovery import Upkeep
 from docgraph.core.runtime.snapshot import snapshot
 from docgraph.core.settings import Settings
 from tests.cluster.cluster import Node, RedisCluster
+from tests.cluster.failover import STAGES, assert_each_stage_recorded_once, run_through_failover
 from tests.runtime.procs import WorkerProcs
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
-STAGES = ("extract", "classify", "ner", "ingest")
 PARTITIONS = 6
-FINAL = ("completed", "failed", "dead")
 
 
 def _count(node: Node, pattern: str) -> int:
@@ -75,14 +74,6 @@ async def _wait_finished(procs: WorkerProcs, store: JobStore, n: int, timeout: f
     raise AssertionError(f"not finished: {await store.count_by_state()}\n{procs.logs()}")
 
 
-async def _assert_each_stage_recorded_once(store: JobStore, ids: list[str]) -> None:
-    for i in range(0, len(ids), 500):
-        for job in await store.get_many(ids[i : i + 500]):
-            assert job is not None and job.state == "completed", job
-            for st in job.stages:
-                assert st.completions == 1, (job.id, st)
-
-
 async def test_1000_jobs_on_a_3_master_cluster(
     redis_cluster: RedisCluster, cluster_settings: Settings, store: JobStore, effects, tmp_path
 ) -> None:
@@ -110,7 +101,7 @@ async def test_1000_jobs_on_a_3_master_cluster(
     logs = procs.logs()  # the lease thread's cluster pipeline, upkeep and reclaim ran without errors
     assert not any(s in logs for s in ("Traceback", "renewal failed", "upkeep failed", "CROSSSLOT")), logs
 
-    await _assert_each_stage_recorded_once(store, ids)
+    await assert_each_stage_recorded_once(store, ids)
     counts = await effects()
     for stage in STAGES:
         assert [counts.get(f"{i}:{stage}", 0) for i in ids] == [1] * len(ids), stage
@@ -168,24 +159,16 @@ async def _wait_failover(cluster: RedisCluster, timeout: float = 60) -> None:
     raise AssertionError(f"no replica took over in {timeout}s\n{cluster.logs()}")
 
 
-async def _wait_all_final(procs: WorkerProcs, store: JobStore, ids: list[str], deadline: float) -> None:
-    """Until every job of ``ids`` is completed, failed or dead (the state counts are not
-    enough here: a hand-off may recreate part of a record whose submit was lost)."""
-    todo = list(ids)
-    while todo and time.monotonic() < deadline and procs.alive():
-        jobs = await store.get_many(todo)
-        todo = [j for j, job in zip(todo, jobs, strict=True) if job is None or job.state not in FINAL]
-        await asyncio.sleep(0.5)
-    assert not todo, f"{len(todo)} not finished, e.g. {await store.get(todo[0])}\n{procs.logs()}"
-
-
+@pytest.mark.parametrize("wait_replicas", [0, 1], ids=["no-wait", "wait-1"])
 async def test_a_killed_master_s_replica_takes_over_and_jobs_complete(
-    own_cluster: RedisCluster, settings: Settings, effects, tmp_path
+    own_cluster: RedisCluster, settings: Settings, effects, tmp_path, wait_replicas: int
 ) -> None:
-    """SIGKILL one master mid-run: its replica is promoted, the workers carry on, and
-    every job whose submit survived completes with each stage recorded once.  Writes
-    the master acknowledged but had not yet replicated are lost (no WAIT): the test
-    reports how many jobs and stage runs that cost."""
+    """SIGKILL one master mid-run, a submitter still submitting: its replica is
+    promoted, the workers carry on, the old master comes back as the new one's
+    replica, and every job whose submit survived completes with each stage recorded
+    once.  Without WAIT, writes the master acknowledged but had not yet replicated
+    may be lost (reported); with ``DOCGRAPH_REDIS_WAIT_REPLICAS=1`` no acknowledged
+    submit is."""
     cluster_settings = settings.model_copy(
         update={
             "redis_url": own_cluster.url,
@@ -193,43 +176,22 @@ async def test_a_killed_master_s_replica_takes_over_and_jobs_complete(
             "partitions": PARTITIONS,
             "concurrency": 8,
             "shutdown_grace": 10.0,  # in-flight work left at the end is handed back, not waited on
+            "redis_wait_replicas": wait_replicas,
         }
     )
-    client = connect(cluster_settings)
-    store = JobStore(client, cluster_settings)
-    slow = {"sleep_ms": {s: [5, 20] for s in STAGES}}
-    procs = WorkerProcs(cluster_settings, tmp_path)
-    try:
-        before = [j for j, _ in await store.submit_many([None] * 1000, metadata=[slow] * 1000)]
-        procs.start(2)
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:  # kill mid-run: some jobs done, most still going
-            if (await store.count_by_state())["completed"] >= 200:
-                break
-            await asyncio.sleep(0.1)
+
+    async def kill_and_heal() -> None:
         victim = own_cluster.master_nodes()[0]
         own_cluster.kill9(victim)
         await _wait_failover(own_cluster)
-        after: list[str] = []
-        while len(after) < 200 and time.monotonic() < deadline:  # accepted once the cluster is ok again
-            try:
-                after += [j for j, _ in await store.submit_many([None] * 50, metadata=[slow] * 50)]
-            except REDIS_DOWN:
-                await asyncio.sleep(0.2)
-        ids = before + after
-        survived = [j for j, job in zip(ids, await store.get_many(ids), strict=True) if job is not None]
-        await _wait_all_final(procs, store, survived, deadline)
-    finally:
-        codes = procs.stop()
-        await client.aclose()
-    assert codes == [0, 0], procs.logs()
-    assert set(after) <= set(survived)  # nothing accepted after the failover is lost
-    await _assert_each_stage_recorded_once(JobStore(connect(cluster_settings), cluster_settings), survived)
-    counts = await effects()
-    reruns = sum(counts.get(f"{j}:{s}", 0) for j in survived for s in STAGES) - len(survived) * len(STAGES)
-    lost = len(ids) - len(survived)
-    print(f"\nfailover: {lost} of {len(before)} acknowledged submits lost, {reruns} stage re-runs")
-    assert reruns >= 0
+        own_cluster.restart(victim)  # back as the promoted replica's replica: WAIT 1 can succeed again
+        deadline = time.monotonic() + 60
+        own_cluster.wait_ok(deadline)
+        own_cluster.wait_replicas_synced(deadline)
+
+    cost = await run_through_failover(cluster_settings, tmp_path, effects, kill_and_heal)
+    if wait_replicas:
+        assert cost.lost == 0, cost
 
 
 async def test_scripts_come_back_on_every_primary_after_a_cache_flush(

@@ -1,6 +1,6 @@
 """``connect()`` through a real Sentinel (Debian's redis-server in sentinel mode)
 to the master it names: PING, SET/GET, and the sync client too.  Following a
-failover mid-run is the next part of issue 10, not tested here."""
+failover mid-run: test_sentinel_failover.py."""
 
 from __future__ import annotations
 

@@ -17,6 +17,8 @@ import httpx
 import pytest
 import redis
 
+from docgraph.core.runtime.connection import NotReplicated, connect
+from docgraph.core.runtime.jobs import JobStore
 from docgraph.core.runtime.keys import Keys
 from docgraph.core.settings import Settings
 from tests.api.conftest import serve, submit_and_wait
@@ -189,6 +191,20 @@ def test_a_submitter_submits_with_docgraph_submit_and_waits(deployment: Deployme
         sub.xreadgroup(
             "a", "me", {Keys(deployment.settings.key_prefix, 2).part(0).stream("a", "normal"): ">"}
         )
+
+
+async def test_roles_that_run_scripts_may_wait_for_replicas(deployment: Deployment) -> None:
+    """``DOCGRAPH_REDIS_WAIT_REPLICAS`` ends each script round trip with WAIT: granted
+    with the scripts, so a role's user gets ``NotReplicated`` (no replica here), never NOPERM."""
+    for role in ("submitter", "worker", "api"):
+        settings = deployment.as_role(role, redis_wait_replicas=1, redis_wait_timeout_ms=20)
+        client = connect(settings)
+        try:
+            with pytest.raises(NotReplicated):
+                await JobStore(client, settings).submit(None)
+        finally:
+            await client.aclose()
+        assert deployment.denied(role) == [], role
 
 
 async def test_the_api_role_serves_submit_status_list_cancel_and_metrics(
