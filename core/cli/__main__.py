@@ -1,5 +1,5 @@
 """``python -m docgraph.core.cli worker …`` runs the same CLI as ``docgraph``."""
 
-from docgraph.core.cli.app import main
+from docgraph.core.cli import main
 
 main()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from typing import Annotated
 
 import typer
@@ -19,6 +18,7 @@ from docgraph.core.cli.common import (
     setup_logging,
     setup_telemetry,
 )
+from docgraph.core.cli.probe import liveness
 from docgraph.core.errors import ConfigError
 from docgraph.core.runtime.connection import REDIS_DOWN
 from docgraph.core.stage import Services
@@ -77,13 +77,31 @@ def worker(
         err.print(f"[yellow]warning:[/yellow] {describe_unused(loaded)}")
 
     async def main() -> None:
-        from docgraph.core.runtime.connection import RedisConfigError, connect, wait_until_up
-        from docgraph.core.runtime.layout import PartitionCountMismatch
+        from docgraph.core.runtime.recovery import touch_liveness
 
         stopping = asyncio.Event()  # SIGTERM before the worker runs: stop waiting, exit 0
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
+        # the liveness file is fresh from the first moment the loop runs: waiting for Redis
+        # or starting stages on a busy machine is not being stuck (a probe would restart it)
+        alive = asyncio.Event()
+        toucher = (
+            asyncio.create_task(touch_liveness(settings.health_file, alive))
+            if settings.health_file is not None
+            else None
+        )
+        try:
+            await run_worker(stopping)
+        finally:
+            alive.set()
+            if toucher is not None:
+                await toucher
+
+    async def run_worker(stopping: asyncio.Event) -> None:
+        from docgraph.core.runtime.connection import RedisConfigError, connect, wait_until_up
+        from docgraph.core.runtime.layout import PartitionCountMismatch
+
         probe = connect(settings)
         try:
             if not await wait_until_up(probe, settings, stopping):
@@ -93,7 +111,11 @@ def worker(
             raise typer.Exit(2) from None
         finally:
             await probe.aclose()
-        built = services if services is not None else build_services(settings, loaded.manager)
+        built = (
+            services
+            if services is not None
+            else await asyncio.to_thread(build_services, settings, loaded.manager)
+        )
         client = connect(settings)
         w = Worker(settings, specs, client, services=built)
         w.install_signal_handlers()
@@ -133,13 +155,9 @@ def health(
     if path is None:
         err.print("DOCGRAPH_HEALTH_FILE is not set: set it for the worker and for this check")
         raise typer.Exit(1)
-    try:
-        age = time.time() - path.stat().st_mtime
-    except OSError:
-        err.print(f"unhealthy: {path} does not exist (the worker is not running or has not started)")
-        raise typer.Exit(1) from None
-    if age > max_age:
-        err.print(f"unhealthy: {path} is {age:.0f} s old (limit {max_age:.0f} s): the worker is stuck")
+    problem = liveness(path, max_age)
+    if problem:
+        err.print(problem, markup=False)
         raise typer.Exit(1)
     if ready:
         import redis

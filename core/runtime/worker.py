@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 
 from docgraph.core import telemetry
 from docgraph.core.runtime.layout import check_partition_count
-from docgraph.core.runtime.recovery import LeaseKeeper, Suspects, Upkeep, touch_liveness
+from docgraph.core.runtime.recovery import LeaseKeeper, Suspects, Upkeep
 from docgraph.core.runtime.runner import StageRunner
 from docgraph.core.settings import Settings
 from docgraph.core.stage import Services, StageSpec
@@ -103,8 +103,6 @@ class Worker:
     async def _run(self) -> None:
         upkeep = asyncio.create_task(self.upkeep.run(self.stopping))
         helpers = [upkeep]
-        if self.settings.health_file is not None:
-            helpers.append(asyncio.create_task(touch_liveness(self.settings.health_file, self.stopping)))
         self.lease.start()
         try:
             if self.runners:
