@@ -196,6 +196,7 @@ def test_a_submitter_submits_with_docgraph_submit_and_waits(deployment: Deployme
 async def test_roles_that_run_scripts_may_wait_for_replicas(deployment: Deployment) -> None:
     """``DOCGRAPH_REDIS_WAIT_REPLICAS`` ends each script round trip with WAIT: granted
     with the scripts, so a role's user gets ``NotReplicated`` (no replica here), never NOPERM."""
+    deployment.admin().acl_log_reset()  # other tests here are refused on purpose
     for role in ("submitter", "worker", "api"):
         settings = deployment.as_role(role, redis_wait_replicas=1, redis_wait_timeout_ms=20)
         client = connect(settings)
