@@ -214,10 +214,12 @@ def describe_failure(target: Target, exc: BaseException) -> str:
             "set DOCGRAPH_REDIS_TLS__CERT_FILE and DOCGRAPH_REDIS_TLS__KEY_FILE"
         )
     hint = ""
-    dropped = "closed by server" in text or "reset by peer" in text
+    # TLS 1.3: a server that wants a client certificate may drop the connection after the
+    # handshake instead of sending its alert; the client then sees a reset, a close or an EOF
+    dropped = any(s in text for s in ("closed by server", "reset by peer", "eof occurred in violation"))
     if dropped and not settings.redis_target.tls:
         hint = "; if that port speaks TLS, use rediss:// (and DOCGRAPH_REDIS_TLS__CA_FILE)"
-    elif dropped and settings.redis_tls.cert_file is None:  # TLS 1.3: the alert may come as a reset
+    elif dropped and settings.redis_tls.cert_file is None:
         hint = (
             "; if the server requires a client certificate (tls-auth-clients), set "
             "DOCGRAPH_REDIS_TLS__CERT_FILE and DOCGRAPH_REDIS_TLS__KEY_FILE"
