@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -14,6 +13,7 @@ from docgraph.core.api.documents import from_upload, locate
 from docgraph.core.api.models import (
     SUBMIT_BODY,
     TRACEPARENT,
+    IsoDateTime,
     JobOut,
     JobPage,
     JobState,
@@ -59,7 +59,7 @@ async def submit_job(
     ] = None,
     traceparent: Annotated[str | None, Header(description="W3C trace context to continue (optional)")] = None,
     not_before: Annotated[
-        datetime | None,
+        IsoDateTime | None,
         Query(
             description="ISO 8601: hold the job's first stage until then (delayed submission; naive = UTC)"
         ),
@@ -136,8 +136,12 @@ async def list_jobs(
     stage: Annotated[
         str | None, Query(max_length=100, description="only jobs in `state` at this stage")
     ] = None,
-    since: Annotated[datetime | None, Query(description="entered the state at or after (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="entered the state at or before (ISO 8601)")] = None,
+    since: Annotated[
+        IsoDateTime | None, Query(description="entered the state at or after (ISO 8601)")
+    ] = None,
+    until: Annotated[
+        IsoDateTime | None, Query(description="entered the state at or before (ISO 8601)")
+    ] = None,
 ) -> dict[str, Any]:
     raw = decode_cursor(cursor) if cursor else None
     try:

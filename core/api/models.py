@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, get_args
+from datetime import datetime
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from docgraph.core.runtime.keys import JOB_STATES, Lane
 
@@ -150,3 +151,14 @@ SUBMIT_BODY = {
         },
     }
 }
+
+
+def _iso_only(value: Any) -> Any:
+    """Pydantic reads a bare number as a Unix time; the API documents ISO 8601 only."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?[0-9.eE+-]+\s*", value):
+        raise ValueError("an ISO 8601 date-time, e.g. 2026-12-03T01:00:00Z, not a number")
+    return value
+
+
+#: A query parameter's date-time: ISO 8601 text only (naive = UTC)
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
