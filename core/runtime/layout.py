@@ -36,14 +36,15 @@ async def recorded_partition_count(client: Any, settings: Settings) -> int | Non
     return None if raw is None else int(raw)
 
 
-async def check_partition_count(client: Any, settings: Settings, *, record: bool = True) -> None:
-    """Record the configured count if none is (``record``), else refuse a different one.
-
-    A read-only caller (the monitor role) passes ``record=False``."""
+async def check_partition_count(client: Any, settings: Settings) -> None:
+    """Record the configured count if none is, else refuse a different one (one round
+    trip; read-only callers, the CLI, use :func:`check_partition_count_sync`)."""
     key = Keys(settings.key_prefix, settings.partitions).layout
-    if record:
-        await client.hsetnx(key, FIELD, settings.partitions)
-    _refuse_other(settings, await recorded_partition_count(client, settings))
+    pipe = client.pipeline(transaction=False)
+    pipe.hsetnx(key, FIELD, settings.partitions)
+    pipe.hget(key, FIELD)
+    _, raw = await pipe.execute()
+    _refuse_other(settings, None if raw is None else int(raw))
 
 
 def check_partition_count_sync(client: Any, settings: Settings) -> None:
