@@ -21,6 +21,7 @@ from docgraph.core.cli.common import err, load_plugins
 from docgraph.core.runtime.keys import Keys, glob_escape
 from docgraph.core.settings import Settings
 from docgraph.core.topology import Topology
+from docgraph.plugins.sinks.falkordb import write_lock_key
 
 
 class Role(str, Enum):
@@ -43,9 +44,10 @@ SCRIPT_WRITES = ("hset", "hsetnx", "hdel", "hincrby", "del", "pexpire", "zadd", 
 SCRIPT_READS = ("hget", "hmget", "hexists", "hgetall", "exists", "zcard", "zrange", "zrangebyscore")
 STREAMS_RW = ("xadd", "xack", "xdel", "xreadgroup", "xclaim", "xpending", "xlen", "xgroup|create")
 # The FalkorDB sink (DOCGRAPH_GRAPH_SINK=falkordb): its client asks INFO whether it
-# talks to a Sentinel or a cluster, then queries the graph key.  Module commands:
-# ACL SETUSER refuses them on a Redis without the module (use the neo4j sink there).
-FALKORDB = ("info", "graph.query", "graph.ro_query", "graph.list", "graph.explain")
+# talks to a Sentinel or a cluster, then queries the graph key; writers take turns
+# through redis-py's lock (SET NX, and scripts that GET, PEXPIRE and DEL it).  Module
+# commands: ACL SETUSER refuses them on a Redis without the module (use neo4j there).
+FALKORDB = ("info", "get", "graph.query", "graph.ro_query", "graph.list", "graph.explain")
 READS = (
     "hget",
     "hgetall",
@@ -120,7 +122,10 @@ def grant(role: Role, settings: Settings) -> Grant:
         graph: tuple[str, ...] = ()
         graph_keys: tuple[str, ...] = ()
         if settings.graph_sink == "falkordb":  # the graph lives in this Redis (module commands)
-            graph, graph_keys = FALKORDB, (f"~{glob_escape(settings.graph_name)}",)
+            graph = FALKORDB
+            graph_keys = tuple(
+                f"~{glob_escape(k)}" for k in (settings.graph_name, write_lock_key(settings.graph_name))
+            )
         return Grant(
             (*everything, f"~{keys.lease_pattern}", f"~{keys.workers_pattern}", *graph_keys),
             (*SCRIPTS, *SCRIPT_WRITES, *SCRIPT_READS, *STREAMS_RW, "set", *graph, *CONNECT),

@@ -1,7 +1,16 @@
-"""FalkorDB sink: the graph module inside the embedded redis-server (native client)."""
+"""FalkorDB sink: the graph module inside the embedded redis-server (native client).
+
+FalkorDB runs each query atomically but not in isolation: two concurrent ``MERGE``
+queries may both miss a node and both create it, and two ``SET r.count = r.count + n``
+may lose one update.  So writers of one graph (threads, ingest processes) take turns
+through a lock in the same Redis, and a writer that died holding it blocks the
+others for at most :data:`WRITE_LOCK_TTL` seconds.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +26,19 @@ from docgraph.plugins.sinks.cypher import (
 
 if TYPE_CHECKING:
     from docgraph.plugins.types import GraphContribution
+
+WRITE_LOCK_TTL = 30.0  # seconds; renewed while the writer runs its statements
+WRITE_LOCK_WAIT = 120.0  # seconds a writer waits for its turn before its job is retried
+
+
+def write_lock_key(graph: str) -> str:
+    """The graph's write lock, hash-tagged with the graph key (same cluster node).
+    A sink key, not a runtime one: plugins cannot import ``core.runtime.keys``."""
+    return f"{{{graph}}}:write-lock"
+
+
+class GraphBusy(Exception):
+    """Another writer held the graph for longer than WRITE_LOCK_WAIT (retryable)."""
 
 
 class FalkorDBSink:
@@ -72,19 +94,39 @@ class FalkorDBSink:
         mentions: list[dict[str, Any]],
         contributions: Sequence[GraphContribution] = (),
     ) -> None:
-        # FalkorDB runs each query atomically; a retried ingest replays the
-        # whole sequence, which starts by removing the document's old chunks.
+        # A retried ingest replays the whole sequence, which starts by removing the
+        # document's old chunks and co-occurrence share.
         self.ensure_schema(contributed_labels(contributions), contributed_edge_types(contributions))
-        for query, params in document_statements(
-            document, chunks, entities, mentions, contributions=contributions
-        ):
-            self.graph.query(query, params)
+        self._run_in_turn(
+            document_statements(document, chunks, entities, mentions, contributions=contributions)
+        )
 
     def delete_document(self, doc_id: str) -> None:
         """Remove a document, its chunks and mentions; co-occurrence counts go down."""
         self.ensure_schema()
-        for query, params in delete_statements(doc_id):
-            self.graph.query(query, params)
+        self._run_in_turn(delete_statements(doc_id))
+
+    def _run_in_turn(self, statements: list[tuple[str, dict[str, Any]]]) -> None:
+        """Run one document's statements while holding the graph's write lock."""
+        from redis.exceptions import LockError
+
+        key = write_lock_key(self.graph.name)
+        lock = self.db.connection.lock(key, timeout=WRITE_LOCK_TTL, blocking_timeout=WRITE_LOCK_WAIT)
+        if not lock.acquire():
+            raise GraphBusy(
+                f"the FalkorDB graph {self.graph.name!r} stayed locked by another writer for "
+                f"{WRITE_LOCK_WAIT:.0f} s (Redis key {key!r}); the job is retried"
+            )
+        try:
+            renewed = time.monotonic()
+            for query, params in statements:
+                if time.monotonic() - renewed > WRITE_LOCK_TTL / 3:
+                    lock.reacquire()  # LockNotOwnedError if it expired: the job is retried
+                    renewed = time.monotonic()
+                self.graph.query(query, params)
+        finally:
+            with contextlib.suppress(LockError):  # expired meanwhile: nothing to release
+                lock.release()
 
     def counts(self) -> dict[str, int]:
         return {name: self.graph.ro_query(query).result_set[0][0] for name, query in COUNTS.items()}

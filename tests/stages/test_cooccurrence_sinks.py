@@ -134,3 +134,24 @@ def test_documents_written_concurrently_share_one_edge_with_every_share_counted(
         assert _query(sink, CO_OCCURS, p=p) == [("X", "Y", 24, 12), ("X", "Z", 12, 12), ("Y", "Z", 12, 12)]
     finally:
         sink.close()
+
+
+def test_falkordb_writer_waits_out_a_lock_left_by_a_dead_writer_then_writes(monkeypatch):
+    from docgraph.plugins.sinks import falkordb
+
+    sink = _sink("falkordb")
+    try:
+        p = f"Organization:cl{uuid.uuid4().hex[:8]}-"
+        key = falkordb.write_lock_key(sink.graph.name)
+        sink.db.connection.set(key, "a writer that was SIGKILLed", px=1500)  # its TTL runs out
+        sink.write_document(**_records(f"{p}d1", p, [["X", "Y"]]))
+        assert _query(sink, CO_OCCURS, p=p) == [("X", "Y", 1, 1)]
+        assert not sink.db.connection.exists(key)  # released after the write
+
+        sink.db.connection.set(key, "a live writer", px=10_000)
+        monkeypatch.setattr(falkordb, "WRITE_LOCK_WAIT", 0.3)
+        with pytest.raises(falkordb.GraphBusy, match="stayed locked"):
+            sink.write_document(**_records(f"{p}d2", p, [["X", "Z"]]))
+        assert _query(sink, CO_OCCURS, p=p) == [("X", "Y", 1, 1)]  # nothing written out of turn
+    finally:
+        sink.close()
