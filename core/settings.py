@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 from urllib.parse import parse_qs, unquote, urlparse, urlsplit
 
-from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -107,6 +107,113 @@ class EventsSettings(BaseModel):
     def cap(self) -> int:
         """What the scripts get: the MAXLEN of the events stream, 0 when events are off."""
         return self.max_len if self.enabled else 0
+
+
+def check_webhook_secret(secret: SecretStr, variable: str) -> SecretStr:
+    """A Standard Webhooks secret: ``whsec_`` + base64 of at least 24 random bytes."""
+    import base64
+    import binascii
+
+    text = secret.get_secret_value().removeprefix("whsec_")
+    try:
+        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) < 24:
+        raise ValueError(
+            f"{variable} must be 'whsec_' + base64 of at least 24 random bytes (Standard Webhooks); "
+            'make one with: python -c "import base64,secrets;'
+            "print('whsec_'+base64.b64encode(secrets.token_bytes(32)).decode())\""
+        )
+    return secret
+
+
+class WebhookSubscription(BaseModel):
+    """One endpoint that gets lifecycle events (``DOCGRAPH_NOTIFY__WEBHOOKS``, a JSON list)."""
+
+    name: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9_.-]*$",
+        description="names its deliveries and dead letters; default: webhook-<n>",
+    )
+    url: str = Field(description="http(s) URL the events are POSTed to")
+    secret: SecretStr = Field(description="signing secret, whsec_<base64> (Standard Webhooks)")
+    types: list[str] = Field(
+        default_factory=lambda: ["job.*"], description="event types, job.* for a prefix (docs/events.md)"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, url: str) -> str:
+        return check_webhook_url(url, "a webhook's url")
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, secret: SecretStr) -> SecretStr:
+        return check_webhook_secret(secret, "a webhook's secret")
+
+
+def check_webhook_url(url: str, what: str) -> str:
+    """An absolute http(s) URL of at most 2,048 characters (where it may point is checked
+    when it is called: DNS answers change)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2048:
+        raise ValueError(f"{what} must be an absolute http:// or https:// URL (<= 2048 characters): {url!r}")
+    return url
+
+
+class NotifySettings(BaseModel):
+    """Webhooks (``DOCGRAPH_NOTIFY__<FIELD>``, docs/events.md): the notify worker
+    (``docgraph worker --stage notify``) POSTs signed lifecycle events to the
+    subscriptions below and to each job's ``callback_url``."""
+
+    webhooks: list[WebhookSubscription] = Field(
+        default_factory=list,
+        description='\'[{"url": "https://…", "secret": "whsec_…", "types": ["job.completed"]}]\'',
+    )
+    callback_secret: SecretStr | None = Field(
+        None,
+        description="signs deliveries to per-job callback_url (required to accept callback_url at submit)",
+    )
+    callback_types: list[str] = Field(
+        default_factory=lambda: ["job.completed", "job.failed", "job.dead", "job.cancelled"],
+        description="event types sent to a job's callback_url",
+    )
+    allow_private_targets: bool = Field(
+        False,
+        description="allow webhooks to loopback, private, link-local and other non-public addresses "
+        "(off: refused, a guard against SSRF)",
+    )
+    timeout: float = Field(
+        10.0, gt=0, le=60, description="seconds one delivery may take, connect to response"
+    )
+    concurrency: int = Field(16, ge=1, le=256, description="deliveries one notify worker makes at once")
+    retry: RetryPolicy = Field(
+        default_factory=lambda: RetryPolicy(attempts=8, backoff=2.0, backoff_max=600.0),
+        description="tries of one delivery and the backoff between them (Retry-After is honoured)",
+    )
+
+    @field_validator("callback_secret")
+    @classmethod
+    def _secret(cls, secret: SecretStr | None) -> SecretStr | None:
+        return None if secret is None else check_webhook_secret(secret, "DOCGRAPH_NOTIFY__CALLBACK_SECRET")
+
+    @model_validator(mode="after")
+    def _names(self) -> NotifySettings:
+        for n, hook in enumerate(self.webhooks, 1):
+            hook.name = hook.name or f"webhook-{n}"
+        names = [h.name for h in self.webhooks]
+        if len(set(names)) != len(names) or "callback" in names:
+            raise ValueError(f"DOCGRAPH_NOTIFY__WEBHOOKS: names must be distinct and not 'callback': {names}")
+        return self
+
+    @property
+    def active(self) -> bool:
+        """Whether anything is to be delivered (then ``docgraph worker`` runs notify too)."""
+        return bool(self.webhooks) or self.callback_secret is not None
+
+    def subscription(self, name: str) -> WebhookSubscription | None:
+        return next((h for h in self.webhooks if h.name == name), None)
 
 
 class ResolveSettings(BaseModel):
@@ -389,6 +496,7 @@ class Settings(BaseSettings):
     failed_max_count: int = Field(100_000, ge=0)
     dlq_max_len: int = Field(100_000, ge=1, description="approximate cap per dead-letter stream")
     events: EventsSettings = Field(default_factory=EventsSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     object_store_url: str = Field(
         "", description="file:///path or s3://bucket/prefix; default: <data_dir>/objects"

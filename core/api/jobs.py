@@ -64,6 +64,15 @@ async def submit_job(
             description="ISO 8601: hold the job's first stage until then (delayed submission; naive = UTC)"
         ),
     ] = None,
+    callback_url: Annotated[
+        str | None,
+        Query(
+            max_length=2048,
+            description="http(s) URL the notify worker POSTs this job's lifecycle events to, signed "
+            "(Standard Webhooks; types: DOCGRAPH_NOTIFY__CALLBACK_TYPES); needs "
+            "DOCGRAPH_NOTIFY__CALLBACK_SECRET",
+        ),
+    ] = None,
 ) -> Submitted:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
@@ -91,14 +100,18 @@ async def submit_job(
         )
     if traceparent is not None and not TRACEPARENT.match(traceparent):
         traceparent = None  # W3C: ignore an invalid traceparent, start a new trace
-    job_id, created = await api.jobs.submit(
-        ref,
-        priority=priority,
-        metadata=metadata,
-        idempotency_key=idempotency_key or None,
-        traceparent=traceparent,
-        not_before=not_before,
-    )
+    try:
+        job_id, created = await api.jobs.submit(
+            ref,
+            priority=priority,
+            metadata=metadata,
+            idempotency_key=idempotency_key or None,
+            traceparent=traceparent,
+            not_before=not_before,
+            callback_url=callback_url or None,
+        )
+    except ValueError as exc:  # a callback_url that is not http(s), or no secret to sign with
+        raise Problem(422, str(exc)) from None
     state = "queued"  # a new job always starts queued; only a replayed key needs a read
     if not created:
         job = await api.jobs.get(job_id)

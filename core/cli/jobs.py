@@ -16,7 +16,7 @@ from rich.table import Table
 from docgraph.core.cli.common import console, err, load_settings, redis_session, setup_telemetry
 from docgraph.core.cli.run import expand_paths, print_summary, watch_jobs
 from docgraph.core.runtime.connection import connect
-from docgraph.core.runtime.jobs import JobStatus, JobStore, epoch_ms
+from docgraph.core.runtime.jobs import JobStatus, JobStore, check_callback, epoch_ms
 from docgraph.core.runtime.keys import JOB_STATES, Lane
 from docgraph.core.settings import Settings
 
@@ -39,6 +39,14 @@ def submit(
             help="UTC date-time: the jobs' first stage waits until then (delayed submission)",
         ),
     ] = None,
+    callback_url: Annotated[
+        str | None,
+        typer.Option(
+            "--callback-url",
+            help="POST the jobs' lifecycle events there, signed (needs DOCGRAPH_NOTIFY__CALLBACK_SECRET "
+            "and a notify worker)",
+        ),
+    ] = None,
 ) -> None:
     """Submit documents as jobs to the configured Redis.
 
@@ -48,6 +56,11 @@ def submit(
     Tonight: [bold]docgraph submit archive/ --priority low --not-before 2026-12-03T01:00[/bold]
     """
     settings = load_settings()
+    try:
+        check_callback(settings, callback_url)
+    except ValueError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
     setup_telemetry()
     files = expand_paths(paths)
 
@@ -62,7 +75,7 @@ def submit(
         ids = [
             job_id
             for job_id, _ in await store.submit_many(
-                refs, priority=priority, metadata=metadata, not_before=not_before
+                refs, priority=priority, metadata=metadata, not_before=not_before, callback_url=callback_url
             )
         ]
         if wait:

@@ -26,7 +26,13 @@ from docgraph.core.stage import Services
 
 def worker(
     stage: Annotated[
-        list[str] | None, typer.Option("--stage", "-s", help="stage to run (repeat; default: all)")
+        list[str] | None,
+        typer.Option(
+            "--stage",
+            "-s",
+            help="stage to run (repeat; default: all, and notify when webhooks are configured); "
+            "notify delivers the webhooks of DOCGRAPH_NOTIFY__*",
+        ),
     ] = None,
     concurrency: Annotated[int | None, typer.Option(help="jobs at once per stage")] = None,
     upkeep_only: Annotated[
@@ -65,8 +71,17 @@ def worker(
     from docgraph.core.runtime.worker import Worker
     from docgraph.plugins.manager import describe_unused
 
+    notify = not upkeep_only and ("notify" in (stage or []) or (not stage and settings.notify.active))
+    if notify and not settings.notify.active:
+        err.print(
+            "[yellow]warning:[/yellow] notify has nothing to deliver: set DOCGRAPH_NOTIFY__WEBHOOKS "
+            "or DOCGRAPH_NOTIFY__CALLBACK_SECRET (docs/events.md)"
+        )
+    topology_stages = [s for s in stage or [] if s != "notify"]
     try:
-        specs = loaded.specs([] if upkeep_only else stage or None)
+        specs = loaded.specs(
+            [] if upkeep_only or (stage and not topology_stages) else topology_stages or None
+        )
         services: Services | None = build_services(settings, loaded.manager)
     except REDIS_DOWN:  # a graph sink that lives in that Redis: built once Redis answers
         services = None
@@ -117,7 +132,16 @@ def worker(
             else await asyncio.to_thread(build_services, settings, loaded.manager)
         )
         client = connect(settings)
-        w = Worker(settings, specs, client, services=built)
+        notifier = None
+        if notify:
+            from docgraph.core.runtime.notify import Notifier
+            from docgraph.stages.notify import WebhookSender
+
+            sender = WebhookSender(
+                timeout=settings.notify.timeout, allow_private=settings.notify.allow_private_targets
+            )
+            notifier = Notifier(settings, client, sender)
+        w = Worker(settings, specs, client, services=built, notifier=notifier)
         w.install_signal_handlers()
         if stopping.is_set():
             w.stop()

@@ -92,7 +92,8 @@ class Submit:
     ARGV: tag, id, now, traceparent, lane, idem, meta_json,
           stages_json (["stage", ...]), roots_json ([["root", "payload"], ...]),
           events_cap, doc_uri, doc_sha256, doc_name (kept on the record for the events),
-          not_before (ms; later than now: the roots wait in the delayed set until then)
+          not_before (ms; later than now: the roots wait in the delayed set until then),
+          callback (the job's callback_url, kept on the record for the notify worker; '' none)
     """
 
     script: ClassVar[str] = "submit"
@@ -111,6 +112,7 @@ class Submit:
     doc_sha256: str
     doc_name: str
     not_before: int = 0  #: ms since the epoch; 0: now
+    callback: str = ""
 
     def keys(self) -> Sequence[Arg]:
         return (self.job,)
@@ -131,6 +133,7 @@ class Submit:
             self.doc_sha256,
             self.doc_name,
             self.not_before,
+            self.callback,
         )
 
 
@@ -501,12 +504,108 @@ class Sweep:
         )
 
 
+@dataclass(slots=True)
+class NotifyFanout:
+    """NOTIFY_FANOUT: the deliveries of some events become due; the events are acked.
+
+    KEYS[1] events stream, KEYS[2] notify:due
+    ARGV: group, now, deliveries_json (["member", ...]), entries_json (["entry id", ...])
+    """
+
+    script: ClassVar[str] = "notify_fanout"
+    events: str
+    due: str
+    group: str
+    now: int
+    deliveries: str  #: encode([member, ...])
+    entries: str  #: encode([entry id, ...])
+
+    def keys(self) -> Sequence[Arg]:
+        return (self.events, self.due)
+
+    def args(self) -> Sequence[Arg]:
+        return (self.group, self.now, self.deliveries, self.entries)
+
+
+@dataclass(slots=True)
+class NotifyTake:
+    """NOTIFY_TAKE: lease up to ``count`` due deliveries for ``lease_ms``.
+
+    KEYS[1] notify:due
+    ARGV: now, count, lease_ms
+    """
+
+    script: ClassVar[str] = "notify_take"
+    due: str
+    now: int
+    count: int
+    lease_ms: int
+
+    def keys(self) -> Sequence[Arg]:
+        return (self.due,)
+
+    def args(self) -> Sequence[Arg]:
+        return (self.now, self.count, self.lease_ms)
+
+
+@dataclass(slots=True)
+class NotifySettle:
+    """NOTIFY_SETTLE: a delivery is done, due again later, or dead-lettered.
+
+    KEYS[1] notify:due, KEYS[2] dlq:notify
+    ARGV: member, outcome ('done' | 'retry' | 'dead'), due, next_member,
+          dlq_fields_json ({field: value}), dlq_max_len
+    """
+
+    script: ClassVar[str] = "notify_settle"
+    due_set: str
+    dlq: str
+    member: str
+    outcome: str
+    due: int = 0
+    next_member: str = ""
+    fields: str = "{}"  #: encode({field: value}) of the dead letter
+    dlq_max_len: int = 1
+
+    def keys(self) -> Sequence[Arg]:
+        return (self.due_set, self.dlq)
+
+    def args(self) -> Sequence[Arg]:
+        return (self.member, self.outcome, self.due, self.next_member, self.fields, self.dlq_max_len)
+
+
+@dataclass(slots=True)
+class NotifyReplay:
+    """NOTIFY_REPLAY: a dead-lettered delivery is due again, its attempts reset.
+
+    KEYS[1] dlq:notify, KEYS[2] notify:due
+    ARGV: entry, member, now
+    """
+
+    script: ClassVar[str] = "notify_replay"
+    dlq: str
+    due: str
+    entry: str
+    member: str
+    now: int
+
+    def keys(self) -> Sequence[Arg]:
+        return (self.dlq, self.due)
+
+    def args(self) -> Sequence[Arg]:
+        return (self.entry, self.member, self.now)
+
+
 __all__ = [
     "Arg",
     "Cancel",
     "Complete",
     "Dead",
     "Drop",
+    "NotifyFanout",
+    "NotifyReplay",
+    "NotifySettle",
+    "NotifyTake",
     "Promote",
     "Read",
     "Release",

@@ -13,6 +13,8 @@ from docgraph.core.runtime import calls
 from docgraph.core.runtime.connection import Scripts
 from docgraph.core.runtime.jobs import now_ms
 from docgraph.core.runtime.keys import Keys, Lane
+from docgraph.core.runtime.notify import STAGE as NOTIFY
+from docgraph.core.runtime.notify import redelivered
 from docgraph.core.settings import Settings
 from docgraph.core.topology import Topology
 
@@ -49,9 +51,14 @@ class DeadLetters:
         self.topology = Topology(settings.topology)
         self.scripts = Scripts(client, settings)
 
+    @property
+    def stages(self) -> builtins.list[str]:
+        """Every stage that can have dead letters: the topology's, then notify (webhooks)."""
+        return [*self.topology.stages, NOTIFY]
+
     def _check_stage(self, stage: str) -> None:
-        if stage not in self.topology.stages:
-            raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(self.topology.stages)}")
+        if stage not in self.stages:
+            raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(self.stages)}")
 
     async def count(self, stage: str) -> int:
         self._check_stage(stage)
@@ -107,6 +114,15 @@ class DeadLetters:
 
     async def _replay_one(self, letter: DeadLetter) -> int:
         part = self.keys.part(letter.partition)
+        if letter.stage == NOTIFY:  # a webhook delivery: due again now, attempts reset
+            try:
+                member = redelivered(letter.fields.get("payload", ""))
+            except (ValueError, KeyError, TypeError):
+                return 0
+            call = calls.NotifyReplay(
+                dlq=part.dlq(NOTIFY), due=part.notify_due, entry=letter.id, member=member, now=now_ms()
+            )
+            return int(await self.scripts.run(call))
         try:
             payload = json.loads(letter.fields.get("payload", ""))
             job_id = str(payload["job_id"])

@@ -148,9 +148,13 @@ def matches(event: Event, job: str | None, types: Sequence[str]) -> bool:
     ``job.*`` stands for every type of that prefix."""
     if job and event.job_id != job:
         return False
+    return type_matches(event.type, types)
+
+
+def type_matches(kind: str, types: Sequence[str]) -> bool:
+    """``kind`` is one of ``types`` (all when empty); ``job.*`` stands for every ``job.`` type."""
     if not types:
         return True
-    kind = event.type
     return any(kind == t or (t.endswith(".*") and kind.startswith(t[:-1])) for t in types)
 
 
@@ -217,4 +221,13 @@ class EventLog:
             cursor = after
 
 
-__all__ = ["EVENT_TYPES", "Cursor", "Event", "EventLog", "LifecycleEvent", "check_entry_id", "matches"]
+__all__ = [
+    "EVENT_TYPES",
+    "Cursor",
+    "Event",
+    "EventLog",
+    "LifecycleEvent",
+    "check_entry_id",
+    "matches",
+    "type_matches",
+]

@@ -32,10 +32,22 @@ from docgraph.core.runtime import calls
 from docgraph.core.runtime.connection import Batcher, Scripts
 from docgraph.core.runtime.keys import JOB_STATES, Keys, Lane
 from docgraph.core.runtime.layout import check_partition_count
-from docgraph.core.settings import Settings
+from docgraph.core.settings import Settings, check_webhook_url
 from docgraph.core.topology import Topology
 
 TOMBSTONE_MS = 24 * 3600 * 1000
+
+
+def check_callback(settings: Settings, url: str | None) -> None:
+    """ValueError unless ``url`` (a job's callback_url) is http(s) and there is a secret to sign with."""
+    if not url:
+        return
+    check_webhook_url(url, "callback_url")
+    if settings.notify.callback_secret is None:
+        raise ValueError(
+            "callback_url needs a signing secret: set DOCGRAPH_NOTIFY__CALLBACK_SECRET here and on the "
+            "notify worker (docs/events.md, 'Webhooks')"
+        )
 
 
 def now_ms() -> int:
@@ -229,6 +241,7 @@ class JobStore:
         idempotency_key: str | None = None,
         traceparent: str | None = None,
         not_before: datetime | None = None,
+        callback_url: str | None = None,
     ) -> tuple[str, bool]:
         """Create a job and enqueue its root stages in one atomic step (one round trip).
 
@@ -236,7 +249,10 @@ class JobStore:
         idempotency key already named a job (that job's id is returned).
         ``not_before`` (naive = UTC) holds its first stage until then: the job is
         queued, its root stages ``scheduled``, and cancelling it removes them.
+        ``callback_url``: the notify worker POSTs the job's events there (docs/events.md);
+        ValueError if it is not http(s) or DOCGRAPH_NOTIFY__CALLBACK_SECRET is unset.
         """
+        check_callback(self.settings, callback_url)
         await self._check_layout()
         lane = Lane(priority)
         job_id = self._job_id(job_id, idempotency_key)
@@ -247,7 +263,7 @@ class JobStore:
             self._root_stream(job_id, lane), job_id, traceparent, priority=lane.value
         ) as span:
             call = self._submit_call(
-                job_id, document, lane, metadata, idempotency_key, span.traceparent, not_before
+                job_id, document, lane, metadata, idempotency_key, span.traceparent, not_before, callback_url
             )
             result: Any = await self.batcher.run(call)
             existing, created = _submitted(result)
@@ -263,6 +279,7 @@ class JobStore:
         idempotency_keys: Sequence[str | None] | None = None,
         chunk: int = 1000,
         not_before: datetime | None = None,
+        callback_url: str | None = None,
     ) -> list[tuple[str, bool]]:
         """Submit one job per document, pipelined ``chunk`` at a time.
 
@@ -270,8 +287,10 @@ class JobStore:
         document.  Each job is still created atomically (its own script call) and
         gets its own trace; what is shared is the round trip.  Returns
         ``(job_id, created)`` per document, in order.  A Redis error raises after
-        the chunks before it landed.  ``not_before``: as in :meth:`submit`, for all.
+        the chunks before it landed.  ``not_before``, ``callback_url``: as in
+        :meth:`submit`, for all.
         """
+        check_callback(self.settings, callback_url)
         await self._check_layout()
         lane = Lane(priority)
         n = len(documents)
@@ -293,7 +312,7 @@ class JobStore:
                         (
                             span,
                             self._submit_call(
-                                job_id, document, lane, meta, idem, span.traceparent, not_before
+                                job_id, document, lane, meta, idem, span.traceparent, not_before, callback_url
                             ),
                         )
                     )
@@ -324,6 +343,7 @@ class JobStore:
         idempotency_key: str | None,
         traceparent: str,
         not_before: datetime | None = None,
+        callback_url: str | None = None,
     ) -> calls.Submit:
         part = self.keys.for_job(job_id)
         now = now_ms()
@@ -355,6 +375,7 @@ class JobStore:
             events=self.settings.events.cap,
             **document_fields(document, metadata),
             not_before=epoch_ms(not_before) or 0,
+            callback=callback_url or "",
         )
 
     async def get(self, job_id: str) -> JobStatus | None:

@@ -48,6 +48,13 @@ class PartitionKeys:
         return f"{self.tag}:events"
 
     @property
+    def notify_due(self) -> str:
+        """Sorted set of webhook deliveries (JSON), scored by when they are next due (ms);
+        a notify worker that takes one moves its score past the delivery's timeout.
+        Fed from :attr:`events` (consumer group ``notify``); dead letters in ``dlq("notify")``."""
+        return f"{self.tag}:notify:due"
+
+    @property
     def job_prefix(self) -> str:
         return f"{self.tag}:job:"
 

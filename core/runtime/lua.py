@@ -139,7 +139,7 @@ SUBMIT = (
     + r"""
 -- calls.Submit: KEYS[1] job
 -- ARGV: tag, id, now, traceparent, lane, idem, meta_json, stages_json, roots_json,
---       events_cap, doc_uri, doc_sha256, doc_name, not_before
+--       events_cap, doc_uri, doc_sha256, doc_name, not_before, callback
 -- (JSON arguments are decoded before the first write: a script that fails
 -- half-way keeps its writes)
 -- not_before later than now: the roots wait in the delayed set (as a retry
@@ -166,6 +166,7 @@ if meta ~= '{}' then field('meta', meta) end
 if ARGV[11] ~= '' then field('doc_uri', ARGV[11]) end
 if ARGV[12] ~= '' then field('doc_sha256', ARGV[12]) end
 if ARGV[13] ~= '' then field('doc_name', ARGV[13]) end
+if ARGV[15] ~= '' then field('callback', ARGV[15]) end
 if idem ~= '' then
   field('idem', idem)
   redis.call('HSET', tag .. ':idem', idem, id)
@@ -506,6 +507,54 @@ return 1
 """
 )
 
+# Webhook deliveries (core/runtime/notify.py).  A delivery is a JSON member of the
+# partition's notify:due set, scored by when it is next due; taking it moves the
+# score past its timeout, so a notify worker that dies mid-delivery gives it back.
+NOTIFY_FANOUT = r"""
+-- calls.NotifyFanout: KEYS[1] events stream, KEYS[2] notify:due
+-- ARGV: group, now, deliveries_json (["member", ...]), entries_json (["entry id", ...])
+-- The events' deliveries are due now; the events are acknowledged in the same step.
+local deliveries, entries = cjson.decode(ARGV[3]), cjson.decode(ARGV[4])
+for _, m in ipairs(deliveries) do redis.call('ZADD', KEYS[2], 'NX', ARGV[2], m) end
+for _, e in ipairs(entries) do redis.call('XACK', KEYS[1], ARGV[1], e) end
+return #deliveries
+"""
+
+NOTIFY_TAKE = r"""
+-- calls.NotifyTake: KEYS[1] notify:due   ARGV: now, count, lease_ms
+-- Returns up to count due deliveries, each now leased for lease_ms.
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local until_ms = tonumber(ARGV[1]) + tonumber(ARGV[3])
+for _, m in ipairs(due) do redis.call('ZADD', KEYS[1], 'XX', until_ms, m) end
+return due
+"""
+
+NOTIFY_SETTLE = r"""
+-- calls.NotifySettle: KEYS[1] notify:due, KEYS[2] dlq:notify
+-- ARGV: member, outcome ('done' | 'retry' | 'dead'), due (ms), next_member, dlq_fields_json
+--   ({field: value}), dlq_max_len
+-- Returns 0 if the delivery is no longer there (settled by another worker), else 1.
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+local fields = cjson.decode(ARGV[5])
+redis.call('ZREM', KEYS[1], ARGV[1])
+if ARGV[2] == 'retry' then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+elseif ARGV[2] == 'dead' then
+  local f = {}
+  for k, v in pairs(fields) do f[#f + 1] = k; f[#f + 1] = v end
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', unpack(f))
+end
+return 1
+"""
+
+NOTIFY_REPLAY = r"""
+-- calls.NotifyReplay: KEYS[1] dlq:notify, KEYS[2] notify:due   ARGV: entry, member, now
+-- Returns 0 if the letter is gone (replayed or purged already).
+if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+return 1
+"""
+
 READ = r"""
 -- Strict-priority read in one round trip: take up to ARGV[3] new entries
 -- from the lanes in KEYS[2..] order (high, normal, low), unless the stage is
@@ -542,4 +591,8 @@ ALL: dict[str, str] = {
     "replay": REPLAY,
     "cancel": CANCEL,
     "sweep": SWEEP,
+    "notify_fanout": NOTIFY_FANOUT,
+    "notify_take": NOTIFY_TAKE,
+    "notify_settle": NOTIFY_SETTLE,
+    "notify_replay": NOTIFY_REPLAY,
 }

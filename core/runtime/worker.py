@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 
 from docgraph.core import telemetry
 from docgraph.core.runtime.layout import check_partition_count
+from docgraph.core.runtime.notify import Notifier
 from docgraph.core.runtime.recovery import LeaseKeeper, Suspects, Upkeep
 from docgraph.core.runtime.runner import StageRunner
 from docgraph.core.settings import Settings
@@ -37,8 +38,10 @@ class Worker:
         client: aioredis.Redis,
         *,
         services: Services | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
+        self.notifier = notifier
         self.client = client
         self.services = services
         self.runners = [StageRunner(spec, settings, client, services=services) for spec in stages]
@@ -103,11 +106,13 @@ class Worker:
     async def _run(self) -> None:
         upkeep = asyncio.create_task(self.upkeep.run(self.stopping))
         helpers = [upkeep]
+        if self.notifier is not None:
+            helpers.append(asyncio.create_task(self.notifier.run(self.stopping)))
         self.lease.start()
         try:
             if self.runners:
                 await asyncio.gather(*(r.run() for r in self.runners))
-            else:  # an upkeep-only worker: promote retries and apply retention until stopped
+            else:  # upkeep-only or notify-only: promote retries, apply retention, deliver until stopped
                 await self.stopping.wait()
         finally:
             self.stopping.set()
