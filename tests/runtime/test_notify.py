@@ -305,3 +305,32 @@ def test_dlq_cli_lists_notify_letters(settings):
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == []
+
+
+async def test_a_notify_worker_killed_mid_delivery_leaves_it_to_another(settings, client, receiver, tmp_path):
+    """SIGKILL while the receiver holds the request: the delivery's lease runs out and
+    the next notify worker makes it again, with the same webhook-id."""
+    receiver.answers = {"/held": ["sleep:5", 200]}
+    hook = {"name": "held", "url": receiver.url("/held"), "secret": SECRET, "types": ["job.submitted"]}
+    s = notify_settings(settings, webhooks=[hook], timeout=6.0)
+    env = {
+        "DOCGRAPH_NOTIFY__WEBHOOKS": json.dumps([hook]),
+        "DOCGRAPH_NOTIFY__TIMEOUT": "6",
+        "DOCGRAPH_NOTIFY__ALLOW_PRIVATE_TARGETS": "true",
+    }
+    procs = WorkerProcs(s, tmp_path, stages=["notify"], **env)
+    (first,) = procs.start(1)
+    try:
+        job_id, _ = await JobStore(client, s).submit(doc(6))
+        await until(lambda: len(receiver.on("/held")) == 1, "the first try", 60)
+        procs.kill9(first)
+        procs.start(1)
+        await until(lambda: len(receiver.on("/held")) == 2, "the try after the lease (timeout + 10 s)", 60)
+    finally:
+        codes = procs.stop(timeout=60)
+    assert codes[1:] == [0], procs.logs()
+    tries = receiver.on("/held")
+    assert tries[0]["headers"]["webhook-id"] == tries[1]["headers"]["webhook-id"]
+    assert verified(tries[1])["data"]["job_id"] == job_id
+    await asyncio.sleep(1)
+    assert len(receiver.on("/held")) == 2  # and not again

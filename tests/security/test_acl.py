@@ -5,6 +5,7 @@ deleting a stream or flushing the database is refused (NOPERM)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shlex
 import time
@@ -25,6 +26,8 @@ from tests.api.conftest import serve, submit_and_wait
 from tests.conftest import run_cli as docgraph
 from tests.conftest import worker_env
 from tests.runtime.procs import WorkerProcs
+from tests.runtime.test_notify import SECRET as WEBHOOK_SECRET
+from tests.runtime.test_notify import Receiver, verified
 from tests.security.tls import DebianRedis
 
 pytestmark = pytest.mark.service
@@ -56,6 +59,9 @@ class Deployment:
             DOCGRAPH_TEST_EFFECTS_URL=self.server.url,  # the test stages' counters: admin
             DOCGRAPH_GRAPH_SINK="neo4j",  # never used by the test stages; Debian's Redis has no FalkorDB
             DOCGRAPH_PARTITIONS=str(self.settings.partitions),  # worker_env does not pass it
+            # the worker delivers webhooks too (notify): its grants cover that
+            DOCGRAPH_NOTIFY__CALLBACK_SECRET=WEBHOOK_SECRET,
+            DOCGRAPH_NOTIFY__ALLOW_PRIVATE_TARGETS="true",
             **extra,
         )
 
@@ -152,6 +158,30 @@ def test_the_worker_role_runs_jobs_through_retries(deployment: Deployment, worke
     records = wait_completed(deployment, ids, worker)
     for i, job_id in enumerate(ids):
         assert records[job_id][b"b:attempts"] == (b"2" if i % 2 else b"1")
+    assert deployment.denied("worker") == [], worker.logs()
+
+
+async def test_the_worker_role_delivers_webhooks(deployment: Deployment, worker: WorkerProcs):
+    """The worker also runs notify (a callback secret is set): with its grants it fans
+    events out and delivers a job's callback."""
+    receiver = Receiver().start()
+    try:
+        settings = deployment.settings.model_copy(
+            update={"notify": Settings(notify={"callback_secret": WEBHOOK_SECRET}).notify}
+        )
+        client = connect(settings)
+        try:
+            job_id, _ = await JobStore(client, settings).submit(None, callback_url=receiver.url("/acl"))
+        finally:
+            await client.aclose()
+        deadline = time.monotonic() + 60
+        while not receiver.on("/acl"):
+            assert time.monotonic() < deadline and worker.alive(), worker.logs()
+            await asyncio.sleep(0.1)
+        body = verified(receiver.on("/acl")[0])
+        assert (body["type"], body["data"]["job_id"]) == ("job.completed", job_id)
+    finally:
+        receiver.stop()
     assert deployment.denied("worker") == [], worker.logs()
 
 
