@@ -43,7 +43,17 @@ SCRIPTS = ("evalsha", "eval", "script|load", "wait")
 SCRIPT_WRITES = ("hset", "hsetnx", "hdel", "hincrby", "del", "pexpire", "zadd", "zrem", "xtrim")
 SCRIPT_READS = ("hget", "hmget", "hexists", "hgetall", "exists", "zcard", "zrange", "zrangebyscore", "zscore")
 # XAUTOCLAIM: the notify worker takes a dead notifier's unacknowledged events
-STREAMS_RW = ("xadd", "xack", "xdel", "xreadgroup", "xclaim", "xautoclaim", "xpending", "xlen", "xgroup|create")
+STREAMS_RW = (
+    "xadd",
+    "xack",
+    "xdel",
+    "xreadgroup",
+    "xclaim",
+    "xautoclaim",
+    "xpending",
+    "xlen",
+    "xgroup|create",
+)
 # The FalkorDB sink (DOCGRAPH_GRAPH_SINK=falkordb): its client asks INFO whether it
 # talks to a Sentinel or a cluster, then queries the graph key; writers take turns
 # through redis-py's lock (SET NX, and scripts that GET, PEXPIRE and DEL it).  Module
