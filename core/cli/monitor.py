@@ -66,6 +66,8 @@ def render(snap: Snapshot, previous: Snapshot | None = None) -> Group:
         pend = snap.pending[stage]
         name = f"{stage} [yellow](paused)[/yellow]" if stage in snap.paused else stage
         stages.add_row(name, str(max(0, queued - pend)), str(pend), str(snap.dead_letters[stage]))
+    if snap.webhooks_due or snap.webhook_dead_letters:  # webhook deliveries (docgraph worker --stage notify)
+        stages.add_row("notify (webhooks)", str(snap.webhooks_due), "", str(snap.webhook_dead_letters))
     states = Table(title="jobs by state", expand=True)
     for state in JOB_STATES:
         states.add_column(state, justify="right")

@@ -13,6 +13,7 @@ from typing import Any
 
 from docgraph.core.runtime.jobs import JobStatus, JobStore
 from docgraph.core.runtime.keys import JOB_STATES, LANES
+from docgraph.core.runtime.notify import STAGE as NOTIFY
 
 
 @dataclass
@@ -24,6 +25,8 @@ class Snapshot:
     states: dict[str, int] = field(default_factory=dict)
     delayed: int = 0
     paused: dict[str, int] = field(default_factory=dict)  # stage -> paused since (ms)
+    webhooks_due: int = 0  # webhook deliveries waiting or being made (notify:due)
+    webhook_dead_letters: int = 0
     active: list[JobStatus] = field(default_factory=list)
     failures: list[JobStatus] = field(default_factory=list)
 
@@ -45,6 +48,8 @@ async def snapshot(store: JobStore, active: int = 10, failures: int = 5) -> Snap
         pipe.zrevrange(part.state_index("dead"), 0, max(failures, 1) - 1)
         pipe.zrevrange(part.state_index("failed"), 0, max(failures, 1) - 1)
         pipe.hgetall(part.paused)
+        pipe.zcard(part.notify_due)
+        pipe.xlen(part.dlq(NOTIFY))
     values: Any = await pipe.execute(raise_on_error=False)
     snap = Snapshot(taken=time.time())
     snap.queued = dict.fromkeys(stages, 0)
@@ -69,6 +74,8 @@ async def snapshot(store: JobStore, active: int = 10, failures: int = 5) -> Snap
         failed += [m.decode() for m in next(it)] + [m.decode() for m in next(it)]
         for stage, since in next(it).items():
             snap.paused[stage.decode()] = int(since)
+        snap.webhooks_due += int(next(it))
+        snap.webhook_dead_letters += int(next(it))
     snap.active = [j for j in await store.get_many(running[:active]) if j] if active else []
     snap.failures = [j for j in await store.get_many(failed) if j][:failures] if failures else []
     return snap
@@ -104,7 +111,12 @@ def prometheus_text(snap: Snapshot) -> str:
             )
             for stage in snap.queued:
                 paused.add_metric([stage], 1 if stage in snap.paused else 0)
-            yield from (jobs, waiting, flight, dead, delayed, paused)
+            dead.add_metric(["notify"], snap.webhook_dead_letters)
+            hooks = GaugeMetricFamily(
+                "docgraph_webhooks_due", "Webhook deliveries waiting for their (next) try or being made"
+            )
+            hooks.add_metric([], snap.webhooks_due)
+            yield from (jobs, waiting, flight, dead, delayed, paused, hooks)
 
     registry = CollectorRegistry()
     registry.register(_Collector())  # type: ignore[arg-type]

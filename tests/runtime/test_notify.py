@@ -24,6 +24,7 @@ from docgraph.core.envelope import DocumentRef
 from docgraph.core.runtime.dlq import DeadLetters
 from docgraph.core.runtime.jobs import JobStore
 from docgraph.core.runtime.notify import Notifier
+from docgraph.core.runtime.snapshot import prometheus_text, snapshot
 from docgraph.core.settings import Settings
 from docgraph.stages.notify import TargetRefused, WebhookSender, check_target
 from tests.conftest import run_cli
@@ -188,6 +189,8 @@ async def test_failures_are_retried_with_one_id_dead_lettered_at_the_cap_and_rep
         ]
         assert letters[0].fields["error"].startswith("HTTP 500 from 127.0.0.1")
         assert len(receiver.on("/down")) == 3
+        metrics = prometheus_text(await snapshot(store))
+        assert 'docgraph_dead_letters{stage="notify"} 1.0' in metrics
         for path in ("/flaky", "/slow", "/down"):  # every try of a delivery carries the same id
             assert len({r["headers"]["webhook-id"] for r in receiver.on(path)}) == 1
             for r in receiver.on(path):
