@@ -230,6 +230,11 @@ def test_partitions_value_multiplies_triggers() -> None:
     assert sos["ner"]["spec"]["triggers"][5]["metadata"]["stream"] == "{docgraph:p2}:stream:ner:normal"
 
 
+def test_upkeep_notify_runs_the_webhook_worker() -> None:
+    objects = render(values={"upkeep.notify": True})
+    assert deployment_command(objects, "upkeep") == ["docgraph", "worker", "--stage", "notify"]
+
+
 def test_autoscaling_off_gives_plain_replicas() -> None:
     objects = render(values={"autoscaling.enabled": False})
     assert not scaled_objects(objects)
