@@ -510,6 +510,11 @@ class Settings(BaseSettings):
         description="buckets besides the store's own that workers may read documents from: "
         '\'["b1","b2"]\' or b1,b2 (anything else is dead-lettered unread)',
     )
+    latest_wins: bool = Field(
+        False,
+        description="a new submit of a document (same name, else URI) cancels an older job of it that "
+        "has not started yet (job.cancelled with superseded_by); per submit: --latest-wins / ?latest_wins=",
+    )
     max_document_bytes: int = Field(50 * 1024 * 1024, ge=1)
     chunk_chars: int = Field(1500, ge=100, description="target characters per chunk")
     extract: ExtractSettings = Field(default_factory=ExtractSettings)

@@ -73,6 +73,13 @@ async def submit_job(
             "DOCGRAPH_NOTIFY__CALLBACK_SECRET",
         ),
     ] = None,
+    latest_wins: Annotated[
+        bool | None,
+        Query(
+            description="cancel an older job of the same document (name, else URI) that has not started "
+            "yet; default: DOCGRAPH_LATEST_WINS"
+        ),
+    ] = None,
 ) -> Submitted:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
@@ -109,6 +116,7 @@ async def submit_job(
             traceparent=traceparent,
             not_before=not_before,
             callback_url=callback_url or None,
+            latest_wins=latest_wins,
         )
     except ValueError as exc:  # a callback_url that is not http(s), or no secret to sign with
         raise Problem(422, str(exc)) from None

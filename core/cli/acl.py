@@ -105,7 +105,17 @@ def grant(role: Role, settings: Settings) -> Grant:
         job_keys = tuple(
             f"~{pattern}"
             for p in parts
-            for pattern in (p.job_pattern, p.idempotency, p.state_index("queued"), glob_escape(p.events))
+            for pattern in (
+                p.job_pattern,
+                p.idempotency,
+                p.state_index("queued"),
+                glob_escape(p.events),
+                # latest-wins: the document's newest job; cancelling an older one moves it
+                # to the cancelled index and removes its scheduled roots
+                glob_escape(p.latest),
+                p.state_index("cancelled"),
+                p.delayed,
+            )
         ) + tuple(f"~{p.stream_pattern(r)}" for p in parts for r in roots)
         job_keys += (f"~{glob_escape(keys.layout)}",)  # the first submit records the partition count
         # SUBMIT also appends job.submitted to the partition's events stream
@@ -120,6 +130,7 @@ def grant(role: Role, settings: Settings) -> Grant:
             "hincrby",
             "del",
             "zadd",
+            "zrem",
             "xadd",
             *CONNECT,
         )

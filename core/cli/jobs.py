@@ -47,6 +47,14 @@ def submit(
             "and a notify worker)",
         ),
     ] = None,
+    latest_wins: Annotated[
+        bool | None,
+        typer.Option(
+            "--latest-wins/--no-latest-wins",
+            help="cancel an older job of the same file name that has not started yet "
+            "(default: DOCGRAPH_LATEST_WINS)",
+        ),
+    ] = None,
 ) -> None:
     """Submit documents as jobs to the configured Redis.
 
@@ -75,7 +83,12 @@ def submit(
         ids = [
             job_id
             for job_id, _ in await store.submit_many(
-                refs, priority=priority, metadata=metadata, not_before=not_before, callback_url=callback_url
+                refs,
+                priority=priority,
+                metadata=metadata,
+                not_before=not_before,
+                callback_url=callback_url,
+                latest_wins=latest_wins,
             )
         ]
         if wait:

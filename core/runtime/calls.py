@@ -93,7 +93,9 @@ class Submit:
           stages_json (["stage", ...]), roots_json ([["root", "payload"], ...]),
           events_cap, doc_uri, doc_sha256, doc_name (kept on the record for the events),
           not_before (ms; later than now: the roots wait in the delayed set until then),
-          callback (the job's callback_url, kept on the record for the notify worker; '' none)
+          callback (the job's callback_url, kept on the record for the notify worker; '' none),
+          latest (latest-wins: the document's name or URI; an older job of it not yet started
+          is cancelled; '' off)
     """
 
     script: ClassVar[str] = "submit"
@@ -113,6 +115,7 @@ class Submit:
     doc_name: str
     not_before: int = 0  #: ms since the epoch; 0: now
     callback: str = ""
+    latest: str = ""
 
     def keys(self) -> Sequence[Arg]:
         return (self.job,)
@@ -134,6 +137,7 @@ class Submit:
             self.doc_name,
             self.not_before,
             self.callback,
+            self.latest,
         )
 
 

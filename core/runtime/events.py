@@ -56,6 +56,9 @@ class LifecycleEvent(BaseModel):
         None, description="job.submitted with a delay: when its first stage may run, ms since the epoch"
     )
     previous: str | None = Field(None, description="job.cancelled/deleted: the state before")
+    superseded_by: str | None = Field(
+        None, description="job.cancelled by latest-wins: the newer job of the same document"
+    )
     entities: str | None = Field(None, description="job.completed: entities written (ingest's output)")
     relations: str | None = Field(
         None, description="job.completed: relations contributed, when ingest counts them"

@@ -10,6 +10,7 @@ listing; finished jobs are removed by age and count like BullMQ's
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from collections.abc import Sequence
@@ -242,6 +243,7 @@ class JobStore:
         traceparent: str | None = None,
         not_before: datetime | None = None,
         callback_url: str | None = None,
+        latest_wins: bool | None = None,
     ) -> tuple[str, bool]:
         """Create a job and enqueue its root stages in one atomic step (one round trip).
 
@@ -251,11 +253,14 @@ class JobStore:
         queued, its root stages ``scheduled``, and cancelling it removes them.
         ``callback_url``: the notify worker POSTs the job's events there (docs/events.md);
         ValueError if it is not http(s) or DOCGRAPH_NOTIFY__CALLBACK_SECRET is unset.
+        ``latest_wins`` (default: DOCGRAPH_LATEST_WINS): an older job of the same document
+        (name, else URI) that has not started is cancelled in the same step.
         """
         check_callback(self.settings, callback_url)
         await self._check_layout()
         lane = Lane(priority)
-        job_id = self._job_id(job_id, idempotency_key)
+        latest = self._latest(document, metadata, latest_wins)
+        job_id = self._job_id(job_id, idempotency_key, latest)
         # PRODUCER span `send <stream>`: the root of the job's trace unless a span is
         # active or a traceparent was passed in; its context is what the job record and
         # the root events carry (a random traceparent when tracing is off)
@@ -265,6 +270,7 @@ class JobStore:
             call = self._submit_call(
                 job_id, document, lane, metadata, idempotency_key, span.traceparent, not_before, callback_url
             )
+            call.latest = latest
             result: Any = await self.batcher.run(call)
             existing, created = _submitted(result)
             span.submitted(created)
@@ -280,6 +286,7 @@ class JobStore:
         chunk: int = 1000,
         not_before: datetime | None = None,
         callback_url: str | None = None,
+        latest_wins: bool | None = None,
     ) -> list[tuple[str, bool]]:
         """Submit one job per document, pipelined ``chunk`` at a time.
 
@@ -287,8 +294,9 @@ class JobStore:
         document.  Each job is still created atomically (its own script call) and
         gets its own trace; what is shared is the round trip.  Returns
         ``(job_id, created)`` per document, in order.  A Redis error raises after
-        the chunks before it landed.  ``not_before``, ``callback_url``: as in
-        :meth:`submit`, for all.
+        the chunks before it landed.  ``not_before``, ``callback_url``, ``latest_wins``:
+        as in :meth:`submit`, for all (under latest-wins, the last of several versions of
+        one document in the batch wins).
         """
         check_callback(self.settings, callback_url)
         await self._check_layout()
@@ -304,18 +312,16 @@ class JobStore:
                 batch = []
                 window = slice(start, start + chunk)
                 for document, idem, meta in zip(documents[window], keys[window], metas[window], strict=True):
-                    job_id = self._job_id(None, idem)
+                    latest = self._latest(document, meta, latest_wins)
+                    job_id = self._job_id(None, idem, latest)
                     span = stack.enter_context(
                         telemetry.send_span(self._root_stream(job_id, lane), job_id, priority=lane.value)
                     )
-                    batch.append(
-                        (
-                            span,
-                            self._submit_call(
-                                job_id, document, lane, meta, idem, span.traceparent, not_before, callback_url
-                            ),
-                        )
+                    call = self._submit_call(
+                        job_id, document, lane, meta, idem, span.traceparent, not_before, callback_url
                     )
+                    call.latest = latest
+                    batch.append((span, call))
                 results = await self.scripts.call_many([call for _, call in batch])
                 for (span, _), result in zip(batch, results, strict=True):
                     if isinstance(result, Exception):
@@ -325,11 +331,31 @@ class JobStore:
                     out.append((existing, created))
         return out
 
-    def _job_id(self, job_id: str | None, idempotency_key: str | None) -> str:
-        if not job_id and idempotency_key:
-            # same key -> same id -> same partition, on any number of partitions
-            return hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
-        return job_id or new_job_id()
+    def _latest(self, document: DocumentRef | None, metadata: dict[str, Any] | None, on: bool | None) -> str:
+        """The document's latest-wins identity (its name, else its URI), or '' when off."""
+        if not (self.settings.latest_wins if on is None else on):
+            return ""
+        fields = document_fields(document, metadata)
+        return fields["doc_name"] or fields["doc_uri"]
+
+    def _job_id(self, job_id: str | None, idempotency_key: str | None, latest: str = "") -> str:
+        """The job's id; under latest-wins one in the document's partition, so SUBMIT
+        finds (and may cancel) the document's older job in its own slot."""
+        want = self.keys.partition_of(latest) if latest else None
+        if job_id:
+            if want is not None and self.keys.partition_of(job_id) != want:
+                raise ValueError("latest-wins chooses the job id itself: submit without job_id")
+            return job_id
+        for n in itertools.count():
+            if idempotency_key:
+                # same key -> same id -> same partition, on any number of partitions
+                suffix = f":{n}" if n else ""
+                candidate = hashlib.sha256(f"{idempotency_key}{suffix}".encode()).hexdigest()[:32]
+            else:
+                candidate = new_job_id()
+            if want is None or self.keys.partition_of(candidate) == want:
+                return candidate
+        raise AssertionError("unreachable")
 
     def _root_stream(self, job_id: str, lane: Lane) -> str:
         return self.keys.for_job(job_id).stream(self.topology.roots[0], lane)

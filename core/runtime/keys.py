@@ -72,6 +72,12 @@ class PartitionKeys:
         return f"{self.tag}:paused"
 
     @property
+    def latest(self) -> str:
+        """Hash: document name (else URI) -> its newest job, under latest-wins
+        (``DOCGRAPH_LATEST_WINS``); a field goes when that job's record does."""
+        return f"{self.tag}:latest"
+
+    @property
     def idempotency(self) -> str:
         """Hash: idempotency key -> job id."""
         return f"{self.tag}:idem"

@@ -43,6 +43,8 @@ local function remove_job(tag, id, state)
   local job = tag .. ':job:' .. id
   local idem = redis.call('HGET', job, 'idem')
   if idem then redis.call('HDEL', tag .. ':idem', idem) end
+  local doc = redis.call('HGET', job, 'latest')  -- latest-wins: the document's newest job
+  if doc and redis.call('HGET', tag .. ':latest', doc) == id then redis.call('HDEL', tag .. ':latest', doc) end
   if state ~= 'completed' then  -- only unfinished work can have scheduled retries
     local fields = redis.call('HGETALL', job)
     for i = 1, #fields, 2 do
@@ -117,6 +119,22 @@ local function summary(err)
   return string.sub(string.match(err or '', '^[^\n]*') or '', 1, 200)
 end
 
+-- Cancel an unfinished job: its scheduled retries go, its queued stream entries
+-- are dropped when read; extra: more fields for the job.cancelled event.
+local function cancel_job(job, tag, id, state, now, cap, extra)
+  local fields = redis.call('HGETALL', job)
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], -8) == ':delayed' then
+      redis.call('ZREM', tag .. ':delayed', fields[i + 1])
+    end
+  end
+  redis.call('HSET', job, 'finished', now)
+  set_state(job, tag, id, 'cancelled', now)
+  local f = {'previous', state}
+  for _, v in ipairs(extra or {}) do f[#f + 1] = v end
+  emit(tag, job, cap, now, 'job.cancelled', id, false, f)
+end
+
 -- The graph summary of a completed job: counts from the last stage output that has them (ingest's).
 local function graph_counts(job, stages)
   for i = #stages, 1, -1 do
@@ -139,7 +157,8 @@ SUBMIT = (
     + r"""
 -- calls.Submit: KEYS[1] job
 -- ARGV: tag, id, now, traceparent, lane, idem, meta_json, stages_json, roots_json,
---       events_cap, doc_uri, doc_sha256, doc_name, not_before, callback
+--       events_cap, doc_uri, doc_sha256, doc_name, not_before, callback,
+--       latest (the document's name or URI under latest-wins; '' off)
 -- (JSON arguments are decoded before the first write: a script that fails
 -- half-way keeps its writes)
 -- not_before later than now: the roots wait in the delayed set (as a retry
@@ -167,6 +186,7 @@ if ARGV[11] ~= '' then field('doc_uri', ARGV[11]) end
 if ARGV[12] ~= '' then field('doc_sha256', ARGV[12]) end
 if ARGV[13] ~= '' then field('doc_name', ARGV[13]) end
 if ARGV[15] ~= '' then field('callback', ARGV[15]) end
+if ARGV[16] ~= '' then field('latest', ARGV[16]) end
 if idem ~= '' then
   field('idem', idem)
   redis.call('HSET', tag .. ':idem', idem, id)
@@ -191,6 +211,17 @@ redis.call('HSET', job, unpack(f))
 redis.call('ZADD', idx(tag, 'queued'), now, id)  -- what set_state does for a new job
 emit(tag, job, tonumber(ARGV[10]), now, 'job.submitted', id, false,
   {'priority', lane, 'not_before', not_before > now and not_before or false}, {ARGV[11], ARGV[12], ARGV[13], tp})
+if ARGV[16] ~= '' then  -- latest wins: an older job of this document that has not started is cancelled
+  local older = redis.call('HGET', tag .. ':latest', ARGV[16])
+  if older and older ~= id then
+    local ojob = tag .. ':job:' .. older
+    if redis.call('HGET', ojob, 'state') == 'queued' and not redis.call('HGET', ojob, 'started') then
+      redis.call('HSET', ojob, 'superseded_by', id)
+      cancel_job(ojob, tag, older, 'queued', now, tonumber(ARGV[10]), {'superseded_by', id})
+    end
+  end
+  redis.call('HSET', tag .. ':latest', ARGV[16], id)
+end
 return {1, id}
 """
 )
@@ -476,15 +507,7 @@ if ARGV[4] == '1' then
   return state
 end
 if finished(state) then return state end
-local fields = redis.call('HGETALL', job)
-for i = 1, #fields, 2 do
-  if string.sub(fields[i], -8) == ':delayed' then
-    redis.call('ZREM', tag .. ':delayed', fields[i + 1])
-  end
-end
-redis.call('HSET', job, 'finished', now)
-set_state(job, tag, id, 'cancelled', now)
-emit(tag, job, tonumber(ARGV[6]), now, 'job.cancelled', id, false, {'previous', state})
+cancel_job(job, tag, id, state, now, tonumber(ARGV[6]))
 return state
 """
 )

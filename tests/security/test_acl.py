@@ -214,6 +214,10 @@ def test_a_submitter_submits_with_docgraph_submit_and_waits(deployment: Deployme
     out = docgraph(deployment.env("submitter"), "submit", str(doc), "--wait", "--json")
     assert out.returncode == 0, out.stderr
     assert deployment.denied("submitter") == []
+    # latest wins (the same file twice: the first is cancelled in the second's SUBMIT)
+    out = docgraph(deployment.env("submitter"), "submit", str(doc), str(doc), "--latest-wins", "--json")
+    assert out.returncode == 0, out.stderr
+    assert deployment.denied("submitter") == []
     sub = redis.Redis.from_url(deployment.url("submitter"), socket_timeout=5)
     with pytest.raises(redis.exceptions.NoPermissionError):
         sub.flushall()
