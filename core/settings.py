@@ -53,6 +53,12 @@ class StageOptions(BaseModel):
     retry: RetryPolicy | None = None
     visibility_timeout: float | None = Field(None, gt=0)
     max_deliveries: int | None = Field(None, ge=1)
+    max_per_second: float | None = Field(
+        None, gt=0, description="starts per second of this stage across all its workers (held in Redis)"
+    )
+    max_in_flight: int | None = Field(
+        None, ge=1, description="jobs of this stage running at once across all its workers (held in Redis)"
+    )
 
 
 class ExtractSettings(BaseModel):
@@ -662,6 +668,11 @@ class Settings(BaseSettings):
     def concurrency_for(self, stage: str) -> int:
         options = self.stages.get(stage)
         return options.concurrency if options and options.concurrency else self.concurrency
+
+    def limits_for(self, stage: str) -> tuple[float | None, int | None]:
+        """(max_per_second, max_in_flight) of ``stage`` across all workers; None: no limit."""
+        options = self.stages.get(stage)
+        return (options.max_per_second, options.max_in_flight) if options else (None, None)
 
     def visibility_timeout_for(self, stage: str) -> float:
         options = self.stages.get(stage)

@@ -54,6 +54,9 @@ STREAMS_RW = (
     "xlen",
     "xgroup|create",
 )
+# Stage limits (core/runtime/limits.py): the scripts read the server's clock, the
+# rate's arrival time, count and expire permits
+LIMITS = ("time", "get", "incr", "zremrangebyscore")
 # The FalkorDB sink (DOCGRAPH_GRAPH_SINK=falkordb): its client asks INFO whether it
 # talks to a Sentinel or a cluster, then queries the graph key; writers take turns
 # through redis-py's lock (SET NX, and scripts that GET, PEXPIRE and DEL it).  Module
@@ -149,8 +152,14 @@ def grant(role: Role, settings: Settings) -> Grant:
                 f"~{glob_escape(k)}" for k in (settings.graph_name, write_lock_key(settings.graph_name))
             )
         return Grant(
-            (*everything, f"~{keys.lease_pattern}", f"~{keys.workers_pattern}", *graph_keys),
-            (*SCRIPTS, *SCRIPT_WRITES, *SCRIPT_READS, *STREAMS_RW, "set", *graph, *CONNECT),
+            (
+                *everything,
+                f"~{keys.lease_pattern}",
+                f"~{keys.workers_pattern}",
+                f"~{keys.limits_pattern}",
+                *graph_keys,
+            ),
+            (*SCRIPTS, *SCRIPT_WRITES, *SCRIPT_READS, *STREAMS_RW, "set", *LIMITS, *graph, *CONNECT),
             "run stages: read, hand off, retry, dead-letter, reclaim, keep leases and retention"
             + (", write the FalkorDB graph" if graph else ""),
         )

@@ -600,12 +600,82 @@ class NotifyReplay:
         return (self.entry, self.member, self.now)
 
 
+@dataclass(slots=True)
+class LimitTake:
+    """LIMIT_TAKE: up to ``want`` starts under a stage's rate and in-flight limits.
+
+    KEYS[1] rate, KEYS[2] in-flight permits
+    ARGV: want, interval_ms (0: no rate), burst, max_in_flight (0: none), holder, lease_ms
+    """
+
+    script: ClassVar[str] = "limit_take"
+    rate: str
+    in_flight: str
+    want: int
+    interval_ms: float
+    burst: int
+    max_in_flight: int
+    holder: str
+    lease_ms: int
+
+    def keys(self) -> Sequence[Arg]:
+        return (self.rate, self.in_flight)
+
+    def args(self) -> Sequence[Arg]:
+        return (self.want, self.interval_ms, self.burst, self.max_in_flight, self.holder, self.lease_ms)
+
+
+@dataclass(slots=True)
+class LimitGive:
+    """LIMIT_GIVE: starts taken but not made go back; permits are released.
+
+    KEYS[1] rate, KEYS[2] in-flight permits
+    ARGV: unused, interval_ms, permits_json (["permit", ...])
+    """
+
+    script: ClassVar[str] = "limit_give"
+    rate: str
+    in_flight: str
+    unused: int
+    interval_ms: float
+    permits: str  #: encode([permit, ...])
+
+    def keys(self) -> Sequence[Arg]:
+        return (self.rate, self.in_flight)
+
+    def args(self) -> Sequence[Arg]:
+        return (self.unused, self.interval_ms, self.permits)
+
+
+@dataclass(slots=True)
+class LimitRenew:
+    """LIMIT_RENEW: held in-flight permits expire ``lease_ms`` from now.
+
+    KEYS[1] in-flight permits
+    ARGV: lease_ms, permits_json
+    """
+
+    script: ClassVar[str] = "limit_renew"
+    in_flight: str
+    lease_ms: int
+    permits: str  #: encode([permit, ...])
+
+    def keys(self) -> Sequence[Arg]:
+        return (self.in_flight,)
+
+    def args(self) -> Sequence[Arg]:
+        return (self.lease_ms, self.permits)
+
+
 __all__ = [
     "Arg",
     "Cancel",
     "Complete",
     "Dead",
     "Drop",
+    "LimitGive",
+    "LimitRenew",
+    "LimitTake",
     "NotifyFanout",
     "NotifyReplay",
     "NotifySettle",

@@ -27,6 +27,7 @@ class Delivery:
     work: asyncio.Future[object] | None = None  # the stage run
     work_started: float = 0.0
     cancel: threading.Event | None = None  # set when the job is cancelled meanwhile
+    permit: str | None = None  # its in-flight permit under DOCGRAPH_STAGES__<STAGE>__MAX_IN_FLIGHT
 
     @property
     def traceparent(self) -> str:

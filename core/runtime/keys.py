@@ -130,6 +130,18 @@ class Keys:
         process reads whatever its count, so a mismatch is always seen."""
         return f"{self.part(0).tag}:layout"
 
+    def limit(self, stage: str) -> tuple[str, str]:
+        """A stage's cluster-wide limits (core/runtime/limits.py): the rate's theoretical
+        arrival time (string, ms) and the in-flight permits (sorted set scored by expiry).
+        Their own hash tag: one slot per stage, apart from the partitions."""
+        tag = f"{{{self.prefix}:limit:{stage}}}"
+        return f"{tag}:rate", f"{tag}:in-flight"
+
+    @property
+    def limits_pattern(self) -> str:
+        """ACL pattern of every :meth:`limit` key."""
+        return f"{{{glob_escape(self.prefix)}:limit:*"
+
     def lease(self, consumer: str) -> str:
         """String with a TTL: the consumer's process is alive while it exists
         (renewed by a heartbeat thread; not partitioned, read outside scripts)."""

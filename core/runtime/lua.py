@@ -578,6 +578,80 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 return 1
 """
 
+# Cluster-wide stage limits (core/runtime/limits.py): one slot per stage.
+LIMIT_TAKE = r"""
+-- calls.LimitTake: KEYS[1] rate (theoretical arrival time, ms), KEYS[2] in-flight permits
+-- ARGV: want, interval_ms (1000 / max_per_second; 0: no rate), burst, max_in_flight (0: none),
+--       holder (permit name prefix), lease_ms
+-- The server's clock (TIME), so workers' clocks do not matter.  GCRA: a start is allowed
+-- while the arrival time stays within burst intervals of now.
+-- Returns {granted, wait_ms, permit, permit, ...}: wait_ms > 0 when nothing was granted.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local want, interval, burst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local max_in_flight, lease = tonumber(ARGV[4]), tonumber(ARGV[6])
+local n, wait = want, 0
+if max_in_flight > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)  -- permits of dead workers expire
+  local free = max_in_flight - redis.call('ZCARD', KEYS[2])
+  if free < n then n = math.max(free, 0) end
+  if n == 0 then
+    local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    wait = first[2] and math.max(1, tonumber(first[2]) - now) or 1
+  end
+end
+local tat = now
+if interval > 0 and n > 0 then
+  tat = math.max(tonumber(redis.call('GET', KEYS[1]) or now), now)
+  local room = math.floor((now + burst * interval - tat) / interval)
+  if room < n then n = math.max(room, 0) end
+  if n == 0 then wait = math.max(1, tat - burst * interval + interval - now) end
+end
+local out = {n, wait}
+if n > 0 then
+  if interval > 0 then
+    redis.call('SET', KEYS[1], tat + n * interval, 'PX', math.ceil(burst * interval + n * interval) + 1000)
+  end
+  if max_in_flight > 0 then
+    local seq = redis.call('INCR', KEYS[2] .. ':seq')
+    for i = 1, n do
+      local permit = ARGV[5] .. ':' .. seq .. ':' .. i
+      redis.call('ZADD', KEYS[2], now + lease, permit)
+      out[#out + 1] = permit
+    end
+  end
+end
+return out
+"""
+
+LIMIT_GIVE = r"""
+-- calls.LimitGive: KEYS[1] rate, KEYS[2] in-flight permits
+-- ARGV: unused (starts taken but not made), interval_ms, permits_json (["permit", ...] to release)
+-- Unused starts go back to the rate (the arrival time moves back, never before now).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local unused, interval = tonumber(ARGV[1]), tonumber(ARGV[2])
+if unused > 0 and interval > 0 then
+  local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+  local back = math.max(tat - unused * interval, now)
+  redis.call('SET', KEYS[1], back, 'KEEPTTL')
+end
+local permits = cjson.decode(ARGV[3])
+for _, p in ipairs(permits) do redis.call('ZREM', KEYS[2], p) end
+return #permits
+"""
+
+LIMIT_RENEW = r"""
+-- calls.LimitRenew: KEYS[1] in-flight permits   ARGV: lease_ms, permits_json
+-- Held permits live on while their jobs run (a dead worker's expire after lease_ms).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, p in ipairs(cjson.decode(ARGV[2])) do
+  redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), p)
+end
+return 1
+"""
+
 READ = r"""
 -- Strict-priority read in one round trip: take up to ARGV[3] new entries
 -- from the lanes in KEYS[2..] order (high, normal, low), unless the stage is
@@ -618,4 +692,7 @@ ALL: dict[str, str] = {
     "notify_take": NOTIFY_TAKE,
     "notify_settle": NOTIFY_SETTLE,
     "notify_replay": NOTIFY_REPLAY,
+    "limit_take": LIMIT_TAKE,
+    "limit_give": LIMIT_GIVE,
+    "limit_renew": LIMIT_RENEW,
 }

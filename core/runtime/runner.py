@@ -36,6 +36,7 @@ from docgraph.core.runtime.connection import REDIS_DOWN, Batcher, Scripts, torn_
 from docgraph.core.runtime.delivery import Delivery
 from docgraph.core.runtime.jobs import document_fields, now_ms
 from docgraph.core.runtime.keys import LANES, Keys, Lane, PartitionKeys
+from docgraph.core.runtime.limits import StageLimiter
 from docgraph.core.runtime.recovery import DeliveryCapExceeded, Suspects, keep_claims, reclaim
 from docgraph.core.settings import RetryPolicy, Settings
 from docgraph.core.stage import Services, StageContext, StageResult, StageSpec
@@ -119,6 +120,11 @@ class StageRunner:
         self.paused = False  # every partition of this stage is paused (docgraph stage pause)
         self.suspects = Suspects()  # a Worker shares one among its runners
         self.suspects.runners.append(self)
+        # cluster-wide max_per_second / max_in_flight of this stage (None: no limits)
+        self.limiter = StageLimiter.for_stage(
+            self.scripts, self.keys, self.stage, settings, self.consumer, self.visibility_ms
+        )
+        self._giving: set[asyncio.Task[None]] = set()
 
     # -- lifecycle --------------------------------------------------------
 
@@ -150,6 +156,8 @@ class StageRunner:
             upkeep.cancel()
             await asyncio.gather(upkeep, return_exceptions=True)
             await self._flush_progress()
+            if self._giving:
+                await asyncio.gather(*self._giving, return_exceptions=True)
             await self.batcher.aclose()
             if self._executor:
                 self._executor.shutdown(wait=False, cancel_futures=True)
@@ -208,7 +216,18 @@ class StageRunner:
                 await self._slot_freed.wait()
                 continue
             try:
+                permits: list[str | None] = []
+                if self.limiter is not None:  # starts first: a throttled worker leaves entries to others
+                    permits = await self.limiter.take(free, self.stopping, self.settings.poll_interval)
+                    if not permits:
+                        continue
+                    free = len(permits)
                 batch = await self._read(free)
+                if self.limiter is not None:
+                    for d, permit in zip(batch, permits, strict=False):
+                        d.permit = permit
+                    if len(permits) > len(batch):
+                        await self.limiter.give(permits[len(batch) :], started=False)
                 delay = 0.1
             except (*REDIS_DOWN, AttributeError, TypeError) as exc:
                 if not isinstance(exc, REDIS_DOWN) and not torn_down(exc):
@@ -233,6 +252,10 @@ class StageRunner:
     def done(self, task: asyncio.Task[None]) -> None:
         d = self.inflight.pop(task, None)
         self._slot_freed.set()
+        if d is not None and d.permit is not None and self.limiter is not None:
+            giving = asyncio.ensure_future(self._give_permit(d.permit))
+            self._giving.add(giving)
+            giving.add_done_callback(self._giving.discard)
         if d is not None and (d.suspect or self._orphans_waiting):
             self._upkeep_wake.set()  # the next suspect, or more orphans, may run now
         exc = None if task.cancelled() else task.exception()
@@ -655,12 +678,21 @@ class StageRunner:
                 await self._flush_progress()
                 await self._signal_cancelled()
                 await keep_claims(self)
+                if self.limiter is not None:
+                    await self.limiter.renew()
                 if not self.stopping.is_set():
                     self._orphans_waiting = await reclaim(self)
             except REDIS_DOWN as exc:
                 log.warning("upkeep: redis unavailable (%s)", exc)
             except Exception:
                 log.exception("upkeep failed")
+
+    async def _give_permit(self, permit: str) -> None:
+        assert self.limiter is not None
+        try:
+            await self.limiter.give([permit], started=True)
+        except REDIS_DOWN as exc:  # it expires after the visibility timeout instead
+            log.warning("could not release in-flight permit %s (%s)", permit, exc)
 
     async def _flush_progress(self) -> None:
         if not self._progress:
