@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from docgraph.core.envelope import display_name
 from docgraph.core.runtime import calls
 from docgraph.core.runtime.connection import Scripts
 from docgraph.core.runtime.events import INT_FIELDS, type_matches
@@ -81,6 +82,14 @@ def body(d: dict[str, Any]) -> bytes:
         {"type": fields.get("type", ""), "timestamp": when.isoformat(timespec="milliseconds"), "data": data},
         separators=(",", ":"),
     ).encode()
+
+
+def job_label(event: dict[str, str]) -> str:
+    """``report.pdf (job 30971fc8…)``: the job as Envelope.label names it in the runner's log lines."""
+    job = event.get("job_id", "?")
+    name = display_name(event.get("name"), event.get("uri"))
+    short = job if len(job) <= 12 else job[:8] + "…"
+    return f"{name} (job {short})" if name else f"job {job}"
 
 
 def redelivered(member: str) -> str:
@@ -247,9 +256,9 @@ class Notifier:
                 if result.retry_after is not None:
                     delay = max(delay, min(result.retry_after, self.options.retry.backoff_max))
                 log.info(
-                    "notify: %s of job %s to %s failed (%s); try %d in %.1f s",
+                    "notify: %s of %s to %s failed (%s); try %d in %.1f s",
                     d["event"].get("type"),
-                    d["event"].get("job_id"),
+                    job_label(d["event"]),
                     target,
                     result.error,
                     attempt + 1,
@@ -287,9 +296,9 @@ class Notifier:
             self.dead += 1
             event = d["event"]
             log.warning(
-                "notify: dead-lettering %s of job %s to %s after %d attempt(s): %s",
+                "notify: dead-lettering %s of %s to %s after %d attempt(s): %s",
                 event.get("type"),
-                event.get("job_id"),
+                job_label(event),
                 d["target"],
                 attempt,
                 error,
