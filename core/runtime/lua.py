@@ -39,20 +39,23 @@ local function set_state(job, tag, id, state, now)
   redis.call('HSET', job, 'state', state, 'updated', now)
 end
 
+-- Remove a job's scheduled work (retries, delayed roots) from the delayed set.
+local function unschedule(job, tag)
+  local fields = redis.call('HGETALL', job)
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], -8) == ':delayed' then
+      redis.call('ZREM', tag .. ':delayed', fields[i + 1])
+    end
+  end
+end
+
 local function remove_job(tag, id, state)
   local job = tag .. ':job:' .. id
   local idem = redis.call('HGET', job, 'idem')
   if idem then redis.call('HDEL', tag .. ':idem', idem) end
   local doc = redis.call('HGET', job, 'latest')  -- latest-wins: the document's newest job
   if doc and redis.call('HGET', tag .. ':latest', doc) == id then redis.call('HDEL', tag .. ':latest', doc) end
-  if state ~= 'completed' then  -- only unfinished work can have scheduled retries
-    local fields = redis.call('HGETALL', job)
-    for i = 1, #fields, 2 do
-      if string.sub(fields[i], -8) == ':delayed' then
-        redis.call('ZREM', tag .. ':delayed', fields[i + 1])
-      end
-    end
-  end
+  if state ~= 'completed' then unschedule(job, tag) end  -- only unfinished work has any
   redis.call('DEL', job)
   redis.call('ZREM', idx(tag, state), id)
 end
@@ -122,12 +125,7 @@ end
 -- Cancel an unfinished job: its scheduled retries go, its queued stream entries
 -- are dropped when read; extra: more fields for the job.cancelled event.
 local function cancel_job(job, tag, id, state, now, cap, extra)
-  local fields = redis.call('HGETALL', job)
-  for i = 1, #fields, 2 do
-    if string.sub(fields[i], -8) == ':delayed' then
-      redis.call('ZREM', tag .. ':delayed', fields[i + 1])
-    end
-  end
+  unschedule(job, tag)
   redis.call('HSET', job, 'finished', now)
   set_state(job, tag, id, 'cancelled', now)
   local f = {'previous', state}
