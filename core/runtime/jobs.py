@@ -9,6 +9,7 @@ listing; finished jobs are removed by age and count like BullMQ's
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import itertools
 import json
@@ -494,6 +495,32 @@ class JobStore:
             if budget <= 0:
                 assert bound is not None
                 return Page(jobs=jobs, next_cursor=f"{bound[0]}:{bound[1]}")
+
+    async def search(self, text: str, *, limit: int = 50, scan: int = 2000) -> builtins.list[JobStatus]:
+        """Jobs whose id, document name, URI or sha256 contains ``text`` (case-insensitive),
+        newest first, among the ``scan`` most recent jobs of each state in each partition:
+        a bounded look (two round trips), not an index."""
+        needle = text.strip().lower()
+        if not needle:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for part in self.keys.all():
+            for state in JOB_STATES:
+                pipe.zrevrange(part.state_index(state), 0, scan - 1, withscores=True)
+        found: Any = await pipe.execute()
+        recent = sorted(
+            ((score, member.decode()) for rows in found for member, score in rows), reverse=True
+        )[: scan * self.keys.partitions]
+        pipe = self.client.pipeline(transaction=False)
+        for _, job_id in recent:
+            pipe.hmget(self.keys.for_job(job_id).job(job_id), "doc_name", "doc_uri", "doc_sha256")
+        fields: Any = await pipe.execute()
+        hits = [
+            job_id
+            for (_, job_id), values in zip(recent, fields, strict=True)
+            if needle in job_id.lower() or any(v and needle in v.decode(errors="replace").lower() for v in values)
+        ][:limit]
+        return [j for j in await self.get_many(hits) if j]
 
     async def _scan(
         self, state: str, limit: int, bound: tuple[int, str] | None, since: int | None, until: int | None
