@@ -20,7 +20,7 @@ from fastapi.responses import PlainTextResponse
 from redis.exceptions import RedisError
 
 from docgraph.core import telemetry
-from docgraph.core.api import dlq, events, jobs, stages, webhook
+from docgraph.core.api import dlq, events, jobs, stages, ui, webhook
 from docgraph.core.api.deps import Api, ApiState
 from docgraph.core.api.models import API_REDIS_CONNECTIONS
 from docgraph.core.api.problems import BodyLimit, Problem, document_problems, install_problem_handlers
@@ -133,6 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     for routes in (jobs, webhook, dlq, stages, events):
         app.include_router(routes.router)
+    ui.install(app)  # the dashboard at /ui
     return app
 
 

@@ -508,9 +508,9 @@ class JobStore:
             for state in JOB_STATES:
                 pipe.zrevrange(part.state_index(state), 0, scan - 1, withscores=True)
         found: Any = await pipe.execute()
-        recent = sorted(
-            ((score, member.decode()) for rows in found for member, score in rows), reverse=True
-        )[: scan * self.keys.partitions]
+        recent = sorted(((score, member.decode()) for rows in found for member, score in rows), reverse=True)[
+            : scan * self.keys.partitions
+        ]
         pipe = self.client.pipeline(transaction=False)
         for _, job_id in recent:
             pipe.hmget(self.keys.for_job(job_id).job(job_id), "doc_name", "doc_uri", "doc_sha256")
@@ -518,7 +518,8 @@ class JobStore:
         hits = [
             job_id
             for (_, job_id), values in zip(recent, fields, strict=True)
-            if needle in job_id.lower() or any(v and needle in v.decode(errors="replace").lower() for v in values)
+            if needle in job_id.lower()
+            or any(v and needle in v.decode(errors="replace").lower() for v in values)
         ][:limit]
         return [j for j in await self.get_many(hits) if j]
 

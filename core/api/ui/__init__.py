@@ -96,12 +96,12 @@ templates.env.filters["when"] = when
 templates.env.globals["duration"] = duration
 
 
-def page(request: Request, name: str, key: bytes, **context: Any) -> HTMLResponse:
+def page(request: Request, name: str, key: bytes, status_code: int = 200, **context: Any) -> HTMLResponse:
     return templates.TemplateResponse(
         request,
         name,
         {"csrf": csrf_token(key), "auth": bool(request.app.state.tokens), **context},
-        status_code=context.pop("status_code", 200) if "status_code" in context else 200,
+        status_code=status_code,
     )
 
 
@@ -166,7 +166,9 @@ async def jobs(
 async def job(request: Request, api: Api, key: Session, job_id: str) -> HTMLResponse:
     found = await api.jobs.get(job_id)
     if found is None:
-        return page(request, "message.html", key, title="No such job", message=f"no job {job_id}", status_code=404)
+        return page(
+            request, "message.html", key, title="No such job", message=f"no job {job_id}", status_code=404
+        )
     template = api.settings.trace_link_template
     trace = template.format(trace_id=found.trace_id) if template and found.trace_id else ""
     graph = next((s.output for s in reversed(found.stages) if s.output and "entities" in s.output), None)
@@ -255,13 +257,13 @@ async def stage_action(
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_form(request: Request, next: str = "/ui") -> HTMLResponse:  # noqa: A002 (the query's name)
+async def login_form(request: Request, next: str = "/ui") -> HTMLResponse:
     return templates.TemplateResponse(request, "login.html", {"next": _local(next), "error": ""})
 
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(
-    request: Request, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/ui"  # noqa: A002
+    request: Request, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/ui"
 ) -> Response:
     tokens: list[bytes] = request.app.state.tokens
     given = token.strip().encode()
