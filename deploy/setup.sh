@@ -16,6 +16,9 @@ export PATH="$HOME/.local/bin:$PATH"
 # alone. The tests that need them then fail, loudly.
 packages=()
 command -v tesseract >/dev/null 2>&1 || packages+=(tesseract-ocr)
+# the dashboard's browser tests (tests/ui): headless Chromium and its driver
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
 [ -e /usr/share/tesseract-ocr/5/tessdata/eng.traineddata ] || [ -e /usr/share/tesseract-ocr/4.00/tessdata/eng.traineddata ] \
   || packages+=(tesseract-ocr-eng)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || packages+=(fonts-dejavu-core)

@@ -1,0 +1,139 @@
+"""The dashboard in a real browser: headless Chromium (Debian's chromium +
+chromium-driver, driven by Selenium) against a real API on a real Redis, with
+jobs completed, dead and queued.  Screenshots go to docs/img/dashboard-*.png."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from docgraph.core.envelope import DocumentRef
+from docgraph.core.runtime.dlq import DeadLetters
+from docgraph.core.runtime.jobs import JobStore
+from tests.api.conftest import TOKENS, api_settings, serve
+from tests.runtime.helpers import running_worker, wait_for_states
+
+pytestmark = pytest.mark.service
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+
+
+def browser(javascript: bool = True) -> webdriver.Chrome:
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(arg)
+    if not javascript:
+        options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(
+        options=options, service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    )
+    driver.set_page_load_timeout(30)
+    return driver
+
+
+@pytest.fixture
+def driver() -> Iterator[webdriver.Chrome]:
+    d = browser()
+    try:
+        yield d
+    finally:
+        d.quit()
+
+
+def login(d: webdriver.Chrome, url: str) -> None:
+    d.get(f"{url}/ui")
+    WebDriverWait(d, 15).until(ec.presence_of_element_located((By.NAME, "token")))
+    d.find_element(By.NAME, "token").send_keys(TOKENS[0])
+    d.find_element(By.CSS_SELECTOR, "form[action='/ui/login'] button").click()
+    WebDriverWait(d, 15).until(ec.title_contains("Overview"))
+
+
+def console_errors(d: webdriver.Chrome) -> list[dict]:
+    return [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+
+
+async def test_pages_search_replay_pause_and_auth_in_chromium(settings, client, tmp_path, driver):
+    s = api_settings(settings, tmp_path)
+    store = JobStore(client, s)
+    async with running_worker(s, client):
+        docs = [
+            DocumentRef(
+                uri=f"file:///reports/report-{n}.pdf", sha256=f"{n}" * 8 + "ab" * 28, name=f"report-{n}.pdf"
+            )
+            for n in range(3)
+        ]
+        done = [(await store.submit(doc))[0] for doc in docs]
+        dead, _ = await store.submit(
+            None, metadata={"name": "broken.pdf", "fail": {"extract": 9}}
+        )  # > attempts
+        await wait_for_states(store, [*done, dead], {"completed", "failed", "dead"})
+    queued, _ = await store.submit(None, metadata={"name": "waiting.pdf"})  # no worker now: stays queued
+
+    with serve(s) as server:
+        url = server.url
+        driver.get(f"{url}/ui/jobs")  # no session: the login page
+        assert "/ui/login" in driver.current_url
+        driver.find_element(By.NAME, "token").send_keys("wrong")
+        driver.find_element(By.CSS_SELECTOR, "form[action='/ui/login'] button").click()
+        assert "not one of DOCGRAPH_API_TOKENS" in driver.page_source
+        driver.get_log("browser")  # drained: that 403 was the point; from here on none is expected
+        login(driver, url)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(SHOTS / "dashboard-overview.png"))
+
+        driver.get(f"{url}/ui/jobs?q=11111111abab")  # a sha256 prefix: report-1.pdf, and only it
+        assert done[1][:12] in driver.page_source and done[0][:12] not in driver.page_source
+        driver.get(f"{url}/ui/jobs?q={done[2][:10]}")  # a job id prefix
+        assert done[2][:12] in driver.page_source
+        driver.get(f"{url}/ui/jobs?q=waiting")
+        assert queued[:12] in driver.page_source
+        driver.save_screenshot(str(SHOTS / "dashboard-jobs.png"))
+
+        driver.get(f"{url}/ui/jobs/{done[0]}")
+        assert "report-0.pdf" in driver.page_source and "extract" in driver.page_source
+        driver.save_screenshot(str(SHOTS / "dashboard-job.png"))
+
+        letters = DeadLetters(client, s)
+        assert await letters.count("extract") == 1
+        driver.get(f"{url}/ui/dlq/extract")
+        assert dead[:12] in driver.page_source
+        driver.save_screenshot(str(SHOTS / "dashboard-dead-letters.png"))
+        form = driver.find_element(By.CSS_SELECTOR, "form[action='/ui/dlq/extract/replay']")
+        form.find_element(By.NAME, "confirm").click()
+        form.find_element(By.TAG_NAME, "button").click()
+        WebDriverWait(driver, 10).until(lambda d: d.switch_to.alert).accept()  # hx-confirm asks first
+        WebDriverWait(driver, 15).until(lambda d: "replayed 1" in d.page_source)
+        assert await letters.count("extract") == 0
+        job = await store.get(dead)
+        assert job is not None and job.state == "queued"
+
+        driver.get(f"{url}/ui")
+        form = driver.find_element(By.CSS_SELECTOR, "form[action='/ui/stages/ner/pause']")
+        form.find_element(By.NAME, "confirm").click()
+        form.find_element(By.TAG_NAME, "button").click()
+        WebDriverWait(driver, 10).until(lambda d: d.switch_to.alert).accept()
+        WebDriverWait(driver, 15).until(lambda d: "/ui/stages/ner/resume" in d.page_source)
+        assert await client.hexists(store.keys.part(0).paused, "ner")
+        assert console_errors(driver) == [], console_errors(driver)
+
+
+def test_pages_read_without_javascript(settings, tmp_path):
+    s = api_settings(settings, tmp_path)
+    d = browser(javascript=False)
+    try:
+        with serve(s) as server:
+            login(d, server.url)
+            for path in ("/ui", "/ui/jobs", "/ui/dlq/extract"):
+                d.get(f"{server.url}{path}")
+                assert d.find_element(By.TAG_NAME, "h1").text
+    finally:
+        d.quit()
