@@ -96,6 +96,11 @@ async def test_pages_search_replay_pause_and_auth_in_chromium(settings, client, 
         assert done[2][:12] in driver.page_source
         driver.get(f"{url}/ui/jobs?q=waiting")
         assert queued[:12] in driver.page_source
+        driver.get(f"{url}/ui/jobs?state=completed&since=2000-01-01T00:00")
+        assert all(j[:12] in driver.page_source for j in done)
+        driver.get(f"{url}/ui/jobs?state=completed&until=2000-01-01T00:00")  # the time filter holds them back
+        assert not any(j[:12] in driver.page_source for j in done)
+        driver.get(f"{url}/ui/jobs?state=completed")
         driver.save_screenshot(str(SHOTS / "dashboard-jobs.png"))
 
         driver.get(f"{url}/ui/jobs/{done[0]}")

@@ -137,13 +137,22 @@ async def jobs(
     stage: Annotated[str, Query()] = "",
     q: Annotated[str, Query(max_length=200)] = "",
     cursor: Annotated[str, Query()] = "",
+    since: Annotated[str, Query(description="entered the state at or after (UTC, YYYY-MM-DDTHH:MM)")] = "",
+    until: Annotated[str, Query(description="entered the state at or before (UTC)")] = "",
 ) -> HTMLResponse:
     error, next_cursor, found = "", None, []
     try:
         if q.strip():
             found = await api.jobs.search(q, limit=100)
         else:
-            listed = await api.jobs.list(state, limit=50, cursor=cursor or None, stage=stage or None)
+            listed = await api.jobs.list(
+                state,
+                limit=50,
+                cursor=cursor or None,
+                stage=stage or None,
+                since=_epoch_ms(since),
+                until=_epoch_ms(until),
+            )
             found, next_cursor = listed.jobs, listed.next_cursor
     except ValueError as exc:
         error = str(exc)
@@ -158,6 +167,8 @@ async def jobs(
         states=JOB_STATES,
         stages=api.jobs.topology.stages,
         next_cursor=next_cursor,
+        since=since,
+        until=until,
         error=error,
     )
 
@@ -295,6 +306,16 @@ async def logout() -> Response:
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(COOKIE, path="/ui")
     return response
+
+
+def _epoch_ms(text: str) -> int | None:
+    """A datetime-local form value (UTC) as epoch ms; ValueError names the format."""
+    if not text:
+        return None
+    try:
+        return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date-time like 2026-12-03T01:00 (UTC)") from None
 
 
 def _local(target: str) -> str:
