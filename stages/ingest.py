@@ -6,6 +6,8 @@ alias of one ATT&CK group, and every spelling of one indicator, is one node.
 
 from __future__ import annotations
 
+import itertools
+from collections import Counter, defaultdict
 from typing import Any
 
 from docgraph.core.errors import PermanentError
@@ -83,17 +85,57 @@ def contributions(ctx: StageContext, document: dict[str, Any]) -> list[GraphCont
     return out
 
 
+def document_graph(records: dict[str, Any], extra: list[GraphContribution]) -> dict[str, Any]:
+    """What this document adds to the graph, for people to read (the dashboard's job
+    page): its entities with their mention counts and spellings, and its relations — the entity
+    pairs it has in one chunk (its share of ``CO_OCCURS``) and plugins' edges."""
+    mentioned = Counter(m["key"] for m in records["mentions"])
+    written: dict[str, set[str]] = defaultdict(set)
+    for m in records["mentions"]:
+        written[m["key"]].add(m["text"])
+    entities = [
+        {**e, "mentions": mentioned[e["key"]], "written": sorted(written[e["key"]])}
+        for e in records["entities"]
+    ]
+    entities.sort(key=lambda e: (-e["mentions"], e["label"], e["name"]))
+    in_chunk: dict[str, set[str]] = defaultdict(set)
+    for m in records["mentions"]:
+        in_chunk[m["chunk"]].add(m["key"])
+    pairs: Counter[tuple[str, str]] = Counter()
+    for keys in in_chunk.values():
+        pairs.update(itertools.combinations(sorted(keys), 2))
+    relations: list[dict[str, Any]] = [
+        {"type": "CO_OCCURS", "source": a, "target": b, "properties": {"chunks": n}, "stage": "ingest"}
+        for (a, b), n in sorted(pairs.items(), key=lambda item: (-item[1], item[0]))
+    ]
+    for c in extra:
+        relations += [
+            {
+                "type": e.type,
+                "source": f"{e.source.label}:{e.source.key}",
+                "target": f"{e.target.label}:{e.target.key}",
+                "properties": e.properties,
+                "stage": c.stage,
+            }
+            for e in c.edges
+        ]
+    return {"entities": entities, "relations": relations}
+
+
 def ingest(ctx: StageContext) -> StageResult:
     records = graph_records(ctx)
     extra = contributions(ctx, records["document"])
     sink = ctx.graph
     ctx.progress(0.1, f"writing {len(records['chunks'])} chunks")
     sink.write_document(**records, contributions=extra)
+    graph = document_graph(records, extra)
     output: dict[str, Any] = {
         "document_id": records["document"]["id"],
         "chunks": len(records["chunks"]),
         "entities": len(records["entities"]),
         "mentions": len(records["mentions"]),
+        "relations": len(graph["relations"]),
+        "artifact": ctx.objects.put_json(f"jobs/{ctx.job_id}/graph.json", graph),
     }
     if extra:
         output["contributed_nodes"] = sum(len(c.nodes) for c in extra)

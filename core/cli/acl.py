@@ -165,12 +165,12 @@ def grant(role: Role, settings: Settings) -> Grant:
         )
     if role is Role.api:
         return Grant(
-            (*everything, f"%R~{keys.workers_pattern}"),
+            (*everything, f"%R~{keys.workers_pattern}", f"%R~{keys.limits_pattern}"),
             (*SCRIPTS, *SCRIPT_WRITES, *READS, "xadd", "xdel", "xack", *CONNECT),
             "the HTTP API: submit, status, list, cancel, delete, dead letters (list, replay, purge), /metrics",
         )
     return Grant(
-        (*(f"%R~{p.all_pattern}" for p in parts), f"%R~{keys.workers_pattern}"),
+        (*(f"%R~{p.all_pattern}" for p in parts), f"%R~{keys.workers_pattern}", f"%R~{keys.limits_pattern}"),
         (*READS, *CONNECT),
         "read-only: docgraph monitor, counts, job records, dead letters",
     )

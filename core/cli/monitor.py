@@ -60,14 +60,15 @@ def monitor(
 
 def render(snap: Snapshot, previous: Snapshot | None = None) -> Group:
     stages = Table(title="stages", expand=True)
-    for col in ("stage", "waiting", "in flight", "dead letters"):
+    for col in ("stage", "waiting", "in flight", "dead letters", "limits"):
         stages.add_column(col, justify="right" if col != "stage" else "left")
     for stage, queued in snap.queued.items():
         pend = snap.pending[stage]
         name = f"{stage} [yellow](paused)[/yellow]" if stage in snap.paused else stage
-        stages.add_row(name, str(max(0, queued - pend)), str(pend), str(snap.dead_letters[stage]))
+        limits = str(snap.limits[stage]) if stage in snap.limits else "-"
+        stages.add_row(name, str(max(0, queued - pend)), str(pend), str(snap.dead_letters[stage]), limits)
     if snap.webhooks_due or snap.webhook_dead_letters:  # webhook deliveries (docgraph worker --stage notify)
-        stages.add_row("notify (webhooks)", str(snap.webhooks_due), "", str(snap.webhook_dead_letters))
+        stages.add_row("notify (webhooks)", str(snap.webhooks_due), "", str(snap.webhook_dead_letters), "")
     states = Table(title="jobs by state", expand=True)
     for state in JOB_STATES:
         states.add_column(state, justify="right")

@@ -649,22 +649,26 @@ class LimitGive:
 
 @dataclass(slots=True)
 class LimitRenew:
-    """LIMIT_RENEW: held in-flight permits expire ``lease_ms`` from now.
+    """LIMIT_RENEW: held in-flight permits expire ``lease_ms`` from now; the limits
+    this worker enforces are published for ``lease_ms``.
 
-    KEYS[1] in-flight permits
-    ARGV: lease_ms, permits_json
+    KEYS[1] in-flight permits, KEYS[2] config
+    ARGV: lease_ms, permits_json, max_per_second ('' for none), max_in_flight (0 for none)
     """
 
     script: ClassVar[str] = "limit_renew"
     in_flight: str
+    config: str
     lease_ms: int
     permits: str  #: encode([permit, ...])
+    max_per_second: str
+    max_in_flight: int
 
     def keys(self) -> Sequence[Arg]:
-        return (self.in_flight,)
+        return (self.in_flight, self.config)
 
     def args(self) -> Sequence[Arg]:
-        return (self.lease_ms, self.permits)
+        return (self.lease_ms, self.permits, self.max_per_second, self.max_in_flight)
 
 
 __all__ = [

@@ -130,12 +130,14 @@ class Keys:
         process reads whatever its count, so a mismatch is always seen."""
         return f"{self.part(0).tag}:layout"
 
-    def limit(self, stage: str) -> tuple[str, str]:
+    def limit(self, stage: str) -> tuple[str, str, str]:
         """A stage's cluster-wide limits (core/runtime/limits.py): the rate's theoretical
-        arrival time (string, ms) and the in-flight permits (sorted set scored by expiry).
+        arrival time (string, ms), the in-flight permits (sorted set scored by expiry) and
+        the limits its live workers enforce (hash ``max_per_second``, ``max_in_flight``,
+        for monitor, dashboard and /metrics; it lapses with the last of them).
         Their own hash tag: one slot per stage, apart from the partitions."""
         tag = f"{{{self.prefix}:limit:{stage}}}"
-        return f"{tag}:rate", f"{tag}:in-flight"
+        return f"{tag}:rate", f"{tag}:in-flight", f"{tag}:config"
 
     @property
     def limits_pattern(self) -> str:

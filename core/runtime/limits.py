@@ -36,7 +36,8 @@ class StageLimiter:
         lease_ms: int,
     ) -> None:
         self.scripts = scripts
-        self.rate_key, self.in_flight_key = keys.limit(stage)
+        self.rate_key, self.in_flight_key, self.config_key = keys.limit(stage)
+        self.max_per_second = max_per_second
         self.holder = holder
         self.interval_ms = 1000.0 / max_per_second if max_per_second else 0.0
         # a burst of at most one second's worth: a stage idle for an hour does not start
@@ -104,15 +105,17 @@ class StageLimiter:
         )
 
     async def renew(self) -> None:
-        """Keep this runner's permits alive while their jobs run."""
-        if self.held:
-            await self.scripts.run(
-                calls.LimitRenew(
-                    in_flight=self.in_flight_key,
-                    lease_ms=self.lease_ms,
-                    permits=calls.encode(sorted(self.held)),
-                )
+        """Keep this runner's permits alive while their jobs run, and its limits published."""
+        await self.scripts.run(
+            calls.LimitRenew(
+                in_flight=self.in_flight_key,
+                config=self.config_key,
+                lease_ms=self.lease_ms,
+                permits=calls.encode(sorted(self.held)),
+                max_per_second=f"{self.max_per_second:g}" if self.max_per_second else "",
+                max_in_flight=self.max_in_flight,
             )
+        )
 
 
 __all__ = ["StageLimiter"]

@@ -640,13 +640,20 @@ return #permits
 """
 
 LIMIT_RENEW = r"""
--- calls.LimitRenew: KEYS[1] in-flight permits   ARGV: lease_ms, permits_json
--- Held permits live on while their jobs run (a dead worker's expire after lease_ms).
+-- calls.LimitRenew: KEYS[1] in-flight permits, KEYS[2] config
+-- ARGV: lease_ms, permits_json, max_per_second ('' for none), max_in_flight (0 for none)
+-- Held permits live on while their jobs run (a dead worker's expire after lease_ms).  The
+-- limits this worker enforces are published for as long (monitor, dashboard, /metrics).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[1])
 for _, p in ipairs(cjson.decode(ARGV[2])) do
-  redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), p)
+  redis.call('ZADD', KEYS[1], 'XX', now + lease, p)
 end
+redis.call('DEL', KEYS[2])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'max_per_second', ARGV[3]) end
+if tonumber(ARGV[4]) > 0 then redis.call('HSET', KEYS[2], 'max_in_flight', ARGV[4]) end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], lease) end
 return 1
 """
 

@@ -139,6 +139,8 @@ class StageRunner:
                     if "BUSYGROUP" not in str(exc):
                         raise
         await self.scripts.load()
+        if self.limiter is not None:
+            await self.limiter.renew()  # its limits are visible before the first upkeep tick
 
     def stop(self) -> None:
         """Stop reading; in-flight jobs finish within the grace period."""

@@ -17,6 +17,22 @@ from docgraph.core.runtime.notify import STAGE as NOTIFY
 
 
 @dataclass
+class StageLimits:
+    """A stage's cluster-wide limits as its live workers publish them (core/runtime/limits.py)."""
+
+    max_per_second: float | None = None
+    max_in_flight: int | None = None
+    in_flight: int = 0  # permits held now (unexpired)
+
+    def __str__(self) -> str:
+        """``20/s, 3/4 running``: what monitor and dashboard show."""
+        parts = [f"{self.max_per_second:g}/s"] if self.max_per_second is not None else []
+        if self.max_in_flight is not None:
+            parts.append(f"{self.in_flight}/{self.max_in_flight} running")
+        return ", ".join(parts)
+
+
+@dataclass
 class Snapshot:
     taken: float
     queued: dict[str, int] = field(default_factory=dict)  # stage -> entries waiting or in flight
@@ -27,6 +43,7 @@ class Snapshot:
     paused: dict[str, int] = field(default_factory=dict)  # stage -> paused since (ms)
     webhooks_due: int = 0  # webhook deliveries waiting or being made (notify:due)
     webhook_dead_letters: int = 0
+    limits: dict[str, StageLimits] = field(default_factory=dict)  # stages whose workers run limited
     active: list[JobStatus] = field(default_factory=list)
     failures: list[JobStatus] = field(default_factory=list)
 
@@ -50,6 +67,11 @@ async def snapshot(store: JobStore, active: int = 10, failures: int = 5) -> Snap
         pipe.hgetall(part.paused)
         pipe.zcard(part.notify_due)
         pipe.xlen(part.dlq(NOTIFY))
+    now_ms = int(time.time() * 1000)  # this host's clock: close enough for a view
+    for stage in stages:
+        _, in_flight, config = store.keys.limit(stage)
+        pipe.hgetall(config)
+        pipe.zcount(in_flight, now_ms, "+inf")
     values: Any = await pipe.execute(raise_on_error=False)
     snap = Snapshot(taken=time.time())
     snap.queued = dict.fromkeys(stages, 0)
@@ -76,6 +98,15 @@ async def snapshot(store: JobStore, active: int = 10, failures: int = 5) -> Snap
             snap.paused[stage.decode()] = int(since)
         snap.webhooks_due += int(next(it))
         snap.webhook_dead_letters += int(next(it))
+    for stage in stages:
+        config, held = next(it), next(it)
+        if isinstance(config, dict) and config:
+            per_second, in_flight = config.get(b"max_per_second"), config.get(b"max_in_flight")
+            snap.limits[stage] = StageLimits(
+                float(per_second) if per_second else None,
+                int(in_flight) if in_flight else None,
+                int(held) if isinstance(held, int) else 0,
+            )
     snap.active = [j for j in await store.get_many(running[:active]) if j] if active else []
     snap.failures = [j for j in await store.get_many(failed) if j][:failures] if failures else []
     return snap
@@ -116,7 +147,28 @@ def prometheus_text(snap: Snapshot) -> str:
                 "docgraph_webhooks_due", "Webhook deliveries waiting for their (next) try or being made"
             )
             hooks.add_metric([], snap.webhooks_due)
-            yield from (jobs, waiting, flight, dead, delayed, paused, hooks)
+            rate = GaugeMetricFamily(
+                "docgraph_stage_limit_per_second",
+                "A stage's cluster-wide MAX_PER_SECOND (stages with a rate limit)",
+                labels=["stage"],
+            )
+            cap = GaugeMetricFamily(
+                "docgraph_stage_limit_in_flight",
+                "A stage's cluster-wide MAX_IN_FLIGHT (stages with an in-flight limit)",
+                labels=["stage"],
+            )
+            held = GaugeMetricFamily(
+                "docgraph_stage_permits_in_flight",
+                "In-flight permits a limited stage's workers hold now",
+                labels=["stage"],
+            )
+            for stage, lim in snap.limits.items():
+                if lim.max_per_second is not None:
+                    rate.add_metric([stage], lim.max_per_second)
+                if lim.max_in_flight is not None:
+                    cap.add_metric([stage], lim.max_in_flight)
+                    held.add_metric([stage], lim.in_flight)
+            yield from (jobs, waiting, flight, dead, delayed, paused, hooks, rate, cap, held)
 
     registry = CollectorRegistry()
     registry.register(_Collector())  # type: ignore[arg-type]

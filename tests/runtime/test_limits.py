@@ -120,3 +120,42 @@ async def test_max_in_flight_holds_across_workers_and_a_killed_workers_permits_r
     assert set(states.values()) == {"completed"}, procs.logs()
     print(f"max_in_flight=4: most running at once {max(seen)} over {len(seen)} samples")
     assert max(seen) == 4  # reached, never passed: 3 workers x concurrency 8 would run 24
+
+
+async def test_limits_are_shown_by_monitor_dashboard_and_metrics_while_workers_run(settings, client):
+    from rich.console import Console
+
+    from docgraph.core.cli.monitor import render
+    from docgraph.core.runtime.snapshot import StageLimits, prometheus_text, snapshot
+    from docgraph.core.settings import StageOptions
+    from tests.runtime.helpers import running_worker
+
+    s = settings.model_copy(
+        update={
+            "topology": TOPOLOGY,
+            "visibility_timeout": 1.0,  # the published limits lapse 1 s after the last worker
+            "stages": {"a": StageOptions(max_per_second=20, max_in_flight=4)},
+        }
+    )
+    store = JobStore(client, s)
+    assert (await snapshot(store)).limits == {}  # nothing runs limited yet
+    slow = {"sleep_ms": {"a": [3000, 3000]}}
+    ids = [j for j, _ in await store.submit_many([None] * 6, metadata=[slow] * 6)]
+    async with running_worker(s, client):
+        deadline = time.monotonic() + 20
+        while (snap := await snapshot(store)).limits.get("a") != StageLimits(20.0, 4, 4):
+            assert time.monotonic() < deadline, snap.limits
+            await asyncio.sleep(0.05)
+        metrics = prometheus_text(snap)
+        for line in (
+            'docgraph_stage_limit_per_second{stage="a"} 20.0',
+            'docgraph_stage_limit_in_flight{stage="a"} 4.0',
+            'docgraph_stage_permits_in_flight{stage="a"} 4.0',
+        ):
+            assert line in metrics, metrics
+        console = Console(width=160, record=True)
+        console.print(render(snap))
+        assert "20/s, 4/4 running" in console.export_text()
+        await wait_for_states(store, ids, {"completed"}, timeout=30)
+    await asyncio.sleep(1.2)
+    assert (await snapshot(store)).limits == {}  # it lapsed with the worker

@@ -4,6 +4,7 @@ jobs completed, dead and queued.  Screenshots go to docs/img/dashboard-*.png."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from docgraph.core.envelope import DocumentRef
 from docgraph.core.runtime.dlq import DeadLetters
 from docgraph.core.runtime.jobs import JobStore
+from docgraph.core.settings import Settings
+from docgraph.testing import run_stages
 from tests.api.conftest import TOKENS, api_settings, serve
 from tests.runtime.helpers import running_worker, wait_for_states
 
@@ -129,6 +132,52 @@ async def test_pages_search_replay_pause_and_auth_in_chromium(settings, client, 
         WebDriverWait(driver, 15).until(lambda d: "/ui/stages/ner/resume" in d.page_source)
         assert await client.hexists(store.keys.part(0).paused, "ner")
         assert console_errors(driver) == [], console_errors(driver)
+
+
+async def test_job_page_lists_the_documents_entities_and_relations(driver, monkeypatch):
+    for name in [n for n in os.environ if n.startswith("DOCGRAPH_") and not n.startswith("DOCGRAPH_TEST_")]:
+        monkeypatch.delenv(name)
+    text = (
+        "Fancy Bear sent phishing mails and ran PowerShell (T1059.001) on the hosts it reached.\n\n"
+        "The implant beaconed to hxxp://update-check[.]com/a every hour."
+    )
+    # the real pipeline (shipped NER model, resolution, FalkorDB) on the harness's own Redis;
+    # chunks of ~100 characters put each paragraph in a chunk of its own
+    async with run_stages(Settings(chunk_chars=100)) as h:
+        job_id = await h.submit_text(text, name="fancy-bear.txt")
+        status = await h.wait(job_id, timeout=180)
+        assert status.state == "completed", status.to_dict()
+        doc = status.output("ingest")["document_id"]
+        in_graph = h.query(
+            "MATCH (:Document {id: $id})<-[:PART_OF]-(:Chunk)-[:MENTIONS]->(e:Entity) "
+            "RETURN DISTINCT e.name ORDER BY e.name",
+            id=doc,
+        )
+        with serve(h.settings.model_copy(update={"api_tokens": list(TOKENS)})) as server:
+            login(driver, server.url)
+            driver.get(f"{server.url}/ui/jobs/{job_id}")
+            entities = [
+                [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+                for tr in driver.find_elements(By.CSS_SELECTOR, "#entities + table tr")[1:]
+            ]
+            relations = [
+                [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+                for tr in driver.find_elements(By.CSS_SELECTOR, "#relations + table tr")[1:]
+            ]
+            driver.save_screenshot(str(SHOTS / "dashboard-job-graph.png"))
+            assert console_errors(driver) == [], console_errors(driver)
+    # the page lists what the graph holds: every entity once, the alias resolved to its ATT&CK group
+    assert sorted(row[1] for row in entities) == [row[0] for row in in_graph]
+    assert ["Group", "APT28", "1", "G0007", "Fancy Bear"] == next(
+        row[:5] for row in entities if row[1] == "APT28"
+    )
+    assert "http://update-check.com/a" in [row[1] for row in entities]  # refanged
+    # relations: APT28 and PowerShell share the first chunk; the indicator is alone in the second
+    pairs = {(r[0], r[1], r[2]) for r in relations}
+    assert any("APT28" in a and t == "CO_OCCURS" and "PowerShell" in b for a, t, b in pairs) or any(
+        "PowerShell" in a and t == "CO_OCCURS" and "APT28" in b for a, t, b in pairs
+    ), relations
+    assert not any("update-check" in a or "update-check" in b for a, _, b in pairs), relations
 
 
 def test_pages_read_without_javascript(settings, tmp_path):

@@ -11,8 +11,10 @@ DeadLetters, snapshot and StageControl as the API.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +31,9 @@ from docgraph.core.runtime.control import StageControl
 from docgraph.core.runtime.keys import JOB_STATES
 from docgraph.core.runtime.snapshot import snapshot
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
+SHOWN = 100  # entities and relations listed on a job page; the rest are counted
 COOKIE = "docgraph_ui"
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -183,7 +187,31 @@ async def job(request: Request, api: Api, key: Session, job_id: str) -> HTMLResp
     template = api.settings.trace_link_template
     trace = template.format(trace_id=found.trace_id) if template and found.trace_id else ""
     graph = next((s.output for s in reversed(found.stages) if s.output and "entities" in s.output), None)
-    return page(request, "job.html", key, job=found, trace=trace, graph=graph)
+    written = await document_graph(api, graph)
+    return page(request, "job.html", key, job=found, trace=trace, graph=graph, written=written)
+
+
+async def document_graph(api: Api, output: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The entities and relations ingest recorded for the job (its ``graph.json``
+    artifact), with relation ends named; None when there is none to read."""
+    uri = (output or {}).get("artifact")
+    if not uri:
+        return None
+    try:
+        found = await asyncio.to_thread(api.objects.get_json, uri)
+    except Exception as exc:  # deleted with its document, or the store is down: the page still renders
+        log.warning("cannot read the job's graph artifact %s: %s", uri, exc)
+        return {"missing": f"the recorded graph ({uri}) cannot be read: {exc}"}
+    entities, relations = found.get("entities", []), found.get("relations", [])
+    names = {e["key"]: e for e in entities}
+    for r in relations[:SHOWN]:
+        r["source_entity"], r["target_entity"] = names.get(r["source"]), names.get(r["target"])
+    return {
+        "entities": entities[:SHOWN],
+        "relations": relations[:SHOWN],
+        "more_entities": max(0, len(entities) - SHOWN),
+        "more_relations": max(0, len(relations) - SHOWN),
+    }
 
 
 @router.post("/jobs/{job_id}/cancel", response_class=HTMLResponse)
