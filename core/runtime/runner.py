@@ -218,18 +218,7 @@ class StageRunner:
                 await self._slot_freed.wait()
                 continue
             try:
-                permits: list[str | None] = []
-                if self.limiter is not None:  # starts first: a throttled worker leaves entries to others
-                    permits = await self.limiter.take(free, self.stopping, self.settings.poll_interval)
-                    if not permits:
-                        continue
-                    free = len(permits)
-                batch = await self._read(free)
-                if self.limiter is not None:
-                    for d, permit in zip(batch, permits, strict=False):
-                        d.permit = permit
-                    if len(permits) > len(batch):
-                        await self.limiter.give(permits[len(batch) :], started=False)
+                batch = await (self._read(free) if self.limiter is None else self._read_limited(free))
                 delay = 0.1
             except (*REDIS_DOWN, AttributeError, TypeError) as exc:
                 if not isinstance(exc, REDIS_DOWN) and not torn_down(exc):
@@ -245,6 +234,31 @@ class StageRunner:
                 raise
             for d in batch:
                 self.spawn(d)
+
+    async def _read_limited(self, free: int) -> list[Delivery]:
+        """Entries under the stage's limits: starts are taken *before* reading, so a
+        throttled worker leaves entries to the others, and none are held while idle."""
+        assert self.limiter is not None
+        permits = await self.limiter.take(free, self.stopping, self.settings.poll_interval)
+        if not permits:
+            return []
+        batch = await self._read(len(permits), block=False)
+        for d, permit in zip(batch, permits, strict=False):
+            d.permit = permit
+        if len(permits) > len(batch):
+            await self.limiter.give(permits[len(batch) :], started=False)
+        if batch:
+            return batch
+        # idle: wait for one entry holding no permit (an idle worker must not keep its
+        # stage's in-flight permits from the others), then take its start
+        batch = await self._read(1)
+        for d in batch:
+            while not (permit := await self.limiter.take(1, self.stopping, self.settings.poll_interval)):
+                if self.stopping.is_set():
+                    await self._release(d)  # another worker takes it now
+                    return []
+            d.permit = permit[0]
+        return batch
 
     def spawn(self, d: Delivery) -> None:
         task = asyncio.create_task(self._handle(d))
@@ -277,8 +291,8 @@ class StageRunner:
         else:
             log.error("job handling crashed", exc_info=exc)
 
-    async def _read(self, count: int) -> list[Delivery]:
-        """Up to ``count`` entries, higher lanes first; blocks briefly when idle."""
+    async def _read(self, count: int, *, block: bool = True) -> list[Delivery]:
+        """Up to ``count`` entries, higher lanes first; blocks briefly when idle (``block``)."""
         now = time.monotonic()
         got: list[Delivery] = []
         paused = 0
@@ -305,7 +319,7 @@ class StageRunner:
             ]
             got += self._deliveries(resp, part, now)
         self.paused = paused == len(self.keys.all())
-        if got or self.stopping.is_set():
+        if got or not block or self.stopping.is_set():
             return got
         if self.paused:  # `docgraph stage resume` takes effect within one poll
             with contextlib.suppress(TimeoutError):

@@ -157,5 +157,10 @@ async def test_limits_are_shown_by_monitor_dashboard_and_metrics_while_workers_r
         console.print(render(snap))
         assert "20/s, 4/4 running" in console.export_text()
         await wait_for_states(store, ids, {"completed"}, timeout=30)
+        held = []  # idle now: it waits for entries holding no permits (others may take them)
+        for _ in range(40):
+            held.append((await snapshot(store)).limits["a"].in_flight)
+            await asyncio.sleep(0.05)
+        assert held.count(0) >= 36, held
     await asyncio.sleep(1.2)
     assert (await snapshot(store)).limits == {}  # it lapsed with the worker

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from docgraph.core.envelope import DocumentRef
 from docgraph.core.runtime.dlq import DeadLetters
 from docgraph.core.runtime.jobs import JobStore
-from docgraph.core.settings import Settings
+from docgraph.core.runtime.keys import JOB_STATES
+from docgraph.core.settings import RetryPolicy, Settings, StageOptions
 from docgraph.testing import run_stages
 from tests.api.conftest import TOKENS, api_settings, serve
 from tests.runtime.helpers import running_worker, wait_for_states
@@ -64,74 +66,106 @@ def console_errors(d: webdriver.Chrome) -> list[dict]:
     return [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
 
 
-async def test_pages_search_replay_pause_and_auth_in_chromium(settings, client, tmp_path, driver):
-    s = api_settings(settings, tmp_path)
+async def until_state(store: JobStore, job_id: str, state: str, timeout: float = 30) -> None:
+    await wait_for_states(store, [job_id], {state}, timeout=timeout)
+
+
+async def test_pages_search_replay_cancel_pause_and_auth_in_chromium(settings, client, tmp_path, driver):
+    # classify retries wait 10 minutes: a job failing it once stays `retrying` for the test
+    slow_retry = StageOptions(retry=RetryPolicy(attempts=3, backoff=600, jitter=0))
+    limited = StageOptions(max_per_second=50, max_in_flight=8)  # shown on the overview
+    s = api_settings(settings, tmp_path, stages={"classify": slow_retry, "ingest": limited})
     store = JobStore(client, s)
+    docs = [
+        DocumentRef(
+            uri=f"file:///reports/report-{n}.pdf", sha256=f"{n}" * 8 + "ab" * 28, name=f"report-{n}.pdf"
+        )
+        for n in range(3)
+    ]
+    # a job in every state, with a worker running throughout
     async with running_worker(s, client):
-        docs = [
-            DocumentRef(
-                uri=f"file:///reports/report-{n}.pdf", sha256=f"{n}" * 8 + "ab" * 28, name=f"report-{n}.pdf"
-            )
-            for n in range(3)
-        ]
         done = [(await store.submit(doc))[0] for doc in docs]
-        dead, _ = await store.submit(
-            None, metadata={"name": "broken.pdf", "fail": {"extract": 9}}
-        )  # > attempts
-        await wait_for_states(store, [*done, dead], {"completed", "failed", "dead"})
-    queued, _ = await store.submit(None, metadata={"name": "waiting.pdf"})  # no worker now: stays queued
+        # three failed tries: dead; replayed, its fourth succeeds
+        dead, _ = await store.submit(None, metadata={"name": "broken.pdf", "fail": {"extract": 3}})
+        failed, _ = await store.submit(
+            None, metadata={"name": "scan.pdf", "permanent": {"extract": "no text"}}
+        )
+        retrying, _ = await store.submit(None, metadata={"name": "flaky.pdf", "fail": {"classify": 1}})
+        later = datetime.now(UTC) + timedelta(hours=1)
+        queued, _ = await store.submit(None, metadata={"name": "waiting.pdf"}, not_before=later)
+        running, _ = await store.submit(None, metadata={"name": "long.pdf", "spin_ms": {"extract": 120_000}})
+        await wait_for_states(store, [*done, dead, failed], {"completed", "failed", "dead"})
+        await until_state(store, retrying, "retrying")
+        await until_state(store, running, "running")
+        states = {j: (await store.get(j)).state for j in (*done, dead, failed, retrying, queued, running)}
+        assert set(states.values()) == set(JOB_STATES) - {"cancelled"}, states  # cancelled: from the page
 
-    with serve(s) as server:
-        url = server.url
-        driver.get(f"{url}/ui/jobs")  # no session: the login page
-        assert "/ui/login" in driver.current_url
-        driver.find_element(By.NAME, "token").send_keys("wrong")
-        driver.find_element(By.CSS_SELECTOR, "form[action='/ui/login'] button").click()
-        assert "not one of DOCGRAPH_API_TOKENS" in driver.page_source
-        driver.get_log("browser")  # drained: that 403 was the point; from here on none is expected
-        login(driver, url)
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        driver.save_screenshot(str(SHOTS / "dashboard-overview.png"))
+        with serve(s) as server:
+            url = server.url
+            driver.get(f"{url}/ui/jobs")  # no session: the login page
+            assert "/ui/login" in driver.current_url
+            driver.find_element(By.NAME, "token").send_keys("wrong")
+            driver.find_element(By.CSS_SELECTOR, "form[action='/ui/login'] button").click()
+            assert "not one of DOCGRAPH_API_TOKENS" in driver.page_source
+            driver.get_log("browser")  # drained: that 403 was the point; from here on none is expected
+            login(driver, url)
+            assert "long.pdf" in driver.page_source  # the running job, by its document
+            assert "50/s, 0/8 running" in driver.page_source  # ingest's limits
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            driver.save_screenshot(str(SHOTS / "dashboard-overview.png"))
 
-        driver.get(f"{url}/ui/jobs?q=11111111abab")  # a sha256 prefix: report-1.pdf, and only it
-        assert done[1][:12] in driver.page_source and done[0][:12] not in driver.page_source
-        driver.get(f"{url}/ui/jobs?q={done[2][:10]}")  # a job id prefix
-        assert done[2][:12] in driver.page_source
-        driver.get(f"{url}/ui/jobs?q=waiting")
-        assert queued[:12] in driver.page_source
-        driver.get(f"{url}/ui/jobs?state=completed&since=2000-01-01T00:00")
-        assert all(j[:12] in driver.page_source for j in done)
-        driver.get(f"{url}/ui/jobs?state=completed&until=2000-01-01T00:00")  # the time filter holds them back
-        assert not any(j[:12] in driver.page_source for j in done)
-        driver.get(f"{url}/ui/jobs?state=completed")
-        driver.save_screenshot(str(SHOTS / "dashboard-jobs.png"))
+            for job_id, state in states.items():  # the state filter finds each job
+                driver.get(f"{url}/ui/jobs?state={state}")
+                assert job_id[:12] in driver.page_source, (state, job_id)
+            driver.get(f"{url}/ui/jobs?q=11111111abab")  # a sha256 prefix: report-1.pdf, and only it
+            assert done[1][:12] in driver.page_source and done[0][:12] not in driver.page_source
+            driver.get(f"{url}/ui/jobs?q={done[2][:10]}")  # a job id prefix
+            assert done[2][:12] in driver.page_source
+            driver.get(f"{url}/ui/jobs?q=waiting")
+            assert queued[:12] in driver.page_source
+            driver.get(f"{url}/ui/jobs?state=completed&since=2000-01-01T00:00")
+            assert all(j[:12] in driver.page_source for j in done)
+            driver.get(f"{url}/ui/jobs?state=completed&until=2000-01-01T00:00")  # the time filter holds them
+            assert not any(j[:12] in driver.page_source for j in done)
+            driver.get(f"{url}/ui/jobs?state=completed")
+            driver.save_screenshot(str(SHOTS / "dashboard-jobs.png"))
 
-        driver.get(f"{url}/ui/jobs/{done[0]}")
-        assert "report-0.pdf" in driver.page_source and "extract" in driver.page_source
-        driver.save_screenshot(str(SHOTS / "dashboard-job.png"))
+            driver.get(f"{url}/ui/jobs/{failed}")  # the timeline names the error
+            assert "scan.pdf" in driver.page_source and "no text" in driver.page_source
+            driver.get(f"{url}/ui/jobs/{done[0]}")
+            assert "report-0.pdf" in driver.page_source and "extract" in driver.page_source
+            driver.save_screenshot(str(SHOTS / "dashboard-job.png"))
 
-        letters = DeadLetters(client, s)
-        assert await letters.count("extract") == 1
-        driver.get(f"{url}/ui/dlq/extract")
-        assert dead[:12] in driver.page_source
-        driver.save_screenshot(str(SHOTS / "dashboard-dead-letters.png"))
-        form = driver.find_element(By.CSS_SELECTOR, "form[action='/ui/dlq/extract/replay']")
-        form.find_element(By.NAME, "confirm").click()
-        form.find_element(By.TAG_NAME, "button").click()
-        WebDriverWait(driver, 10).until(lambda d: d.switch_to.alert).accept()  # hx-confirm asks first
-        WebDriverWait(driver, 15).until(lambda d: "replayed 1" in d.page_source)
-        assert await letters.count("extract") == 0
-        job = await store.get(dead)
-        assert job is not None and job.state == "queued"
+            letters = DeadLetters(client, s)
+            assert await letters.count("extract") == 2  # the dead job's and the failed one's
+            driver.get(f"{url}/ui/dlq/extract")
+            assert dead[:12] in driver.page_source and failed[:12] in driver.page_source
+            driver.save_screenshot(str(SHOTS / "dashboard-dead-letters.png"))
+            form = driver.find_element(By.XPATH, f"//tr[.//code[text()='{dead[:12]}']]//form")  # its row's
+            form.find_element(By.NAME, "confirm").click()
+            form.find_element(By.TAG_NAME, "button").click()
+            WebDriverWait(driver, 10).until(lambda d: d.switch_to.alert).accept()  # hx-confirm asks first
+            WebDriverWait(driver, 15).until(lambda d: "replayed 1" in d.page_source)
+            assert [lt.job_id for lt in await letters.list("extract")] == [failed]
+            await until_state(store, dead, "completed")  # back in the pipeline, and through it
 
-        driver.get(f"{url}/ui")
-        form = driver.find_element(By.CSS_SELECTOR, "form[action='/ui/stages/ner/pause']")
-        form.find_element(By.NAME, "confirm").click()
-        form.find_element(By.TAG_NAME, "button").click()
-        WebDriverWait(driver, 10).until(lambda d: d.switch_to.alert).accept()
-        WebDriverWait(driver, 15).until(lambda d: "/ui/stages/ner/resume" in d.page_source)
-        assert await client.hexists(store.keys.part(0).paused, "ner")
-        assert console_errors(driver) == [], console_errors(driver)
+            driver.get(f"{url}/ui/jobs/{running}")  # cancel the running job from its page
+            form = driver.find_element(By.CSS_SELECTOR, f"form[action='/ui/jobs/{running}/cancel']")
+            form.find_element(By.NAME, "confirm").click()
+            form.find_element(By.TAG_NAME, "button").click()
+            WebDriverWait(driver, 10).until(lambda d: d.switch_to.alert).accept()
+            await until_state(store, running, "cancelled")
+            driver.get(f"{url}/ui/jobs/{running}")
+            assert "state-cancelled" in driver.page_source
+
+            driver.get(f"{url}/ui")
+            form = driver.find_element(By.CSS_SELECTOR, "form[action='/ui/stages/ner/pause']")
+            form.find_element(By.NAME, "confirm").click()
+            form.find_element(By.TAG_NAME, "button").click()
+            WebDriverWait(driver, 10).until(lambda d: d.switch_to.alert).accept()
+            WebDriverWait(driver, 15).until(lambda d: "/ui/stages/ner/resume" in d.page_source)
+            assert await client.hexists(store.keys.part(0).paused, "ner")
+            assert console_errors(driver) == [], console_errors(driver)
 
 
 async def test_job_page_lists_the_documents_entities_and_relations(driver, monkeypatch):
