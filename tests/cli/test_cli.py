@@ -80,6 +80,7 @@ def test_every_command_has_help_with_an_example(settings):
         "dlq list",
         "dlq replay",
         "ner eval",
+        "ner cv",
         "classify train",
         "config show",
     ):
