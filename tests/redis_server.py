@@ -14,10 +14,20 @@ import redis
 from docgraph.core.runtime.embedded import EmbeddedRedis
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on now, never one this process was given before: the
+    kernel may hand the same free port to two ``bind(0)`` calls in a row, and a test
+    that asks for several (a collector's receivers and health check) then collides."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 class RedisServer(EmbeddedRedis):
