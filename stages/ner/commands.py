@@ -73,6 +73,12 @@ def cv_cmd(
     out: Annotated[
         Path | None, typer.Option(help="also write the full report (every fold) as JSON here")
     ] = None,
+    models: Annotated[
+        Path | None,
+        typer.Option(
+            help="keep the fold models here; a rerun with the same recipe reuses them (rules-only changes)"
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Cross-validate the NER recipe over train + valid: mean ± sd of F1 per label.
@@ -115,6 +121,7 @@ def cv_cmd(
         seed=seed,
         block=block,
         overrides=dict(_parse_override(s) for s in set_ or []),
+        models_dir=models,
         on_fold=progress,
     )
     if out is not None:

@@ -56,7 +56,9 @@ def test_cv_command_trains_and_scores_every_fold(tmp_path):
     write_conll(sentences[:120], data / "train.txt")
     write_conll(sentences[120:], data / "valid.txt")
     report = tmp_path / "cv.json"
+    models = tmp_path / "models"
     args = ["cv", "--data-dir", str(data), "--folds", "2", "--block", "20", "--out", str(report)]
+    args += ["--models", str(models)]
     args += ["--set", "training.max_steps=40", "--set", "training.eval_frequency=20", "--json"]
     result = CliRunner().invoke(ner_app, args)
     assert result.exit_code == 0, result.output
@@ -67,6 +69,12 @@ def test_cv_command_trains_and_scores_every_fold(tmp_path):
     assert summary["model+rules"]["micro"]["support"] == gold > 0  # every held-out mention scored
     micro = [f["model+rules"]["micro"]["f1"] for f in full["folds"]]
     assert summary["model+rules"]["micro"]["mean"] == pytest.approx(sum(micro) / 2)
+    # the fold models are kept: a rerun with the same recipe trains nothing and scores the same
+    stamps = [(models / f"fold{i}" / "cv-fold.json").stat().st_mtime_ns for i in range(2)]
+    again = CliRunner().invoke(ner_app, args)
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout.strip().splitlines()[-1]) == summary
+    assert [(models / f"fold{i}" / "cv-fold.json").stat().st_mtime_ns for i in range(2)] == stamps
 
 
 def test_cv_command_names_the_missing_data(tmp_path):
