@@ -13,7 +13,6 @@ import redis
 
 from docgraph.core.runtime.embedded import EmbeddedRedis
 
-
 _handed_out: set[int] = set()
 
 
