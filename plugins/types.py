@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field, field_validator
+
+if TYPE_CHECKING:
+    from docgraph.plugins.entities.resolve import Resolver
 
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 # labels ingest owns: a contribution refers to them (NodeRef.document/chunk), never creates them
@@ -172,6 +175,116 @@ class GraphContribution(BaseModel):
     edges: list[GraphEdge] = Field(default_factory=list)
 
 
+# ------------------------------------------------------------------ graph reads
+# What ``GraphSink.stats / entity / document`` return: plain values, filled the same
+# way by every sink (plugins/sinks/reads.py), so the CLI, the API and tests do not
+# care which graph answered.
+
+
+class GraphStats(BaseModel):
+    """Node counts by label (an entity counts under ``Entity`` and its own label) and
+    edge counts by type, over the whole graph."""
+
+    nodes: dict[str, int] = Field(default_factory=dict, description="label -> nodes")
+    edges: dict[str, int] = Field(default_factory=dict, description="edge type -> edges")
+
+
+class NodeSummary(BaseModel):
+    """The other end of a relation: an entity, a contributed node, a document or a chunk."""
+
+    key: str = Field(description="the node's key (``attack:G0007``); a document's or chunk's id")
+    label: str = Field(description="its most specific label (``Group``, not ``Entity``)")
+    name: str | None = None
+
+
+class EntityDocument(BaseModel):
+    """A document mentioning an entity."""
+
+    id: str = Field(description="the document id (its sha256)")
+    name: str | None = None
+    mentions: int = Field(description="mentions of the entity in this document")
+
+
+class EntityRelation(BaseModel):
+    """One relation of an entity, aggregated over documents.
+
+    ``CO_OCCURS`` (``direction`` ``both``): ``count`` chunks mention both, in
+    ``documents`` documents.  Other types: ``count`` edges (one per document
+    that contributed it), ``documents`` distinct documents."""
+
+    type: str
+    direction: Literal["out", "in", "both"]
+    node: NodeSummary
+    count: int
+    documents: int
+
+
+class EntityInfo(BaseModel):
+    """A canonical entity, how often and where it is mentioned, and its strongest relations."""
+
+    key: str = Field(description="stable node key, e.g. ``attack:G0007``")
+    label: str
+    name: str
+    attack_id: str | None = None
+    aliases: list[str] = Field(default_factory=list)
+    matched_by: Literal["resolver", "key", "name"] = Field(
+        description="how the name was found: the alias resolver ingest uses, the exact key, "
+        "or a case-insensitive match on name/aliases"
+    )
+    mentions: int = Field(description="mentions over the whole graph")
+    document_count: int = Field(description="documents mentioning it (``documents`` is capped by limit)")
+    documents: list[EntityDocument] = Field(default_factory=list, description="most mentions first")
+    relations: list[EntityRelation] = Field(
+        default_factory=list, description="CO_OCCURS by count, then other edge types by count"
+    )
+    alternatives: list[NodeSummary] = Field(
+        default_factory=list, description="other entities the name also matched (fewer mentions)"
+    )
+
+
+class DocumentEntity(BaseModel):
+    """An entity a document mentions."""
+
+    key: str
+    label: str
+    name: str
+    attack_id: str | None = None
+    mentions: int = Field(description="mentions in this document")
+
+
+class DocumentRelation(BaseModel):
+    """A relation a document evidences.
+
+    ``CO_OCCURS``: ``count`` chunks of this document mention both entities and
+    ``total`` is the edge's count over the whole graph.  Contributed types
+    (``USES``, ``HAS_WORD``…): ``count`` 1, ``stage`` and ``properties`` from the edge."""
+
+    type: str
+    source: NodeSummary
+    target: NodeSummary
+    count: int
+    total: int | None = None
+    stage: str | None = None
+    properties: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class DocumentGraph(BaseModel):
+    """A document, its entities (most mentioned first) and the relations among them."""
+
+    id: str
+    name: str | None = None
+    type: str | None = Field(None, description="classify's label")
+    confidence: float | None = None
+    chunks: int
+    entity_count: int = Field(description="distinct entities (``entities`` is capped by limit)")
+    mention_count: int
+    entities: list[DocumentEntity] = Field(default_factory=list)
+    relations: list[DocumentRelation] = Field(default_factory=list)
+    same_name: list[str] = Field(
+        default_factory=list, description="ids of other documents with this name (ask by id)"
+    )
+
+
 @runtime_checkable
 class GraphSink(Protocol):
     """Where ingest writes a document's graph (``docgraph_graph_sink`` returns one).
@@ -179,7 +292,13 @@ class GraphSink(Protocol):
     ``write_document`` must be idempotent: it replaces the document's chunks and
     mentions and MERGEs entities on their keys, so a redelivered ingest leaves the
     same graph; it writes plugins' ``contributions`` in the same write.  ``close``
-    releases connections when the worker stops."""
+    releases connections when the worker stops.
+
+    The reads (``docgraph graph``, ``GET /v1/entities``, ``GET /v1/documents/{id}/graph``)
+    are synchronous and read-only: ``stats``; ``entity``, which finds a name through
+    ``resolver`` (the one ingest uses, so an alias finds its canonical node) and falls
+    back to a case-insensitive match on names and aliases; ``document`` by id or
+    name.  Both return None when nothing matches."""
 
     def write_document(
         self,
@@ -191,5 +310,11 @@ class GraphSink(Protocol):
     ) -> None: ...
 
     def counts(self) -> dict[str, int]: ...
+
+    def stats(self) -> GraphStats: ...
+
+    def entity(self, name: str, resolver: Resolver | None = None, limit: int = 10) -> EntityInfo | None: ...
+
+    def document(self, id_or_name: str, limit: int = 50) -> DocumentGraph | None: ...
 
     def close(self) -> None: ...

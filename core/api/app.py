@@ -20,7 +20,7 @@ from fastapi.responses import PlainTextResponse
 from redis.exceptions import RedisError
 
 from docgraph.core import telemetry
-from docgraph.core.api import dlq, events, jobs, stages, ui, webhook
+from docgraph.core.api import dlq, events, graph, jobs, stages, ui, webhook
 from docgraph.core.api.deps import Api, ApiState
 from docgraph.core.api.models import API_REDIS_CONNECTIONS
 from docgraph.core.api.problems import BodyLimit, Problem, document_problems, install_problem_handlers
@@ -54,10 +54,12 @@ def create_app(settings: Settings) -> FastAPI:
             dlq=DeadLetters(client, settings),
             objects=objects,
             client=client,
+            graph=graph.GraphReader(settings),
         )
         try:
             yield
         finally:
+            await asyncio.to_thread(app.state.api.graph.close)
             await client.aclose()
 
     app = FastAPI(
@@ -65,8 +67,8 @@ def create_app(settings: Settings) -> FastAPI:
         version=_version(),
         description=(
             "Submit documents to the docgraph pipeline, follow their jobs stage by stage, "
-            "page through jobs by state, follow their lifecycle events (SSE) and manage dead "
-            "letters. Errors are "
+            "page through jobs by state, follow their lifecycle events (SSE), manage dead "
+            "letters and read the graph (entities, document graphs). Errors are "
             "application/problem+json (RFC 9457)."
         ),
         lifespan=lifespan,
@@ -131,7 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
         snap = await snapshot(api.jobs, active=0, failures=0)
         return PlainTextResponse(prometheus_text(snap), media_type="text/plain; version=0.0.4")
 
-    for routes in (jobs, webhook, dlq, stages, events):
+    for routes in (jobs, webhook, dlq, stages, events, graph):
         app.include_router(routes.router)
     ui.install(app)  # the dashboard at /ui
     return app

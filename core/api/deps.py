@@ -26,6 +26,7 @@ class ApiState:
     dlq: DeadLetters
     objects: ObjectStore
     client: Any
+    graph: Any = None  # core.api.graph.GraphReader: the sink, opened on the first graph read
 
 
 async def get_api(request: Request) -> ApiState:

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from docgraph.core.cli import acl, config, dlq, events, jobs, monitor, partitions, run, serve, stage, worker
+from docgraph.core.cli import (
+    acl,
+    config,
+    dlq,
+    events,
+    graph,
+    jobs,
+    monitor,
+    partitions,
+    run,
+    serve,
+    stage,
+    worker,
+)
 
 app = typer.Typer(
     help="docgraph: turn a stream of documents into a knowledge graph.",
@@ -23,6 +36,7 @@ app.command()(jobs.jobs)
 app.command()(jobs.cancel)
 app.command()(monitor.monitor)
 app.command()(events.events)
+app.add_typer(graph.graph_app, name="graph")
 app.command()(serve.serve)
 app.command("asyncapi")(serve.asyncapi_cmd)
 app.add_typer(config.config_app, name="config")

@@ -98,6 +98,17 @@ class Resolver:
         """The canonical entity of an id (``attack:G0007``), if a pack or file declares it."""
         return self._entities.get(key)
 
+    def lookup(self, name: str) -> list[Entity]:
+        """Every canonical entity ``name`` is an alias of, whatever its label, the user's
+        file first: what someone asking for ``Sofacy`` may mean (a query has no NER label
+        to decide, so the caller ranks them)."""
+        folded, exact = _lookup(name)
+        candidates = sorted(self._index.get(folded, ()), key=lambda c: c.tier)
+        keys = dict.fromkeys(
+            entity_id(c.entry) for c in candidates if not c.entry.case_sensitive or c.exact == exact
+        )
+        return [self._entities[k] for k in keys]
+
     def resolve(self, text: str, label: str) -> Entity:
         """The canonical entity of one mention; unresolved: ``<label>:<canonical text>``."""
         found = self._memo.get((text, label))

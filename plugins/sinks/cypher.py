@@ -252,3 +252,103 @@ def delete_statements(doc_id: str) -> list[tuple[str, dict[str, Any]]]:
         (DELETE_OLD_CHUNKS, {"id": doc_id}),
         (DELETE_DOCUMENT, {"id": doc_id}),
     ]
+
+
+# ---------------------------------------------------------------------------- reads
+# ``docgraph graph``, GET /v1/entities and GET /v1/documents/{id}/graph: read-only, each
+# column aliased (Neo4j orders by aliases after an aggregation), the same text on both
+# sinks.  plugins/sinks/reads.py turns the rows into the typed results.
+
+# the edges ingest writes itself; every other type is a plugin's, carrying ``document``
+BUILT_IN_EDGES = ("PART_OF", "NEXT_CHUNK", "MENTIONS", "CO_OCCURS")
+
+STATS_NODES = "MATCH (n) UNWIND labels(n) AS label RETURN label, count(*) AS n"
+STATS_EDGES = "MATCH ()-[r]->() RETURN type(r) AS type, count(r) AS n"
+EDGE_TYPES = "CALL db.relationshipTypes() YIELD relationshipType RETURN relationshipType"
+
+_ENTITY_ROW = """
+OPTIONAL MATCH (:Chunk)-[m:MENTIONS]->(e)
+RETURN e.key AS key, labels(e) AS labels, e.name AS name, e.attack_id AS attack_id,
+       e.aliases AS aliases, count(m) AS mentions
+"""
+
+ENTITIES_BY_KEY = "MATCH (e:Entity) WHERE e.key IN $keys" + _ENTITY_ROW
+
+# the fallback when no key matched: names and aliases, case-insensitive (a scan, capped)
+ENTITIES_BY_NAME = (
+    """
+MATCH (e:Entity)
+WHERE toLower(e.name) = toLower($name) OR any(a IN coalesce(e.aliases, []) WHERE toLower(a) = toLower($name))
+WITH e ORDER BY e.key LIMIT $cap"""
+    + _ENTITY_ROW
+)
+
+ENTITY_DOCUMENTS = """
+MATCH (d:Document)<-[:PART_OF]-(:Chunk)-[m:MENTIONS]->(:Entity {key: $key})
+RETURN d.id AS id, d.name AS name, count(m) AS mentions
+ORDER BY mentions DESC, id LIMIT $limit
+"""
+
+ENTITY_DOCUMENT_COUNT = """
+MATCH (d:Document)<-[:PART_OF]-(:Chunk)-[:MENTIONS]->(:Entity {key: $key})
+RETURN count(DISTINCT d) AS n
+"""
+
+ENTITY_CO_OCCURS = """
+MATCH (:Entity {key: $key})-[r:CO_OCCURS]-(o:Entity)
+RETURN o.key AS key, labels(o) AS labels, o.name AS name, r.count AS count, r.documents AS documents
+ORDER BY count DESC, key LIMIT $limit
+"""
+
+_TYPED = """
+WHERE NOT type(r) IN $built_in
+RETURN type(r) AS type, coalesce(o.key, o.id) AS key, labels(o) AS labels, o.name AS name,
+       count(r) AS count, count(DISTINCT r.document) AS documents
+ORDER BY count DESC, type, key LIMIT $limit
+"""
+
+ENTITY_EDGES_OUT = "MATCH (:Entity {key: $key})-[r]->(o)" + _TYPED
+ENTITY_EDGES_IN = "MATCH (o)-[r]->(:Entity {key: $key})" + _TYPED
+
+_DOCUMENT_ROW = "RETURN d.id AS id, d.name AS name, d.type AS type, d.confidence AS confidence ORDER BY id"
+DOCUMENT_BY_ID_OR_NAME = (
+    "MATCH (d:Document) WHERE d.id = $ref OR d.name = $ref " + _DOCUMENT_ROW + " LIMIT 100"
+)
+DOCUMENT_BY_ID_PREFIX = "MATCH (d:Document) WHERE d.id STARTS WITH $ref " + _DOCUMENT_ROW + " LIMIT 2"
+
+DOCUMENT_COUNTS = """
+MATCH (d:Document {id: $id})
+OPTIONAL MATCH (c:Chunk)-[:PART_OF]->(d)
+OPTIONAL MATCH (c)-[m:MENTIONS]->(e:Entity)
+RETURN count(DISTINCT c) AS chunks, count(DISTINCT e) AS entities, count(m) AS mentions
+"""
+
+DOCUMENT_ENTITIES = """
+MATCH (:Document {id: $id})<-[:PART_OF]-(:Chunk)-[m:MENTIONS]->(e:Entity)
+RETURN e.key AS key, labels(e) AS labels, e.name AS name, e.attack_id AS attack_id, count(m) AS mentions
+ORDER BY mentions DESC, key LIMIT $limit
+"""
+
+# the document's share of CO_OCCURS (pairs in one of its chunks, as ingest counts them)
+# beside the edge's count over the whole graph
+DOCUMENT_CO_OCCURS = """
+MATCH (:Document {id: $id})<-[:PART_OF]-(c:Chunk)-[:MENTIONS]->(a:Entity), (c)-[:MENTIONS]->(b:Entity)
+WHERE a.key < b.key
+WITH a, b, count(DISTINCT c) AS n
+OPTIONAL MATCH (a)-[r:CO_OCCURS]->(b)
+RETURN a.key AS a_key, labels(a) AS a_labels, a.name AS a_name,
+       b.key AS b_key, labels(b) AS b_labels, b.name AS b_name, n, r.count AS total
+ORDER BY n DESC, a_key, b_key LIMIT $limit
+"""
+
+
+def document_edges(edge_type: str) -> str:
+    """A document's contributed edges of one type (indexed on ``document`` by both sinks)."""
+    return f"""
+MATCH (a)-[r:`{_checked(edge_type, "edge type")}`]->(b)
+WHERE r.document = $id
+RETURN coalesce(a.key, a.id) AS a_key, labels(a) AS a_labels, a.name AS a_name,
+       coalesce(b.key, b.id) AS b_key, labels(b) AS b_labels, b.name AS b_name,
+       r.stage AS stage, properties(r) AS props
+ORDER BY a_key, b_key LIMIT $limit
+"""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from docgraph.core.settings import RedisTlsSettings, parse_redis_url
 from docgraph.plugins.hookspecs import hookimpl
+from docgraph.plugins.sinks import reads
 from docgraph.plugins.sinks.cypher import (
     COUNTS,
     contributed_edge_types,
@@ -25,7 +26,10 @@ from docgraph.plugins.sinks.cypher import (
 )
 
 if TYPE_CHECKING:
-    from docgraph.plugins.types import GraphContribution
+    from collections.abc import Mapping
+
+    from docgraph.plugins.entities.resolve import Resolver
+    from docgraph.plugins.types import DocumentGraph, EntityInfo, GraphContribution, GraphStats
 
 WRITE_LOCK_TTL = 30.0  # seconds; renewed while the writer runs its statements
 WRITE_LOCK_WAIT = 120.0  # seconds a writer waits for its turn before its job is retried
@@ -130,6 +134,21 @@ class FalkorDBSink:
 
     def counts(self) -> dict[str, int]:
         return {name: self.graph.ro_query(query).result_set[0][0] for name, query in COUNTS.items()}
+
+    def _read(self, query: str, params: Mapping[str, Any]) -> list[list[Any]]:
+        """Rows of a read-only query (``GRAPH.RO_QUERY``: never takes the write lock)."""
+        return [list(row) for row in self.graph.ro_query(query, dict(params)).result_set]
+
+    def stats(self) -> GraphStats:
+        from docgraph.plugins.types import GraphStats
+
+        return reads.stats(self._read) if self._graph_exists() else GraphStats()
+
+    def entity(self, name: str, resolver: Resolver | None = None, limit: int = 10) -> EntityInfo | None:
+        return reads.entity(self._read, name, resolver, limit) if self._graph_exists() else None
+
+    def document(self, id_or_name: str, limit: int = 50) -> DocumentGraph | None:
+        return reads.document(self._read, id_or_name, limit) if self._graph_exists() else None
 
     def close(self) -> None:
         self.db.close()

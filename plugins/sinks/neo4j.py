@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from docgraph.plugins.hookspecs import hookimpl
+from docgraph.plugins.sinks import reads
 from docgraph.plugins.sinks.cypher import (
     COUNTS,
     LABEL,
@@ -22,7 +23,10 @@ from docgraph.plugins.sinks.cypher import (
 )
 
 if TYPE_CHECKING:
-    from docgraph.plugins.types import GraphContribution
+    from collections.abc import Mapping
+
+    from docgraph.plugins.entities.resolve import Resolver
+    from docgraph.plugins.types import DocumentGraph, EntityInfo, GraphContribution, GraphStats
 
 CONSTRAINTS = (
     "CREATE CONSTRAINT document_id IF NOT EXISTS FOR (d:Document) REQUIRE d.id IS UNIQUE",
@@ -112,6 +116,24 @@ class Neo4jSink:
             name: self.driver.execute_query(query, database_=self.database).records[0][0]
             for name, query in COUNTS.items()
         }
+
+    def _read(self, query: str, params: Mapping[str, Any]) -> list[list[Any]]:
+        """Rows of a read query, routed to a reader in a cluster."""
+        import neo4j
+
+        records, _, _ = self.driver.execute_query(
+            query, dict(params), database_=self.database, routing_=neo4j.RoutingControl.READ
+        )
+        return [list(r.values()) for r in records]
+
+    def stats(self) -> GraphStats:
+        return reads.stats(self._read)
+
+    def entity(self, name: str, resolver: Resolver | None = None, limit: int = 10) -> EntityInfo | None:
+        return reads.entity(self._read, name, resolver, limit)
+
+    def document(self, id_or_name: str, limit: int = 50) -> DocumentGraph | None:
+        return reads.document(self._read, id_or_name, limit)
 
     def close(self) -> None:
         self.driver.close()

@@ -7,9 +7,23 @@ import sys
 
 import pytest
 
+from docgraph.core.runtime.embedded import EmbeddedRedis
+from docgraph.core.settings import Settings
 from tests.api.conftest import TOKENS
 
 pytest.importorskip("schemathesis")
+
+
+@pytest.fixture
+def settings(settings: Settings, tmp_path):
+    """The shared settings on a redis-server with the FalkorDB module: the graph
+    endpoints read the graph there (without it they answer 503, a server error)."""
+    server = EmbeddedRedis(tmp_path / "graph-redis")
+    url = str(server.start())
+    try:
+        yield settings.model_copy(update={"redis_url": url})
+    finally:
+        server.stop()
 
 
 def test_schemathesis_finds_no_server_errors_and_no_schema_violations(api, tmp_path):
