@@ -62,6 +62,8 @@ LIMITS = ("time", "get", "incr", "zremrangebyscore")
 # through redis-py's lock (SET NX, and scripts that GET, PEXPIRE and DEL it).  Module
 # commands: ACL SETUSER refuses them on a Redis without the module (use neo4j there).
 FALKORDB = ("info", "get", "graph.query", "graph.ro_query", "graph.list", "graph.explain")
+# Reading it (the API's /v1/entities and /v1/documents/{id}/graph, docgraph graph): read-only queries
+FALKORDB_READS = ("info", "graph.ro_query", "graph.list")
 READS = (
     "hget",
     "hgetall",
@@ -163,16 +165,29 @@ def grant(role: Role, settings: Settings) -> Grant:
             "run stages: read, hand off, retry, dead-letter, reclaim, keep leases and retention"
             + (", write the FalkorDB graph" if graph else ""),
         )
+    # the graph reads (API graph endpoints, docgraph graph) when the graph is in this Redis
+    falkordb = settings.graph_sink == "falkordb"
+    # ``~``, not ``%R~``: the module's GRAPH.RO_QUERY does not declare its key read-only;
+    # the commands granted (no GRAPH.QUERY) are what keeps these roles from writing
+    graph_read = (f"~{glob_escape(settings.graph_name)}",) if falkordb else ()
+    graph_read_commands = FALKORDB_READS if falkordb else ()
     if role is Role.api:
         return Grant(
-            (*everything, f"%R~{keys.workers_pattern}", f"%R~{keys.limits_pattern}"),
-            (*SCRIPTS, *SCRIPT_WRITES, *READS, "xadd", "xdel", "xack", *CONNECT),
-            "the HTTP API: submit, status, list, cancel, delete, dead letters (list, replay, purge), /metrics",
+            (*everything, f"%R~{keys.workers_pattern}", f"%R~{keys.limits_pattern}", *graph_read),
+            (*SCRIPTS, *SCRIPT_WRITES, *READS, "xadd", "xdel", "xack", *graph_read_commands, *CONNECT),
+            "the HTTP API: submit, status, list, cancel, delete, dead letters (list, replay, purge), /metrics"
+            + (", read the FalkorDB graph" if falkordb else ""),
         )
     return Grant(
-        (*(f"%R~{p.all_pattern}" for p in parts), f"%R~{keys.workers_pattern}", f"%R~{keys.limits_pattern}"),
-        (*READS, *CONNECT),
-        "read-only: docgraph monitor, counts, job records, dead letters",
+        (
+            *(f"%R~{p.all_pattern}" for p in parts),
+            f"%R~{keys.workers_pattern}",
+            f"%R~{keys.limits_pattern}",
+            *graph_read,
+        ),
+        (*READS, *graph_read_commands, *CONNECT),
+        "read-only: docgraph monitor, counts, job records, dead letters"
+        + (", docgraph graph on the FalkorDB graph" if falkordb else ""),
     )
 
 

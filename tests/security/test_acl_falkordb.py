@@ -65,3 +65,34 @@ def test_worker_grants_cover_the_falkordb_sink(tmp_path: Path) -> None:
         admin.close()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("role", [Role.api, Role.monitor])
+def test_api_and_monitor_grants_read_the_falkordb_graph_and_write_nothing(tmp_path: Path, role: Role) -> None:
+    server = EmbeddedRedis(tmp_path / "redis", port=free_port(), graph=True)
+    admin_url = server.start()
+    try:
+        graph = f"g{uuid.uuid4().hex[:8]}"
+        settings = Settings(redis_url=admin_url, graph_sink="falkordb", graph_name=graph)
+        writer = FalkorDBSink(admin_url, graph)
+        writer.write_document(**_document("d1", ["X", "Y"]))
+        writer.close()
+        admin = redis.Redis.from_url(admin_url)
+        admin.execute_command(*setuser_line("reader", role, settings, "pw"))
+        admin.acl_log_reset()
+        reader = FalkorDBSink(f"redis://reader:pw@127.0.0.1:{server.port}/0", graph)
+        try:
+            assert reader.stats().nodes["Document"] == 1
+            found = reader.entity("X")
+            assert found is not None and found.name == "X" and found.mentions == 1
+            assert reader.document("d1") is not None
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                reader.write_document(**_document("d2", ["Z"]))
+        finally:
+            reader.close()
+        denied = [e for e in admin.acl_log(count=100) if e["username"] == "reader"]
+        assert {e["object"] for e in denied} <= {"client|setinfo", "graph.query", "get", "set"}, denied
+        assert [e for e in denied if e["object"] not in ("client|setinfo",)] != []  # the write was refused
+        admin.close()
+    finally:
+        server.stop()
