@@ -63,7 +63,7 @@ def cv_cmd(
     ] = None,
     folds: Annotated[int, typer.Option(min=2, help="k of k-fold")] = 5,
     seed: Annotated[int, typer.Option(help="seed of the fold assignment")] = 0,
-    block: Annotated[int, typer.Option(min=1, help="consecutive sentences kept in one fold")] = 25,
+    block: Annotated[int, typer.Option(min=1, help="consecutive sentences kept in one fold")] = 300,
     set_: Annotated[
         list[str] | None,
         typer.Option(

@@ -4,9 +4,11 @@ One split (valid) is what the shipped recipe was tuned on, so its score says how
 well the recipe fits that split, not the domain.  Cross-validation scores the
 *recipe* (config + rules) on every part of the labelled data in turn:
 
-* sentences are cut into blocks of ``block`` consecutive sentences (a report's
-  sentences are consecutive in CyNER, so a block keeps near-duplicates of one
-  report together), the blocks are shuffled with ``seed`` and dealt into ``k`` folds;
+* sentences are cut into blocks of ``block`` consecutive sentences, shuffled with
+  ``seed`` and dealt into ``k`` folds.  A report's sentences are consecutive in
+  CyNER and repeat its names, so small blocks leak: with blocks of 25, 57% of a
+  held-out fold's mentions also occur in its training folds, against 24% for valid
+  versus train; blocks of 300 (the default) bring that to 35%;
 * for each fold, a model is trained on the other folds, choosing its best
   checkpoint on a dev part carved from those same folds (``dev_fraction`` of
   their blocks), and scored on the held-out fold it never saw, model alone and
@@ -30,7 +32,7 @@ from docgraph.stages.ner.conll import EvalReport, Sentence, read_conll, write_co
 
 
 def split_folds(
-    sentences: Sequence[Sentence], k: int, *, seed: int = 0, block: int = 25
+    sentences: Sequence[Sentence], k: int, *, seed: int = 0, block: int = 300
 ) -> list[list[Sentence]]:
     """``k`` folds of whole blocks of consecutive sentences, dealt after a seeded shuffle."""
     if k < 2:
@@ -121,7 +123,7 @@ def cross_validate(
     *,
     k: int = 5,
     seed: int = 0,
-    block: int = 25,
+    block: int = 300,
     dev_fraction: float = 0.1,
     config_path: Path | None = None,
     overrides: dict[str, Any] | None = None,
