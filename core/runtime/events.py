@@ -61,7 +61,8 @@ class LifecycleEvent(BaseModel):
     )
     entities: str | None = Field(None, description="job.completed: entities written (ingest's output)")
     relations: str | None = Field(
-        None, description="job.completed: relations contributed, when ingest counts them"
+        None,
+        description="job.completed: the document's relations (entity pairs sharing a chunk, plugins' edges)",
     )
     mentions: str | None = Field(None, description="job.completed: entity mentions written")
     chunks: str | None = Field(None, description="job.completed: chunks written")
