@@ -87,6 +87,22 @@ def attack_entries() -> tuple[AliasEntry, ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=1)
+def malware_names() -> tuple[str, ...]:
+    """ATT&CK malware names and aliases safe to match as words (the NER pack's
+    gazetteer): not ambiguous (``ambiguous.txt``), 4 characters or more, and not
+    also the name of a group, campaign, tool or asset (``Sofacy``)."""
+    weak = {n.casefold() for n in ambiguous_names()}
+    rows = _rows("gazetteer.tsv")
+    other = {r["name"].casefold() for r in rows if r["type"] != "malware"}
+    names = {
+        r["name"]
+        for r in rows
+        if r["type"] == "malware" and len(r["name"]) >= 4 and r["name"].casefold() not in weak | other
+    }
+    return tuple(sorted(names))
+
+
 @hookimpl
 def docgraph_entity_aliases(settings: Any) -> list[AliasEntry]:
     """The ATT&CK pack, unless ``DOCGRAPH_RESOLVE__ATTACK=false``."""

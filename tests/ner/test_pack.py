@@ -192,7 +192,7 @@ def test_find_mentions_offsets_chunks_and_one_pipe_call(fake_model) -> None:
 def test_find_mentions_rules_only_and_model_only(fake_model) -> None:
     text = ["Industroyer abused CVE-2015-5374"]
     rules_only = find_mentions(fake_model, text, use_model=False)
-    assert [m.source for m in rules_only[0]] == ["rule:cve"]
+    assert [m.source for m in rules_only[0]] == ["rule:malware_name", "rule:cve"]  # ATT&CK S0604
     model_only = find_mentions(fake_model, text, patterns=[])
     assert [m.source for m in model_only[0]] == ["model", "model"]
     with pytest.raises(ValueError):
@@ -219,3 +219,33 @@ def test_fast_gazetteer_scan_finds_what_the_plain_regex_finds(text: str) -> None
         assert list(_pattern_spans(p, text, lowered if len(lowered) == len(text) else None)) == expected
         found += len(expected)
     assert found or not text.strip() or text.startswith("İ")
+
+
+def test_attack_malware_names_fill_gaps_but_ambiguous_ones_do_not_match() -> None:
+    text = "The Page loaded Emotet and then Flame; Sofacy and TrickBot followed, not trickbot."
+    found = {(text[m.start : m.end], m.label) for m in rule_matches(text)}
+    assert ("Emotet", "Malware") in found and ("TrickBot", "Malware") in found
+    malware = {t for t, label in found if label == "Malware"}
+    assert not {"Page", "Flame", "Sofacy", "trickbot"} & malware  # ambiguous, a group's name too, case
+
+
+def test_the_trie_gazetteer_matches_what_a_flat_alternation_matches() -> None:
+    import random
+    import re
+
+    from docgraph.stages.ner.pack import _gazetteer_regex
+
+    rng = random.Random(3)
+    alphabet = "abAB1 -."
+    terms = sorted(
+        {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))).strip() for _ in range(300)}
+    )
+    terms = [t for t in terms if t]
+    flat = "|".join(
+        r"\s+".join(re.escape(w) for w in t.split()) for t in sorted(terms, key=lambda t: (-len(t), t))
+    )
+    flat_re = re.compile(rf"(?<![\w])(?:{flat})(?![\w])")
+    trie_re = re.compile(_gazetteer_regex(terms))
+    for _ in range(500):
+        text = "".join(rng.choice(alphabet + "c ") for _ in range(40))
+        assert [m.span() for m in trie_re.finditer(text)] == [m.span() for m in flat_re.finditer(text)], text
