@@ -11,7 +11,8 @@ import pytest
 
 from docgraph.testing import run_stages
 from tests.api.conftest import TOKENS, api_settings, serve
-from tests.stages.test_graph_reads import GROUP, BeaconPlugin, _clean_env, reports, sink_settings
+from tests.stages.conftest import sink_settings
+from tests.stages.test_graph_reads import GROUP, BeaconPlugin, _clean_env, reports
 
 __all__ = ["_clean_env"]  # autouse: no DOCGRAPH_* from the environment
 

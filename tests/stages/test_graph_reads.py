@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from docgraph.core.settings import Settings
 from docgraph.plugins.entities.resolve import resolver_for
 from docgraph.plugins.hookspecs import hookimpl
 from docgraph.plugins.types import GraphContribution, GraphEdge, NodeRef
 from docgraph.testing import run_stages
+from tests.stages.conftest import sink_settings
 
 GROUP = "attack:G0007"
 
@@ -45,23 +45,6 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("DOCGRAPH_") and not name.startswith("DOCGRAPH_TEST_"):
             monkeypatch.delenv(name)
-
-
-def sink_settings(kind: str, **extra: Any) -> Settings:
-    """FalkorDB: the harness's own Redis; Neo4j: the local services (fail, never skip)."""
-    if kind == "falkordb":
-        return Settings(**extra)
-    for name in ("DOCGRAPH_TEST_REDIS_URL", "DOCGRAPH_TEST_NEO4J_URI", "DOCGRAPH_TEST_NEO4J_PASSWORD"):
-        if not os.environ.get(name):
-            pytest.fail(f'{name} is not set: eval "$(./deploy/local/services.sh env)"')
-    return Settings(
-        redis_url=os.environ["DOCGRAPH_TEST_REDIS_URL"],
-        graph_sink="neo4j",
-        neo4j_uri=os.environ["DOCGRAPH_TEST_NEO4J_URI"],
-        neo4j_user=os.environ.get("DOCGRAPH_TEST_NEO4J_USER", "neo4j"),
-        neo4j_password=os.environ["DOCGRAPH_TEST_NEO4J_PASSWORD"],
-        **extra,
-    )
 
 
 def reports(tag: str) -> list[tuple[str, str]]:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from docgraph.core.settings import Settings
 from docgraph.testing import run_stages
+from tests.stages.conftest import sink_settings
 
 
 def _reports(host: str) -> list[tuple[str, str]]:
@@ -37,22 +37,6 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def _settings(kind: str, aliases: Path) -> Settings:
-    if kind == "falkordb":
-        return Settings(resolve={"aliases_file": aliases})  # the harness starts its own Redis + FalkorDB
-    for name in ("DOCGRAPH_TEST_REDIS_URL", "DOCGRAPH_TEST_NEO4J_URI", "DOCGRAPH_TEST_NEO4J_PASSWORD"):
-        if not os.environ.get(name):
-            pytest.fail(f'{name} is not set: eval "$(./deploy/local/services.sh env)"')
-    return Settings(
-        redis_url=os.environ["DOCGRAPH_TEST_REDIS_URL"],
-        graph_sink="neo4j",
-        neo4j_uri=os.environ["DOCGRAPH_TEST_NEO4J_URI"],
-        neo4j_user=os.environ.get("DOCGRAPH_TEST_NEO4J_USER", "neo4j"),
-        neo4j_password=os.environ["DOCGRAPH_TEST_NEO4J_PASSWORD"],
-        resolve={"aliases_file": aliases},
-    )
-
-
 @pytest.mark.service
 @pytest.mark.parametrize("kind", ["falkordb", "neo4j"])
 async def test_two_reports_share_the_actor_and_the_indicator(kind: str, tmp_path: Path) -> None:
@@ -60,7 +44,7 @@ async def test_two_reports_share_the_actor_and_the_indicator(kind: str, tmp_path
     aliases.write_text("- canonical: APT28\n  label: Group\n  attack_id: G0007\n  aliases: [Blue Athena]\n")
     host = f"update-{uuid.uuid4().hex[:8]}"  # unique: the Neo4j database is shared
     url = f"Indicator:http://{host}.com/a"
-    async with run_stages(_settings(kind, aliases)) as h:
+    async with run_stages(sink_settings(kind, resolve={"aliases_file": aliases})) as h:
         for _ in range(2):  # the second round reprocesses both
             ids = []
             for text, name in _reports(host):
