@@ -234,6 +234,15 @@ class ResolveSettings(BaseModel):
     )
 
 
+class RelationsSettings(BaseModel):
+    """Typed relations in ingest (``DOCGRAPH_RELATIONS__<FIELD>``): ``docgraph_extract_relations``."""
+
+    enabled: bool = Field(True, description="extract typed relations (USES, TARGETS, ...) in ingest")
+    min_confidence: float = Field(
+        0.5, ge=0.0, le=1.0, description="relations less confident than this are not written to the graph"
+    )
+
+
 class RedisTlsSettings(BaseModel):
     """TLS for ``rediss://`` URLs (``DOCGRAPH_REDIS_TLS__<FIELD>``): the server's
     certificate is verified by default; a client certificate turns on mutual TLS."""
@@ -526,6 +535,7 @@ class Settings(BaseSettings):
     extract: ExtractSettings = Field(default_factory=ExtractSettings)
     ner: NerSettings = Field(default_factory=NerSettings)
     resolve: ResolveSettings = Field(default_factory=ResolveSettings)
+    relations: RelationsSettings = Field(default_factory=RelationsSettings)
 
     graph_sink: Literal["falkordb", "neo4j"] = Field(
         "falkordb", description="falkordb: the graph module in the Redis above; neo4j: Bolt"

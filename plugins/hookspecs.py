@@ -33,7 +33,14 @@ if TYPE_CHECKING:
 
     from docgraph.core.settings import Settings
     from docgraph.core.stage import Services, StageContext, StageSpec
-    from docgraph.plugins.types import AliasEntry, EntityPattern, ExtractedDocument, GraphContribution
+    from docgraph.plugins.types import (
+        AliasEntry,
+        EntityPattern,
+        ExtractedDocument,
+        GraphContribution,
+        Relation,
+        RelationMention,
+    )
 
 hookspec = pluggy.HookspecMarker("docgraph")
 hookimpl = pluggy.HookimplMarker("docgraph")
@@ -148,6 +155,41 @@ def docgraph_entity_aliases(settings: Settings) -> list[AliasEntry]:
     ``case_sensitive=True, require_label=True``.  Entries of one ``id`` must
     agree on ``label``, ``canonical`` and ``properties`` (the first one wins).
     Called once per process, when ingest first runs: return data, not a live view.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def docgraph_extract_relations(
+    text: str, mentions: list[RelationMention], settings: Settings
+) -> list[Relation]:
+    """Find typed relations between the entities mentioned in one chunk.
+
+    Called by ingest once per chunk with two or more mentions, for every plugin
+    implementing it; ``text`` is the chunk's text and ``mentions`` its mentions
+    (offsets into ``text``, each with its canonical entity), in text order.
+    Return :class:`~docgraph.plugins.types.Relation` s whose ``source`` and
+    ``target`` index ``mentions``.  Ingest writes those with ``confidence`` of at
+    least ``DOCGRAPH_RELATIONS__MIN_CONFIDENCE`` as ``(:Entity)-[:TYPE]->(:Entity)``,
+    one edge per entity pair, type and document, carrying the evidence of the
+    most confident one: ``document``, ``chunk``, ``start``/``end`` (offsets in the
+    document text), ``evidence`` (the sentence), ``extractor``, ``confidence``
+    and ``count`` (how many times the document says so).  Reprocessing or
+    deleting the document removes its edges.  The built-in rules
+    (``docgraph.plugins.relations.rules``) write ``USES``, ``TARGETS``,
+    ``EXPLOITS`` and ``ATTRIBUTED_TO``; other types are yours to name.
+
+    Example::
+
+        @hookimpl
+        def docgraph_extract_relations(text, mentions, settings):
+            out = []
+            for i, a in enumerate(mentions):
+                for j, b in enumerate(mentions):
+                    if a.label == "Malware" and b.label == "Indicator" and "beacons to" in text[a.end:b.start]:
+                        out.append(Relation(type="COMMUNICATES_WITH", source=i, target=j, start=a.start,
+                                            end=b.end, confidence=0.9, extractor="c2-rule"))
+            return out
     """
     raise NotImplementedError
 

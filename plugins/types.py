@@ -175,6 +175,36 @@ class GraphContribution(BaseModel):
     edges: list[GraphEdge] = Field(default_factory=list)
 
 
+class RelationMention(BaseModel):
+    """A mention as relation extractors see it: offsets within its chunk's text and
+    the canonical entity it resolved to (``label`` is the graph label: Group, Tool…)."""
+
+    text: str
+    label: str = Field(description="graph label of the canonical entity (Group, Malware, Tool, ...)")
+    ner_label: str = Field(description="the label NER gave the mention")
+    key: str = Field(description="the canonical entity's key")
+    start: int
+    end: int
+
+
+class Relation(BaseModel):
+    """A typed relation an extractor found: ``source`` and ``target`` index the mentions
+    it was given; ``start``/``end`` are the evidence's offsets in the chunk text."""
+
+    type: str
+    source: int = Field(ge=0)
+    target: int = Field(ge=0)
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    confidence: float = Field(ge=0.0, le=1.0)
+    extractor: str = Field(min_length=1, description="the rule or model that found it (edge provenance)")
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        return _identifier(value, "relation type")
+
+
 # ------------------------------------------------------------------ graph reads
 # What ``GraphSink.stats / entity / document`` return: plain values, filled the same
 # way by every sink (plugins/sinks/reads.py), so the CLI, the API and tests do not

@@ -13,7 +13,7 @@ from typing import Any
 from docgraph.core.errors import PermanentError
 from docgraph.core.stage import StageContext, StageResult
 from docgraph.plugins.entities.resolve import Resolver, resolver_for
-from docgraph.plugins.types import GraphContribution
+from docgraph.plugins.types import GraphContribution, GraphEdge, NodeRef, Relation, RelationMention
 from docgraph.stages.extract import load_extracted
 
 
@@ -28,7 +28,13 @@ def graph_records(ctx: StageContext) -> dict[str, Any]:
     ner_out = ctx.output_of("ner")
     mentions = ctx.objects.get_json(ner_out["artifact"]) if ner_out.get("artifact") else []
     chunks = [
-        {"id": f"{doc_id}:{c['index']}", "index": c["index"], "page": c.get("page"), "text": c["text"]}
+        {
+            "id": f"{doc_id}:{c['index']}",
+            "index": c["index"],
+            "page": c.get("page"),
+            "text": c["text"],
+            "start": c["start"],
+        }
         for c in extracted["chunks"]
     ]
     entities, rows = resolve_mentions(doc_id, mentions, resolver_for(ctx.settings, ctx.plugins))
@@ -85,6 +91,81 @@ def contributions(ctx: StageContext, document: dict[str, Any]) -> list[GraphCont
     return out
 
 
+EVIDENCE_CHARS = 500
+
+
+def relation_contribution(ctx: StageContext, records: dict[str, Any]) -> GraphContribution | None:
+    """Typed relations (``docgraph_extract_relations``) as entity-to-entity edges: one per
+    pair, type and document, with the evidence of the most confident finding and a count."""
+    hook = getattr(ctx.plugins.hook, "docgraph_extract_relations", None)
+    if hook is None or not ctx.settings.relations.enabled:
+        return None
+    floor = ctx.settings.relations.min_confidence
+    labels = {e["key"]: e["label"] for e in records["entities"]}
+    by_chunk: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for m in records["mentions"]:
+        by_chunk[m["chunk"]].append(m)
+    found: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for chunk in records["chunks"]:
+        rows = sorted(by_chunk.get(chunk["id"], ()), key=lambda m: m["start"])
+        if len(rows) < 2:
+            continue
+        offset = chunk["start"]
+        mentions = [
+            RelationMention(
+                text=m["text"],
+                label=labels[m["key"]],
+                ner_label=m["label"],
+                key=m["key"],
+                start=m["start"] - offset,
+                end=m["end"] - offset,
+            )
+            for m in rows
+        ]
+        for group in hook(text=chunk["text"], mentions=mentions, settings=ctx.settings):
+            for item in group or ():
+                rel = item if isinstance(item, Relation) else Relation.model_validate(item)
+                if max(rel.source, rel.target) >= len(mentions):
+                    raise PermanentError(
+                        f"relation extractor {rel.extractor!r} returned mention index "
+                        f"{max(rel.source, rel.target)}, but the chunk has {len(mentions)} mentions"
+                    )
+                a, b = mentions[rel.source].key, mentions[rel.target].key
+                if rel.confidence < floor or a == b:
+                    continue
+                props = {
+                    "chunk": chunk["index"],
+                    "start": offset + rel.start,
+                    "end": offset + rel.end,
+                    "evidence": chunk["text"][rel.start : rel.end][:EVIDENCE_CHARS],
+                    "extractor": rel.extractor,
+                    "confidence": rel.confidence,
+                    "count": 1,
+                }
+                seen = found.get((a, rel.type, b))
+                if seen is None:
+                    found[(a, rel.type, b)] = props
+                else:
+                    props["count"] = seen["count"] + 1
+                    if props["confidence"] > seen["confidence"]:
+                        found[(a, rel.type, b)] = props
+                    else:
+                        seen["count"] = props["count"]
+    if not found:
+        return None
+    edges = [
+        GraphEdge(
+            type=t, source=NodeRef(label="Entity", key=a), target=NodeRef(label="Entity", key=b), properties=p
+        )
+        for (a, t, b), p in sorted(found.items())
+    ]
+    return GraphContribution(stage="ingest", edges=edges)
+
+
+def _ref(ref: NodeRef) -> str:
+    return ref.key if ref.label == "Entity" else f"{ref.label}:{ref.key}"
+
+
 def document_graph(records: dict[str, Any], extra: list[GraphContribution]) -> dict[str, Any]:
     """What this document adds to the graph, for people to read (the dashboard's job
     page): its entities with their mention counts and spellings, and its relations — the entity
@@ -112,8 +193,8 @@ def document_graph(records: dict[str, Any], extra: list[GraphContribution]) -> d
         relations += [
             {
                 "type": e.type,
-                "source": f"{e.source.label}:{e.source.key}",
-                "target": f"{e.target.label}:{e.target.key}",
+                "source": _ref(e.source),
+                "target": _ref(e.target),
                 "properties": e.properties,
                 "stage": c.stage,
             }
@@ -125,6 +206,9 @@ def document_graph(records: dict[str, Any], extra: list[GraphContribution]) -> d
 def ingest(ctx: StageContext) -> StageResult:
     records = graph_records(ctx)
     extra = contributions(ctx, records["document"])
+    typed = relation_contribution(ctx, records)
+    if typed is not None:
+        extra.insert(0, typed)
     sink = ctx.graph
     ctx.progress(0.1, f"writing {len(records['chunks'])} chunks")
     sink.write_document(**records, contributions=extra)
@@ -137,6 +221,8 @@ def ingest(ctx: StageContext) -> StageResult:
         "relations": len(graph["relations"]),
         "artifact": ctx.objects.put_json(f"jobs/{ctx.job_id}/graph.json", graph),
     }
+    if typed is not None:
+        output["typed_relations"] = len(typed.edges)
     if extra:
         output["contributed_nodes"] = sum(len(c.nodes) for c in extra)
         output["contributed_edges"] = sum(len(c.edges) for c in extra)

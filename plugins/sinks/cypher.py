@@ -82,6 +82,11 @@ SET r.count = r.count + n, r.documents = r.documents + 1
 """
 )
 
+# the typed relations of the built-in rules (plugins/relations): entity-to-entity edges
+# carrying ``document``; a reprocessed or deleted document's are removed whether or
+# not it still has any (they hang off shared entities, not off its chunks)
+RELATION_TYPES = ("USES", "TARGETS", "EXPLOITS", "ATTRIBUTED_TO")
+
 DELETE_DOCUMENT = """
 MATCH (d:Document {id: $id})
 DETACH DELETE d
@@ -161,9 +166,9 @@ def contributed_labels(contributions: Sequence[GraphContribution]) -> set[str]:
 
 
 def contributed_edge_types(contributions: Sequence[GraphContribution]) -> set[str]:
-    """Types of contributed edges (each gets an index on ``document``, which the
-    replacement of a reprocessed document's edges looks up)."""
-    return {e.type for c in contributions for e in c.edges}
+    """Types of contributed edges and the built-in relation types (each gets an index on
+    ``document``, which the replacement of a reprocessed document's edges looks up)."""
+    return {e.type for c in contributions for e in c.edges} | set(RELATION_TYPES)
 
 
 def _ref_key(doc_id: str, ref: NodeRef) -> str:
@@ -223,6 +228,7 @@ def document_statements(
     out: list[tuple[str, dict[str, Any]]] = [
         (SUBTRACT_CO_OCCURS, {"id": doc_id}),
         (DELETE_OLD_CHUNKS, {"id": doc_id}),
+        *_delete_relations(doc_id),
         (MERGE_DOCUMENT, {"doc": document}),
     ]
     for rows in batches(chunks, batch_size):
@@ -250,8 +256,13 @@ def delete_statements(doc_id: str) -> list[tuple[str, dict[str, Any]]]:
     return [
         (SUBTRACT_CO_OCCURS, {"id": doc_id}),
         (DELETE_OLD_CHUNKS, {"id": doc_id}),
+        *_delete_relations(doc_id),
         (DELETE_DOCUMENT, {"id": doc_id}),
     ]
+
+
+def _delete_relations(doc_id: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(delete_contributed_edges(t), {"id": doc_id}) for t in RELATION_TYPES]
 
 
 # ---------------------------------------------------------------------------- reads
