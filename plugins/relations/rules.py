@@ -194,12 +194,11 @@ def _active(
     before: list[int],
     after: list[int],
 ) -> list[tuple[int, int, int]]:
-    subject = mentions[before[-1]]  # the nearest mention before the verb is its subject, or nothing is
-    gap_text = text[subject.end : trig.start()]
-    if subject.label not in rule.sources or len(gap_text) > MAX_GAP or NEGATION.search(gap_text):
+    gap = _nearest_before(text, mentions, before, trig, rule.sources)  # the verb's subject, or nothing is
+    if gap is None:
         return []
     return [
-        (before[-1], i, len(gap_text) + mentions[i].start - trig.end())
+        (before[-1], i, gap + mentions[i].start - trig.end())
         for i in _objects(text, mentions, after, rule.targets, trig.end(), listed=rule.type not in _NO_FLIP)
     ]
 
@@ -212,15 +211,29 @@ def _passive(
     before: list[int],
     after: list[int],
 ) -> list[tuple[int, int, int]]:
-    obj = mentions[before[-1]]  # "<object> was used by <subject>"
-    gap_text = text[obj.end : trig.start()]
-    if obj.label not in rule.targets or len(gap_text) > MAX_GAP or NEGATION.search(gap_text):
+    gap = _nearest_before(text, mentions, before, trig, rule.targets)  # "<object> was used by <subject>"
+    if gap is None:
         return []
     subject = after[0]
     gap_after = text[trig.end() : mentions[subject].start]
     if mentions[subject].label not in rule.sources or len(gap_after) > 12:
         return []
-    return [(subject, before[-1], len(gap_text) + len(gap_after))]
+    return [(subject, before[-1], gap + len(gap_after))]
+
+
+def _nearest_before(
+    text: str,
+    mentions: Sequence[RelationMention],
+    before: list[int],
+    trig: re.Match[str],
+    labels: frozenset[str],
+) -> int | None:
+    """The gap from the mention just before the trigger to it, if that mention fits
+    ``labels`` and nothing (too far, a negation) separates them."""
+    gap_text = text[mentions[before[-1]].end : trig.start()]
+    if mentions[before[-1]].label not in labels or len(gap_text) > MAX_GAP or NEGATION.search(gap_text):
+        return None
+    return len(gap_text)
 
 
 @hookimpl

@@ -228,7 +228,8 @@ def document_statements(
     out: list[tuple[str, dict[str, Any]]] = [
         (SUBTRACT_CO_OCCURS, {"id": doc_id}),
         (DELETE_OLD_CHUNKS, {"id": doc_id}),
-        *_delete_relations(doc_id),
+        # the relation types contributed again are replaced by contribution_statements
+        *_delete_relations(doc_id, skip={e.type for c in contributions for e in c.edges}),
         (MERGE_DOCUMENT, {"doc": document}),
     ]
     for rows in batches(chunks, batch_size):
@@ -261,8 +262,10 @@ def delete_statements(doc_id: str) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-def _delete_relations(doc_id: str) -> list[tuple[str, dict[str, Any]]]:
-    return [(delete_contributed_edges(t), {"id": doc_id}) for t in RELATION_TYPES]
+def _delete_relations(
+    doc_id: str, skip: frozenset[str] | set[str] = frozenset()
+) -> list[tuple[str, dict[str, Any]]]:
+    return [(delete_contributed_edges(t), {"id": doc_id}) for t in RELATION_TYPES if t not in skip]
 
 
 # ---------------------------------------------------------------------------- reads
