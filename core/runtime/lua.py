@@ -39,6 +39,20 @@ local function set_state(job, tag, id, state, now)
   redis.call('HSET', job, 'state', state, 'updated', now)
 end
 
+-- The state of an unfinished job after one of its stages finished: 'running'
+-- while any stage runs or waits in a stream, else 'retrying' while one waits for
+-- its retry.  A parallel branch that started after its sibling's retry was
+-- recorded must not leave the job 'running' once it is done.
+local function in_flight_state(job, stages)
+  local retrying = false
+  for _, s in ipairs(stages) do
+    local st = redis.call('HGET', job, s .. ':status')
+    if st == 'running' or st == 'queued' then return 'running' end
+    if st == 'retrying' then retrying = true end
+  end
+  return retrying and 'retrying' or 'running'
+end
+
 -- Remove a job's scheduled work (retries, delayed roots) from the delayed set.
 local function unschedule(job, tag)
   local fields = redis.call('HGETALL', job)
@@ -329,7 +343,7 @@ for c, candidate in ipairs(route.cands) do
 end
 for _, s in ipairs(stages) do
   if not satisfied(s) then
-    redis.call('HSET', job, 'updated', now)
+    set_state(job, tag, id, in_flight_state(job, stages), now)
     if cap > 0 then
       emit(tag, job, cap, now, 'stage.completed', id, stage, {'attempt', redis.call('HGET', job, stage .. ':attempts')})
     end

@@ -132,3 +132,25 @@ async def test_external_publisher_event_is_adopted(settings, client):
     store = JobStore(client, settings)
     async with running_worker(settings, client):
         await wait_for_states(store, ["ext-1"], {"completed"})
+
+
+async def test_a_branch_finishing_after_its_sibling_s_retry_leaves_the_job_retrying(
+    settings, client, effects
+):
+    # ner starts only after classify's retry was recorded (its worker comes later):
+    # once ner is done, nothing runs and the job waits for the retry
+    settings = settings.model_copy(
+        update={"retry": settings.retry.model_copy(update={"attempts": 3, "backoff": 600, "jitter": 0})}
+    )
+    store = JobStore(client, settings)
+    job_id, _ = await store.submit(None, metadata={"fail": {"classify": 1}})
+    async with running_worker(settings, client, stages=["extract", "classify"]):
+        await wait_for_states(store, [job_id], {"retrying"})
+    async with running_worker(settings, client, stages=["ner"]):
+        for _ in range(400):
+            job = await store.get(job_id)
+            if next(s for s in job.stages if s.name == "ner").status == "done":
+                break
+            await asyncio.sleep(0.025)
+        assert job.state == "retrying", [(s.name, s.status) for s in job.stages]
+        assert await client.zscore(store.keys.for_job(job_id).state_index("retrying"), job_id) is not None
