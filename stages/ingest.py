@@ -95,12 +95,29 @@ EVIDENCE_CHARS = 500
 
 
 def relation_contribution(ctx: StageContext, records: dict[str, Any]) -> GraphContribution | None:
-    """Typed relations (``docgraph_extract_relations``) as entity-to-entity edges: one per
-    pair, type and document, with the evidence of the most confident finding and a count."""
-    hook = getattr(ctx.plugins.hook, "docgraph_extract_relations", None)
-    if hook is None or not ctx.settings.relations.enabled:
+    """Typed relations (``docgraph_extract_relations``) as entity-to-entity edges."""
+    found = typed_relations(records, ctx.plugins, ctx.settings)
+    if not found:
         return None
-    floor = ctx.settings.relations.min_confidence
+    edges = [
+        GraphEdge(
+            type=t, source=NodeRef(label="Entity", key=a), target=NodeRef(label="Entity", key=b), properties=p
+        )
+        for (a, t, b), p in sorted(found.items())
+    ]
+    return GraphContribution(stage="ingest", edges=edges)
+
+
+def typed_relations(
+    records: dict[str, Any], plugins: Any, settings: Any
+) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """(source key, type, target key) -> edge properties: one per pair, type and document,
+    with the evidence of the most confident finding and a count.  What ingest writes, and
+    what bench/relations_eval.py measures."""
+    hook = getattr(plugins.hook, "docgraph_extract_relations", None)
+    if hook is None or not settings.relations.enabled:
+        return {}
+    floor = settings.relations.min_confidence
     labels = {e["key"]: e["label"] for e in records["entities"]}
     by_chunk: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for m in records["mentions"]:
@@ -122,7 +139,7 @@ def relation_contribution(ctx: StageContext, records: dict[str, Any]) -> GraphCo
             )
             for m in rows
         ]
-        for group in hook(text=chunk["text"], mentions=mentions, settings=ctx.settings):
+        for group in hook(text=chunk["text"], mentions=mentions, settings=settings):
             for item in group or ():
                 rel = item if isinstance(item, Relation) else Relation.model_validate(item)
                 if max(rel.source, rel.target) >= len(mentions):
@@ -151,15 +168,7 @@ def relation_contribution(ctx: StageContext, records: dict[str, Any]) -> GraphCo
                         found[(a, rel.type, b)] = props
                     else:
                         seen["count"] = props["count"]
-    if not found:
-        return None
-    edges = [
-        GraphEdge(
-            type=t, source=NodeRef(label="Entity", key=a), target=NodeRef(label="Entity", key=b), properties=p
-        )
-        for (a, t, b), p in sorted(found.items())
-    ]
-    return GraphContribution(stage="ingest", edges=edges)
+    return found
 
 
 def _ref(ref: NodeRef) -> str:

@@ -88,17 +88,23 @@ def attack_entries() -> tuple[AliasEntry, ...]:
 
 
 @lru_cache(maxsize=1)
-def malware_names() -> tuple[str, ...]:
-    """ATT&CK malware names and aliases safe to match as words (the NER pack's
-    gazetteer): not ambiguous (``ambiguous.txt``), 4 characters or more, and not
-    also the name of a group, campaign, tool or asset (``Sofacy``)."""
+def software_names() -> tuple[str, ...]:
+    """ATT&CK malware and tool names and aliases safe to match as words (the NER pack's
+    gazetteer): not ambiguous (``ambiguous.txt``), 4 characters or more, not also the
+    name of a group, campaign or asset (``Sofacy``); tools only when written with a
+    capital (``Mimikatz``, ``PsExec``; not ``netsh``, ``ipconfig``, ``at.exe``: commands
+    the text names as commands, not as software of interest)."""
     weak = {n.casefold() for n in ambiguous_names()}
     rows = _rows("gazetteer.tsv")
-    other = {r["name"].casefold() for r in rows if r["type"] != "malware"}
+    kinds = ("malware", "tool")
+    other = {r["name"].casefold() for r in rows if r["type"] not in kinds}
     names = {
         r["name"]
         for r in rows
-        if r["type"] == "malware" and len(r["name"]) >= 4 and r["name"].casefold() not in weak | other
+        if r["type"] in kinds
+        and len(r["name"]) >= 4
+        and r["name"].casefold() not in weak | other
+        and (r["type"] == "malware" or (r["name"] != r["name"].lower() and not r["name"].endswith(".exe")))
     }
     return tuple(sorted(names))
 

@@ -29,6 +29,32 @@ OBJECT_GAP_BREAK = re.compile(r"[:;()\[\]\"“”]|\b(?:EXECUTIVE|SUMMARY)\b")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])|\n\s*\n|;")
 NEGATION = re.compile(r"\b(?:not|no|never|neither|nor|without|unlikely|instead of)\b", re.I)
 LIST_GAP = re.compile(r"^\s*(?:,|and|or|as well as|, and|, or|&)?\s*$", re.I)
+# "CVE-A in Product X, CVE-B in Product Y and CVE-C": a qualifier between listed objects
+QUALIFIER = re.compile(r"\s*(?:in|on|for|affecting)\b[^,;.()]{0,60}", re.I)
+QUALIFIED_GAP = re.compile(r"^\s*(?:in|on|for|affecting)\b[^,;.()]{0,60},\s*(?:and|or)?\s*$", re.I)
+NEGATED_BEFORE = 40  # characters before a subject searched for "no evidence that", "not observed"
+# An actor or a piece of software named by a description: the subject is the nearest
+# mention of that kind before it in the chunk, within ANTECEDENT_GAP characters
+ANAPHORS = (
+    (
+        re.compile(
+            r"\b(?:the|this|these)\s+(?:threat\s+)?(?:actors?|group|operators?|attackers?|adversary|"
+            r"intruders?|hackers?|gang|crew)\b|\bthey\b",
+            re.I,
+        ),
+        frozenset({"Group", "Campaign"}),
+    ),
+    (
+        re.compile(
+            r"\b(?:the|this)\s+(?:malware|backdoor|implant|trojan|loader|downloader|dropper|ransomware|"
+            r"wiper|rootkit|worm|encryptor)\b",
+            re.I,
+        ),
+        frozenset({"Malware", "Tool"}),
+    ),
+)
+ANTECEDENT_GAP = 600
+ANAPHOR_PENALTY = 0.1
 BY = re.compile(r"\s*by\b", re.I)
 
 
@@ -137,9 +163,13 @@ def _objects(
                 out.append(i)
                 pos = m.end
             continue
-        if listed and m.label in targets and LIST_GAP.match(gap):
+        if not listed:
+            break
+        if m.label in targets and (LIST_GAP.match(gap) or QUALIFIED_GAP.match(gap)):
             out.append(i)
             pos = m.end
+        elif m.label not in targets and QUALIFIER.fullmatch(text, pos, m.end):
+            continue  # "... in <System>," between two listed objects
         else:
             break
     return out
@@ -152,24 +182,25 @@ def extract_relations(
     best: dict[tuple[str, int, int], Relation] = {}
     for s_start, s_end in _sentences(text):
         inside = [i for i, m in enumerate(mentions) if m.start >= s_start and m.end <= s_end]
-        if len(inside) < 2:
+        if not inside:
             continue
         for rule in rules:
             for trig in rule.trigger.finditer(text, s_start, s_end):
                 before = [i for i in inside if mentions[i].end <= trig.start()]
                 after = [i for i in inside if mentions[i].start >= trig.end()]
-                if not before or not after:
+                if not after or (
+                    not before and not any(p.search(text, s_start, trig.start()) for p, _ in ANAPHORS)
+                ):
                     continue
                 passive = rule.type not in _NO_FLIP and BY.match(text, trig.end()) is not None
                 found = (
                     _passive(text, mentions, rule, trig, before, after)
                     if passive
-                    else _active(text, mentions, rule, trig, before, after)
+                    else _active(text, mentions, rule, trig, before, after, s_start)
                 )
-                for src, dst, gap in found:
+                for src, dst, gap, lo in found:
                     if mentions[src].key == mentions[dst].key:
                         continue
-                    lo = min(mentions[src].start, mentions[dst].start)
                     hi = max(mentions[src].end, mentions[dst].end)
                     rel = Relation(
                         type=rule.type,
@@ -193,14 +224,64 @@ def _active(
     trig: re.Match[str],
     before: list[int],
     after: list[int],
-) -> list[tuple[int, int, int]]:
-    gap = _nearest_before(text, mentions, before, trig, rule.sources)  # the verb's subject, or nothing is
-    if gap is None:
+    sentence_start: int,
+) -> list[tuple[int, int, int, int]]:
+    """(subject, object, gap, where the evidence starts) for "<subject> <verb> <objects>"."""
+    subject, gap, words = _subject(text, mentions, before, trig, rule.sources, sentence_start)
+    if subject is None:
         return []
     return [
-        (before[-1], i, gap + mentions[i].start - trig.end())
+        (subject, i, gap + mentions[i].start - trig.end(), words)
         for i in _objects(text, mentions, after, rule.targets, trig.end(), listed=rule.type not in _NO_FLIP)
     ]
+
+
+def _subject(
+    text: str,
+    mentions: Sequence[RelationMention],
+    before: list[int],
+    trig: re.Match[str],
+    labels: frozenset[str],
+    sentence_start: int,
+) -> tuple[int | None, int, int]:
+    """The verb's subject, its gap to the trigger and where its words start: the mention
+    just before the trigger, or the antecedent of a description ("the actors", "the
+    backdoor") between that mention and the trigger, in the sentence.  A description's
+    gap is charged ANAPHOR_PENALTY (as characters)."""
+    last = mentions[before[-1]].end if before else sentence_start
+    for pattern, kinds in ANAPHORS:
+        if not labels & kinds:
+            continue
+        found = [m for m in pattern.finditer(text, last, trig.start())]
+        if not found:
+            continue
+        anaphor = found[-1]
+        gap_text = text[anaphor.end() : trig.start()]
+        if len(gap_text) > MAX_GAP or NEGATION.search(gap_text) or _negated(text, anaphor.start()):
+            return None, 0, 0
+        earlier = [
+            i
+            for i, m in enumerate(mentions)
+            if m.end <= anaphor.start()
+            and anaphor.start() - m.end <= ANTECEDENT_GAP
+            and m.label in kinds & labels
+        ]
+        if not earlier:
+            return None, 0, 0
+        return earlier[-1], len(gap_text) + int(ANAPHOR_PENALTY / 0.002), anaphor.start()
+    if not before:
+        return None, 0, 0
+    gap = _nearest_before(text, mentions, before, trig, labels)
+    if gap is None or _negated(text, mentions[before[-1]].start):
+        return None, 0, 0
+    return before[-1], gap, mentions[before[-1]].start
+
+
+def _negated(text: str, pos: int) -> bool:
+    """A negation just before a subject, in its sentence ("no evidence that X used")."""
+    window = text[max(0, pos - NEGATED_BEFORE) : pos]
+    window = re.split(r"[.!?;]\s", window)[-1]
+    return NEGATION.search(window) is not None
 
 
 def _passive(
@@ -210,15 +291,18 @@ def _passive(
     trig: re.Match[str],
     before: list[int],
     after: list[int],
-) -> list[tuple[int, int, int]]:
-    gap = _nearest_before(text, mentions, before, trig, rule.targets)  # "<object> was used by <subject>"
-    if gap is None:
+) -> list[tuple[int, int, int, int]]:
+    """(subject, object, gap, where the evidence starts) for "<object> <verb> by <subject>"."""
+    if not before:
+        return []
+    gap = _nearest_before(text, mentions, before, trig, rule.targets)
+    if gap is None or _negated(text, mentions[before[-1]].start):
         return []
     subject = after[0]
     gap_after = text[trig.end() : mentions[subject].start]
     if mentions[subject].label not in rule.sources or len(gap_after) > 12:
         return []
-    return [(subject, before[-1], gap + len(gap_after))]
+    return [(subject, before[-1], gap + len(gap_after), mentions[before[-1]].start)]
 
 
 def _nearest_before(

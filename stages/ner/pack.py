@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from docgraph.plugins.entities.attack import malware_names
+from docgraph.plugins.entities.attack import software_names
 from docgraph.plugins.hookspecs import hookimpl
 from docgraph.plugins.types import EntityPattern, Mention
 
@@ -283,9 +283,9 @@ def default_patterns() -> list[EntityPattern]:
         EntityPattern(label="ics_protocol", terms=ICS_PROTOCOLS, case_sensitive=False),
         EntityPattern(label="ics_vendor", terms=ICS_VENDORS, case_sensitive=True),
         EntityPattern(label="threat_actor", terms=THREAT_ACTORS, case_sensitive=False),
-        # ATT&CK's malware names (plugins/entities/attack.py), as written: they fill gaps the
-        # model left, never overrule it
-        EntityPattern(label="malware_name", terms=list(malware_names()), case_sensitive=True),
+        # ATT&CK's malware and tool names (plugins/entities/attack.py), as written: they fill
+        # gaps the model left, never overrule it
+        EntityPattern(label="malware_name", terms=list(software_names()), case_sensitive=True),
     ]
 
 

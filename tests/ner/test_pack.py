@@ -221,12 +221,18 @@ def test_fast_gazetteer_scan_finds_what_the_plain_regex_finds(text: str) -> None
     assert found or not text.strip() or text.startswith("İ")
 
 
-def test_attack_malware_names_fill_gaps_but_ambiguous_ones_do_not_match() -> None:
-    text = "The Page loaded Emotet and then Flame; Sofacy and TrickBot followed, not trickbot."
+def test_attack_software_names_fill_gaps_but_ambiguous_ones_do_not_match() -> None:
+    text = (
+        "The Page loaded Emotet and then Flame; Sofacy and TrickBot followed, not trickbot. "
+        "Mimikatz and PsExec ran, then netsh."
+    )
     found = {(text[m.start : m.end], m.label) for m in rule_matches(text)}
     assert ("Emotet", "Malware") in found and ("TrickBot", "Malware") in found
+    assert ("Mimikatz", "Malware") in found and ("PsExec", "Malware") in found  # ATT&CK tools
     malware = {t for t, label in found if label == "Malware"}
-    assert not {"Page", "Flame", "Sofacy", "trickbot"} & malware  # ambiguous, a group's name too, case
+    assert (
+        not {"Page", "Flame", "Sofacy", "trickbot", "netsh"} & malware
+    )  # ambiguous, a group's, case, command
 
 
 def test_the_trie_gazetteer_matches_what_a_flat_alternation_matches() -> None:

@@ -74,6 +74,42 @@ def test_what_the_rules_do_not_claim() -> None:
     assert not found("APT29 used 198.51.100.7.", ("APT29", "Group"), ("198.51.100.7", "Indicator"))
 
 
+def test_described_subjects_negations_before_the_subject_and_qualified_lists() -> None:
+    text = (
+        "Volt Typhoon is a PRC actor. The actors exploited CVE-2022-42475 in Fortinet FortiOS, "
+        "CVE-2021-40539 in Zoho ManageEngine, and CVE-2023-27997. "
+        "We have not observed Volt Typhoon using Cobalt Strike. They used Impacket."
+    )
+    assert found(
+        text,
+        ("Volt Typhoon", "Group"),
+        ("CVE-2022-42475", "Vulnerability"),
+        ("Fortinet FortiOS", "System"),
+        ("CVE-2021-40539", "Vulnerability"),
+        ("Zoho ManageEngine", "System"),
+        ("CVE-2023-27997", "Vulnerability"),
+        ("Volt Typhoon", "Group"),
+        ("Cobalt Strike", "Malware"),
+        ("Impacket", "Tool"),
+    ) == {
+        ("Volt Typhoon", "EXPLOITS", "CVE-2022-42475"),  # "the actors": the group named before
+        ("Volt Typhoon", "EXPLOITS", "CVE-2021-40539"),  # listed past "in <System>,"
+        ("Volt Typhoon", "EXPLOITS", "CVE-2023-27997"),
+        ("Volt Typhoon", "USES", "Impacket"),  # "They", after the negated sentence
+    }
+    # a description with nothing of its kind before it, or naming the wrong kind, is no subject
+    assert not found("The operators used Mimikatz.", ("Mimikatz", "Tool"))
+    assert not found(
+        "Mandiant reported it. The malware used CVE-2021-44228.",
+        ("Mandiant", "Organization"),
+        ("CVE-2021-44228", "Vulnerability"),
+    )
+    ms = mentions("APT29 is known. The group used WellMess.", ("APT29", "Group"), ("WellMess", "Malware"))
+    [rel] = extract_relations("APT29 is known. The group used WellMess.", ms)
+    assert "The group used WellMess" == "APT29 is known. The group used WellMess."[rel.start : rel.end]
+    assert rel.confidence < 0.8  # a described subject costs confidence
+
+
 def test_confidence_and_evidence_span() -> None:
     text = "Yesterday Sandworm deployed Industroyer."
     ms = mentions(text, ("Sandworm", "Group"), ("Industroyer", "Malware"))
