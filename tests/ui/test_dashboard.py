@@ -106,7 +106,8 @@ async def test_pages_search_replay_cancel_pause_and_auth_in_chromium(settings, c
             assert "/ui/login" in driver.current_url
             driver.find_element(By.NAME, "token").send_keys("wrong")
             driver.find_element(By.CSS_SELECTOR, "form[action='/ui/login'] button").click()
-            assert "not one of DOCGRAPH_API_TOKENS" in driver.page_source
+            # the click navigates: wait for the answer page, not the login page still shown
+            WebDriverWait(driver, 15).until(lambda d: "not one of DOCGRAPH_API_TOKENS" in d.page_source)
             driver.get_log("browser")  # drained: that 403 was the point; from here on none is expected
             login(driver, url)
             assert "long.pdf" in driver.page_source  # the running job, by its document
