@@ -374,9 +374,19 @@ class SpanMatch:
         return self.source != "model"
 
 
-# Every valid IPv6 address (the ipv6 validator's test) has one of these; text
-# without it skips the expensive ipv6 regex.
+# What every match of a pattern contains: text without it skips that pattern's scan
+# (most chunks have no IPv6 address, no hash and no e-mail address).
 _IPV6_HINT = re.compile(r"::|[0-9A-Fa-f]:[0-9A-Fa-f]")
+_HASH_HINT = re.compile(r"[0-9A-Fa-f]{32}")
+_EMAIL_HINT = re.compile(r"@|\[at\]", re.IGNORECASE)
+_HINTS = {
+    "ipv6": _IPV6_HINT,
+    "sha512": _HASH_HINT,
+    "sha256": _HASH_HINT,
+    "sha1": _HASH_HINT,
+    "md5": _HASH_HINT,
+    "email": _EMAIL_HINT,
+}
 _NOT_AFTER_WORD = r"(?<![\w])"
 _WORD_CHAR = re.compile(r"\w")
 
@@ -475,9 +485,14 @@ def rule_matches(
     lowered: str | None = text.lower()
     if len(lowered) != len(text):  # a few characters lowercase to two: offsets would shift
         lowered = None
+    hinted: dict[re.Pattern[str], bool] = {}
     for pattern in compiled:  # type: ignore[union-attr]
-        if pattern.label == "ipv6" and not _IPV6_HINT.search(text):
-            continue
+        hint = _HINTS.get(pattern.label)
+        if hint is not None:
+            if hint not in hinted:
+                hinted[hint] = hint.search(text) is not None
+            if not hinted[hint]:
+                continue
         for start, end in _pattern_spans(pattern, text, lowered):
             if pattern.label in ("url", "email", "domain"):
                 start, end = _trim(text, start, end)
