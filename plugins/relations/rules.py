@@ -54,6 +54,13 @@ ANAPHORS = (
     ),
 )
 ANTECEDENT_GAP = 600
+# A new clause between a subject and the verb: "Mimikatz, and lateral movement using PsExec"
+CLAUSE_BREAK = re.compile(r",\s*(?:and|but|while|whereas)\b", re.I)
+# What an infection travels by is not its target: "spreading through infected USB drives"
+VECTOR = re.compile(r"\b(?:via|through|over|from|with|using)\s+(?:[\w-]+\s+){0,2}$", re.I)
+# A vendor's name before its product ("against VMware ESXi hosts"): the product is the target
+MODIFIER_AFTER = re.compile(r"[ \t]+[A-Z0-9]")
+NEAR_GAP = 6  # characters between a trigger and an object of a ``near_only`` label
 ANAPHOR_PENALTY = 0.1
 BY = re.compile(r"\s*by\b", re.I)
 
@@ -67,6 +74,7 @@ class RelationRule:
     sources: frozenset[str]
     targets: frozenset[str]
     base: float = 0.85
+    near_only: frozenset[str] = frozenset()  # object labels that must follow the trigger at once
 
 
 def _words(*words: str) -> re.Pattern[str]:
@@ -121,6 +129,7 @@ RELATION_RULES: tuple[RelationRule, ...] = (
         SOFTWARE | {"Campaign"},
         frozenset({"Group", "Organization"}),
         base=0.85,
+        near_only=frozenset({"Organization"}),  # "operated by the actors Proofpoint tracks as"
     ),
 )
 # "attributed to"-style triggers read left to right; "<verb> by" flips the others
@@ -144,27 +153,30 @@ def _confidence(rule: RelationRule, source: RelationMention, gap: int) -> float:
 
 
 def _objects(
-    text: str,
-    mentions: Sequence[RelationMention],
-    after: list[int],
-    targets: frozenset[str],
-    pos: int,
-    listed: bool = True,
+    text: str, mentions: Sequence[RelationMention], after: list[int], rule: RelationRule, pos: int
 ) -> list[int]:
     """The first fitting mention after ``pos`` (within MAX_GAP) and those listed with it."""
+    targets, listed = rule.targets, rule.type not in _NO_FLIP
     out: list[int] = []
     for i in after:
         m = mentions[i]
         gap = text[pos : m.start]
+        modifier = m.label == "Organization" and MODIFIER_AFTER.match(text, m.end) is not None
         if not out:
             if len(gap) > MAX_OBJECT_GAP or NEGATION.search(gap) or OBJECT_GAP_BREAK.search(gap):
                 break
-            if m.label in targets:
+            if m.label in rule.near_only and len(gap) > NEAR_GAP:
+                break
+            if rule.type == "TARGETS" and VECTOR.search(gap):
+                break
+            if m.label in targets and not modifier:
                 out.append(i)
                 pos = m.end
             continue
         if not listed:
             break
+        if modifier:
+            continue
         if m.label in targets and (LIST_GAP.match(gap) or QUALIFIED_GAP.match(gap)):
             out.append(i)
             pos = m.end
@@ -232,7 +244,7 @@ def _active(
         return []
     return [
         (subject, i, gap + mentions[i].start - trig.end(), words)
-        for i in _objects(text, mentions, after, rule.targets, trig.end(), listed=rule.type not in _NO_FLIP)
+        for i in _objects(text, mentions, after, rule, trig.end())
     ]
 
 
@@ -315,7 +327,12 @@ def _nearest_before(
     """The gap from the mention just before the trigger to it, if that mention fits
     ``labels`` and nothing (too far, a negation) separates them."""
     gap_text = text[mentions[before[-1]].end : trig.start()]
-    if mentions[before[-1]].label not in labels or len(gap_text) > MAX_GAP or NEGATION.search(gap_text):
+    if (
+        mentions[before[-1]].label not in labels
+        or len(gap_text) > MAX_GAP
+        or NEGATION.search(gap_text)
+        or CLAUSE_BREAK.search(gap_text)
+    ):
         return None
     return len(gap_text)
 
