@@ -167,8 +167,8 @@ def _objects(
                 break
             if m.label in rule.near_only and len(gap) > NEAR_GAP:
                 break
-            if rule.type == "TARGETS" and VECTOR.search(gap):
-                break
+            if rule.type == "TARGETS" and VECTOR.search(text, max(0, pos - 40), m.start):
+                break  # "... through infected USB": the trigger word itself may be in the vector
             if m.label in targets and not modifier:
                 out.append(i)
                 pos = m.end

@@ -72,6 +72,26 @@ def test_what_the_rules_do_not_claim() -> None:
     far = "APT29 used, over the course of many months and in many different places, WellMess."
     assert not found(far, ("APT29", "Group"), ("WellMess", "Malware"))
     assert not found("APT29 used 198.51.100.7.", ("APT29", "Group"), ("198.51.100.7", "Indicator"))
+    # a new clause before the verb, a vector, a vendor naming its product, a vendor as attributor
+    assert not found(
+        "It ran Mimikatz, and lateral movement using PsExec.", ("Mimikatz", "Tool"), ("PsExec", "Tool")
+    )
+    assert not found(
+        "Raspberry Robin infects hosts through infected USB drives.",
+        ("Raspberry Robin", "Malware"),
+        ("USB", "System"),
+    )
+    assert found(
+        "ALPHV attacked VMware ESXi hosts.",
+        ("ALPHV", "Malware"),
+        ("VMware", "Organization"),
+        ("ESXi", "System"),
+    ) == {("ALPHV", "TARGETS", "ESXi")}
+    assert not found(
+        "SocGholish is operated by the actors Proofpoint tracks as TA569.",
+        ("SocGholish", "Malware"),
+        ("Proofpoint", "Organization"),
+    )
 
 
 def test_described_subjects_negations_before_the_subject_and_qualified_lists() -> None:
