@@ -133,6 +133,8 @@ class FalkorDBSink:
                 lock.release()
 
     def counts(self) -> dict[str, int]:
+        if not self._graph_exists():  # nothing ingested yet (every document failed): no graph key
+            return dict.fromkeys(COUNTS, 0)
         return {name: self.graph.ro_query(query).result_set[0][0] for name, query in COUNTS.items()}
 
     def _read(self, query: str, params: Mapping[str, Any]) -> list[list[Any]]:

@@ -96,6 +96,19 @@ def test_after_run_the_invited_commands_open_its_data(tmp_path: Path) -> None:
     no_server_left(data)
 
 
+def test_a_run_where_every_document_fails_still_prints_its_summary(tmp_path: Path) -> None:
+    # nothing reaches ingest, so the embedded graph was never created: counts are zero
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "empty.txt").write_text("")
+    data = tmp_path / "state"
+    run = cli("run", str(docs), env=embedded_env(data, DOCGRAPH_RUN_PROCESSES="1"), cwd=tmp_path, timeout=300)
+    assert run.returncode == 1, run.stderr  # the job failed; the run did not crash
+    assert "Traceback" not in run.stderr and "graph: Document 0, Chunk 0, Entity 0" in run.stdout
+    assert "failed empty.txt" in run.stdout
+    no_server_left(data)
+
+
 def test_a_live_server_on_the_data_dir_is_shared_never_doubled(tmp_path: Path) -> None:
     data = tmp_path / "state"
     owner = EmbeddedRedis(data, graph=False)  # this test process plays a running `docgraph run`
