@@ -165,6 +165,8 @@ def _objects(
         if not out:
             if len(gap) > MAX_OBJECT_GAP or NEGATION.search(gap) or OBJECT_GAP_BREAK.search(gap):
                 break
+            if "," in gap:  # "NineRAT, which uses Telegram for C2, DLRAT": past the verb's phrase
+                break
             if m.label in rule.near_only and len(gap) > NEAR_GAP:
                 break
             if rule.type == "TARGETS" and VECTOR.search(text, max(0, pos - 40), m.start):
@@ -283,10 +285,27 @@ def _subject(
         return earlier[-1], len(gap_text) + int(ANAPHOR_PENALTY / 0.002), anaphor.start()
     if not before:
         return None, 0, 0
-    gap = _nearest_before(text, mentions, before, trig, labels)
-    if gap is None or _negated(text, mentions[before[-1]].start):
+    nearest = mentions[before[-1]]
+    verb = _last_trigger(text, sentence_start, nearest.start)
+    if verb is not None:
+        # the nearest mention is an earlier verb's object ("X used Mimikatz to dump
+        # credentials, used PsExec"): that verb's subject is this one's too, or none is
+        gap_text = text[nearest.end : trig.start()]
+        if len(gap_text) > MAX_GAP or NEGATION.search(gap_text) or CLAUSE_BREAK.search(gap_text):
+            return None, 0, 0
+        prior = [i for i in before if mentions[i].end <= verb.start()]
+        subject, carried, words = _subject(text, mentions, prior, verb, labels, sentence_start)
+        return subject, carried + int(ANAPHOR_PENALTY / 0.002), words
+    near = _nearest_before(text, mentions, before, trig, labels)
+    if near is None or _negated(text, nearest.start):
         return None, 0, 0
-    return before[-1], gap, mentions[before[-1]].start
+    return before[-1], near, nearest.start
+
+
+def _last_trigger(text: str, start: int, end: int) -> re.Match[str] | None:
+    """The last trigger word of any rule in ``text[start:end]``."""
+    found = [m for rule in RELATION_RULES for m in rule.trigger.finditer(text, start, end)]
+    return max(found, key=lambda m: m.start(), default=None)
 
 
 def _negated(text: str, pos: int) -> bool:

@@ -48,9 +48,20 @@ def test_active_verbs_with_listed_objects() -> None:
     ) == {
         ("APT28", "USES", "X-Agent"),
         ("APT28", "USES", "Zebrocy"),
-        ("Zebrocy", "TARGETS", "NATO"),  # "X against NATO": the nearest subject before the trigger
+        ("APT28", "TARGETS", "NATO"),  # Zebrocy is the object of "used": its subject carries over
         ("Fancy Bear", "EXPLOITS", "CVE-2017-0199"),
     }
+
+
+def test_an_earlier_verb_s_object_is_not_the_next_verb_s_subject() -> None:
+    text = "GALLIUM used Mimikatz to dump credentials, deployed Poison Ivy and then used PsExec."
+    assert found(
+        text,
+        ("GALLIUM", "Group"),
+        ("Mimikatz", "Tool"),
+        ("Poison Ivy", "Malware"),
+        ("PsExec", "Tool"),
+    ) == {("GALLIUM", "USES", "Mimikatz"), ("GALLIUM", "USES", "Poison Ivy"), ("GALLIUM", "USES", "PsExec")}
 
 
 def test_passive_voice_swaps_the_ends_and_attribution_reads_forward() -> None:
