@@ -4,20 +4,24 @@
     deploy/local/services.sh up neo4j; eval "$(deploy/local/services.sh env)"   # for section 1
     python bench/stages.py [--only ingest,ner,e2e] [--repeat 3] [--e2e-repeat 3]
 
-1. ingest  Entity + mention rows written per second through
-           ``Neo4jSink.write_document`` (records shaped like
-           ``stages.ingest.graph_records``: one document, N chunks, entities,
-           mentions; synthetic, seeded, entity names drawn from a Zipf-weighted
-           pool so most are shared between documents) vs a plain neo4j driver
-           loop writing the same graph from the same rows: UNWIND batches
-           (MERGE entities, CREATE chunks/mentions), one ``execute_write`` per
-           document.  Documents alternate between the two; the sink then
-           re-ingests each document (the replace path).  Each round's graph is
-           counted and checked; a round that does not match (the Neo4j is
-           shared with tests that wipe it) is discarded.  Everything is written
-           under a private id/key prefix ``bench-stages-<hex>`` and deleted by
-           that prefix afterwards; nothing else in the database is touched.
-           Skipped when DOCGRAPH_TEST_NEO4J_URI is unset.
+1. ingest  Entity + mention + relation rows written per second by what the
+           ingest stage does per document (``ingest_writer``: resolve the ner
+           mentions to canonical entities, run the relation extractors over every
+           chunk, ``Neo4jSink.write_document`` with the relations as a
+           contribution; records shaped like ``stages.ingest.graph_records``: one
+           document, N chunks, entities, mentions, --relations typed relations;
+           synthetic, seeded, entity names drawn from a Zipf-weighted pool so
+           most are shared between documents) vs a plain neo4j driver loop
+           writing the same graph from the same, already resolved rows: UNWIND
+           batches (MERGE entities, CREATE chunks/mentions, MERGE co-occurrence
+           counts computed in Python, MERGE relations), one
+           ``execute_write`` per document.  Documents alternate between the two;
+           the stage then re-ingests each document (the replace path).  Each
+           round's graph is counted and checked; a round that does not match (the
+           Neo4j is shared with tests that wipe it) is discarded.  Everything is
+           written under a private id/key prefix ``bench-stages-<hex>`` and
+           deleted by that prefix afterwards; nothing else in the database is
+           touched.  Skipped when DOCGRAPH_TEST_NEO4J_URI is unset.
 2. ner     Characters per CPU second of the ner stage's work
            (``find_mentions(nlp, chunk texts, hook patterns, chunk_starts,
            chunk_indexes)`` once per document, as ``stages.ner.stage.ner``
@@ -136,10 +140,15 @@ WORDS = (
 ).split()
 
 
+RELATION_TYPES = ("USES", "TARGETS", "EXPLOITS", "ATTRIBUTED_TO")
+
+
 def synthetic_documents(
-    tag: str, docs: int, chunks: int, mentions: int, pool: int, seed: int = 11
+    tag: str, docs: int, chunks: int, mentions: int, pool: int, seed: int = 11, relations: int = 40
 ) -> list[dict[str, Any]]:
-    """write_document kwargs, shaped exactly like ``stages.ingest.graph_records``."""
+    """write_document kwargs, shaped exactly like ``stages.ingest.graph_records``, plus
+    ``relations`` typed relation rows per document (as ``stages.ingest.typed_relations``
+    returns them) and ``raw`` (the ner stage's mentions, for the resolution ingest runs)."""
     rng = random.Random(seed)
     names = [
         (
@@ -155,6 +164,7 @@ def synthetic_documents(
         doc_id = f"{tag}:{uuid.UUID(int=rng.getrandbits(128)).hex}"
         chunk_rows = []
         mention_rows = []
+        raw = []
         entities: dict[str, dict[str, str]] = {}
         start = 0
         for c in range(chunks):
@@ -173,7 +183,30 @@ def synthetic_documents(
                         "source": rng.choice(["model", "rule:cve", "rule:ics_vendor"]),
                     }
                 )
+                raw.append(
+                    {
+                        **mention_rows[-1],
+                        "chunk": c,
+                        "text": name,
+                        "label": label.replace("ThreatActor", "Malware"),
+                    }
+                )
+            chunk_rows[-1]["start"] = start
             start += len(text) + 2
+        keys = sorted(entities)
+        found: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for _ in range(relations):
+            a, b = rng.sample(keys, 2)
+            c = rng.randrange(chunks)
+            found[(a, rng.choice(RELATION_TYPES), b)] = {
+                "chunk": c,
+                "start": 10,
+                "end": 60,
+                "evidence": chunk_rows[c]["text"][10:60],
+                "extractor": "rules:uses",
+                "confidence": 0.8,
+                "count": 1,
+            }
         out.append(
             {
                 "document": {
@@ -186,6 +219,8 @@ def synthetic_documents(
                 "chunks": chunk_rows,
                 "entities": list(entities.values()),
                 "mentions": mention_rows,
+                "relations": found,
+                "raw": raw,
             }
         )
     return out
@@ -214,16 +249,42 @@ UNWIND $rows AS m
 MATCH (c:Chunk {id: m.chunk}), (e:Entity {key: m.key})
 CREATE (c)-[:MENTIONS {start: m.start, end: m.end, source: m.source}]->(e)
 """
+PLAIN_CO_OCCURS = """
+UNWIND $rows AS p
+MATCH (a:Entity {key: p.a}), (b:Entity {key: p.b})
+MERGE (a)-[r:CO_OCCURS]->(b)
+ON CREATE SET r.count = 0, r.documents = 0
+SET r.count = r.count + p.n, r.documents = r.documents + 1
+"""
+PLAIN_RELATIONS = """
+UNWIND $rows AS r
+MATCH (a:Entity {key: r.a}), (b:Entity {key: r.b})
+MERGE (a)-[e:`%s` {document: $id}]->(b)
+SET e += r.props
+"""
 
 
 def plain_writer(driver: Any, database: str) -> Callable[..., None]:
     """The hand-written loop: the same graph, one execute_write per document."""
 
-    def write(document: dict, chunks: list, entities: list, mentions: list) -> None:
+    def write(
+        document: dict, chunks: list, entities: list, mentions: list, relations: dict, **_: Any
+    ) -> None:
         pairs = [{"a": a["id"], "b": b["id"]} for a, b in itertools.pairwise(chunks)]
         by_label: dict[str, list[dict]] = {}
         for e in entities:
             by_label.setdefault(e["label"], []).append({"key": e["key"], "name": e["name"]})
+        by_type: dict[str, list[dict]] = {}
+        for (a, t, b), props in relations.items():
+            by_type.setdefault(t, []).append({"a": a, "b": b, "props": props})
+        per_chunk: dict[str, set[str]] = {}
+        for m in mentions:
+            per_chunk.setdefault(m["chunk"], set()).add(m["key"])
+        co: dict[tuple[str, str], int] = {}
+        for keys in per_chunk.values():
+            for pair in itertools.combinations(sorted(keys), 2):
+                co[pair] = co.get(pair, 0) + 1
+        co_rows = [{"a": a, "b": b, "n": n} for (a, b), n in sorted(co.items())]
 
         def work(tx: Any) -> None:
             tx.run(PLAIN_DOC, doc=document, chunks=chunks).consume()
@@ -231,9 +292,38 @@ def plain_writer(driver: Any, database: str) -> Callable[..., None]:
             for label, rows in by_label.items():
                 tx.run(PLAIN_ENTITIES % label, rows=rows).consume()
             tx.run(PLAIN_MENTIONS, rows=mentions).consume()
+            tx.run(PLAIN_CO_OCCURS, rows=co_rows).consume()
+            for t, rows in by_type.items():
+                tx.run(PLAIN_RELATIONS % t, rows=rows, id=document["id"]).consume()
 
         with driver.session(database=database) as session:
             session.execute_write(work)
+
+    return write
+
+
+def ingest_writer(sink: Any) -> Callable[..., None]:
+    """What the ingest stage does per document once its inputs are read: resolve the ner
+    stage's mentions to canonical entities, run the relation extractors (the built-in
+    rules over every chunk), write the graph and the relations through the sink.  The
+    rows written are the synthetic ones (keyed under the round's prefix); resolution and
+    extraction run for their cost."""
+    from docgraph.core.settings import Settings
+    from docgraph.plugins.entities.resolve import resolver_for
+    from docgraph.plugins.manager import plugin_manager
+    from docgraph.stages.ingest import relation_edges, resolve_mentions, typed_relations
+
+    settings = Settings()
+    pm = plugin_manager(settings)
+    resolver = resolver_for(settings, pm)
+
+    def write(
+        document: dict, chunks: list, entities: list, mentions: list, relations: dict, raw: list
+    ) -> None:
+        resolved, rows = resolve_mentions(document["id"], raw, resolver)
+        typed_relations({"chunks": chunks, "entities": resolved, "mentions": rows}, pm, settings)
+        edges = relation_edges(relations)
+        sink.write_document(document, chunks, entities, mentions, [edges] if edges else [])
 
     return write
 
@@ -259,7 +349,12 @@ def graph_count(driver: Any, database: str, tag: str) -> dict[str, int]:
     ents, _, _ = driver.execute_query(
         "MATCH (e:Entity) WHERE e.key STARTS WITH $p RETURN count(e) AS n", p=tag, database_=database
     )
-    return {**records[0].data(), "entities": ents[0]["n"]}
+    rels, _, _ = driver.execute_query(
+        f"MATCH ()-[r:{'|'.join(RELATION_TYPES)}]->() WHERE r.document STARTS WITH $p RETURN count(r) AS n",
+        p=tag,
+        database_=database,
+    )
+    return {**records[0].data(), "entities": ents[0]["n"], "relations": rels[0]["n"]}
 
 
 def bench_ingest(args: argparse.Namespace) -> tuple[list[list[str]], list[str]]:
@@ -279,6 +374,7 @@ def bench_ingest(args: argparse.Namespace) -> tuple[list[list[str]], list[str]]:
     sink.ensure_schema()  # both systems rely on the same uniqueness constraints (indexes)
     base = f"bench-stages-{uuid.uuid4().hex[:8]}"
     plain = plain_writer(driver, db)
+    stage = ingest_writer(sink)
     notes: list[str] = []
     results: dict[str, list[float]] = {"sink": [], "plain": [], "sink-replace": []}
     rows_per_run = 0
@@ -293,9 +389,11 @@ def bench_ingest(args: argparse.Namespace) -> tuple[list[list[str]], list[str]]:
         # warm-up: query plans and page cache for both query sets
         wtag = f"{base}-warm"
         tags.append(wtag)
-        warm = synthetic_documents(wtag, 4, args.chunks, args.mentions, args.pool, seed=1)
+        warm = synthetic_documents(
+            wtag, 4, args.chunks, args.mentions, args.pool, seed=1, relations=args.relations
+        )
         for d in warm[:2]:
-            timed(sink.write_document, d)
+            timed(stage, d)
         for d in warm[2:]:
             timed(plain, d)
         for r in range(args.repeat):
@@ -305,22 +403,31 @@ def bench_ingest(args: argparse.Namespace) -> tuple[list[list[str]], list[str]]:
             # document (the replace path a redelivered job takes).
             sets = {
                 name: synthetic_documents(
-                    f"{base}-{r}{name[0]}", args.docs, args.chunks, args.mentions, args.pool, seed=100 + r
+                    f"{base}-{r}{name[0]}",
+                    args.docs,
+                    args.chunks,
+                    args.mentions,
+                    args.pool,
+                    seed=100 + r,
+                    relations=args.relations,
                 )
                 for name in ("sink", "plain")
             }
             tags += [f"{base}-{r}s", f"{base}-{r}p"]
-            rows_per_run = sum(len(d["entities"]) + len(d["mentions"]) for d in sets["sink"])
+            rows_per_run = sum(
+                len(d["entities"]) + len(d["mentions"]) + len(d["relations"]) for d in sets["sink"]
+            )
             log(
-                f"ingest round {r + 1}/{args.repeat}: {args.docs} docs, {rows_per_run:,} entity+mention rows each"
+                f"ingest round {r + 1}/{args.repeat}: {args.docs} docs, {rows_per_run:,} entity+mention+relation "
+                "rows each"
             )
             spent = dict.fromkeys(results, 0.0)
             gc.collect()
             for i in range(args.docs):
                 order = ["sink", "plain"] if (i + r) % 2 == 0 else ["plain", "sink"]
                 for name in order:
-                    spent[name] += timed(sink.write_document if name == "sink" else plain, sets[name][i])
-                spent["sink-replace"] += timed(sink.write_document, sets["sink"][i])
+                    spent[name] += timed(stage if name == "sink" else plain, sets[name][i])
+                spent["sink-replace"] += timed(stage, sets["sink"][i])
             valid = True
             for name, docs in sets.items():
                 tag = f"{base}-{r}{name[0]}"
@@ -330,6 +437,7 @@ def bench_ingest(args: argparse.Namespace) -> tuple[list[list[str]], list[str]]:
                     "chunks": sum(len(d["chunks"]) for d in docs),
                     "mentions": sum(len(d["mentions"]) for d in docs),
                     "entities": len({e["key"] for d in docs for e in d["entities"]}),
+                    "relations": sum(len(d["relations"]) for d in docs),
                 }
                 if counts != want:
                     valid = False
@@ -347,7 +455,9 @@ def bench_ingest(args: argparse.Namespace) -> tuple[list[list[str]], list[str]]:
         for tag in tags:
             cleanup(driver, db, tag)
         sink.close()
-    sample = synthetic_documents("x", args.docs, args.chunks, args.mentions, args.pool, seed=100)
+    sample = synthetic_documents(
+        "x", args.docs, args.chunks, args.mentions, args.pool, seed=100, relations=args.relations
+    )
     ents = sum(len(d["entities"]) for d in sample)
     ments = sum(len(d["mentions"]) for d in sample)
     shared = len({e["key"] for d in sample for e in d["entities"]})
@@ -356,8 +466,8 @@ def bench_ingest(args: argparse.Namespace) -> tuple[list[list[str]], list[str]]:
     per_doc = rows_per_run / args.docs
     for name, label in (
         ("plain", "plain driver loop"),
-        ("sink", "Neo4jSink.write_document"),
-        ("sink-replace", "Neo4jSink, re-ingest same docs"),
+        ("sink", "ingest: resolve+relations+sink"),
+        ("sink-replace", "ingest, re-ingest same docs"),
     ):
         rate = statistics.median(results[name])
         rows.append(
@@ -371,12 +481,13 @@ def bench_ingest(args: argparse.Namespace) -> tuple[list[list[str]], list[str]]:
         )
     notes.append(
         f"ingest data: {args.docs} docs x {args.chunks} chunks (1,500 chars) x {args.mentions} mentions/chunk = "
-        f"{ments:,} mentions, {ents:,} entity rows ({shared:,} distinct keys from a pool of {args.pool:,}); "
+        f"{ments:,} mentions, {ents:,} entity rows ({shared:,} distinct keys from a pool of {args.pool:,}), "
+        f"{args.relations} typed relations per document; "
         f"median of {len(results['plain'])} valid round(s); documents interleaved between the systems"
     )
     table = render(
         f"1. ingest -> Neo4j ({args.docs} docs)",
-        ["system", "docs/s", "ent+ment rows/s", "vs plain", "rounds (k rows/s)"],
+        ["system", "docs/s", "ent+ment+rel rows/s", "vs plain", "rounds (k rows/s)"],
         rows,
     )
     return [table], notes
@@ -716,6 +827,7 @@ def main() -> None:
     p.add_argument("--chunks", type=int, default=20)
     p.add_argument("--mentions", type=int, default=30, help="mentions per chunk")
     p.add_argument("--pool", type=int, default=3000, help="distinct entity names to draw from")
+    p.add_argument("--relations", type=int, default=40, help="typed relations per document")
     p.add_argument("--ner-slices", type=int, default=8, help="interleaving granularity of the ner section")
     p.add_argument("--e2e-repeat", type=int, default=3)
     p.add_argument(

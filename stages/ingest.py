@@ -96,7 +96,11 @@ EVIDENCE_CHARS = 500
 
 def relation_contribution(ctx: StageContext, records: dict[str, Any]) -> GraphContribution | None:
     """Typed relations (``docgraph_extract_relations``) as entity-to-entity edges."""
-    found = typed_relations(records, ctx.plugins, ctx.settings)
+    return relation_edges(typed_relations(records, ctx.plugins, ctx.settings))
+
+
+def relation_edges(found: dict[tuple[str, str, str], dict[str, Any]]) -> GraphContribution | None:
+    """:func:`typed_relations`' findings as the contribution a sink writes."""
     if not found:
         return None
     edges = [
