@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from enum import Enum
 from typing import Any
 
@@ -87,12 +86,17 @@ def display_name(name: str | None, uri: str | None) -> str | None:
 
 
 def new_job_id() -> str:
-    return uuid.uuid4().hex
+    """A random UUID4 as 32 hex digits (``uuid.uuid4().hex``, without building a UUID: a submit's hot path)."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return b.hex()
 
 
 def new_traceparent() -> str:
     """A fresh W3C traceparent (sampled) for a job submitted with no active trace."""
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+    h = os.urandom(24).hex()
+    return f"00-{h[:32]}-{h[32:]}-01"
 
 
 def trace_id_of(traceparent: str | None) -> str | None:

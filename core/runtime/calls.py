@@ -50,6 +50,20 @@ def encode_bytes(values: Iterable[Any]) -> bytes:
     return _dumps([_text(v) for v in values]).encode("utf-8", "surrogateescape")
 
 
+_BYTES: dict[str | int, bytes] = {}
+
+
+def cached_arg(value: str | int) -> bytes:
+    """``value`` as the bytes redis-py would send, kept: for a call's constant arguments
+    (key tag, lane, stage list, events cap), a bounded set per process."""
+    b = _BYTES.get(value)
+    if b is None:
+        b = str(value).encode()
+        if len(_BYTES) < 4096:
+            _BYTES[value] = b
+    return b
+
+
 class ScriptCall(Protocol):
     """What ``Scripts.run`` / ``Batcher.run`` take."""
 
@@ -121,23 +135,25 @@ class Submit:
         return (self.job,)
 
     def args(self) -> Sequence[Arg]:
+        # the constant and empty ones as cached bytes: redis-py passes bytes through
+        # as they are, and encodes a str or an int with five type checks each
         return (
-            self.tag,
+            cached_arg(self.tag),
             self.job_id,
             self.now,
             self.traceparent,
-            self.lane,
-            self.idem,
-            self.meta,
-            self.stages,
+            cached_arg(self.lane),
+            self.idem or b"",
+            cached_arg(self.meta) if self.meta == "{}" else self.meta,
+            cached_arg(self.stages),
             self.roots,
-            self.events,
+            cached_arg(self.events),
             self.doc_uri,
-            self.doc_sha256,
-            self.doc_name,
-            self.not_before,
-            self.callback,
-            self.latest,
+            self.doc_sha256 or b"",
+            self.doc_name or b"",
+            self.not_before or b"0",
+            self.callback or b"",
+            self.latest or b"",
         )
 
 

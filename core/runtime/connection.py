@@ -27,7 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from docgraph.core.runtime import lua
-from docgraph.core.runtime.calls import Arg, ScriptCall
+from docgraph.core.runtime.calls import Arg, ScriptCall, cached_arg
 from docgraph.core.settings import RedisTlsSettings, Settings, mask_redis_url
 
 __all__ = [
@@ -299,6 +299,7 @@ class Scripts:
     def __init__(self, client: aioredis.Redis, settings: Settings | None = None) -> None:
         self.client = client
         self.sha = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in lua.ALL.items()}
+        self._sha_bytes = {name: sha.encode() for name, sha in self.sha.items()}  # sent as is
         self.wait_replicas = settings.redis_wait_replicas if settings is not None else 0
         self.wait_timeout_ms = settings.redis_wait_timeout_ms if settings is not None else 0
         self._cluster = _is_cluster(client)
@@ -316,7 +317,10 @@ class Scripts:
             return result
         keys, args = call.keys(), call.args()
         try:
-            return await self.client.evalsha(self.sha[call.script], len(keys), *keys, *args)
+            # EVALSHA itself (what ``evalsha`` sends), with the sha and key count as bytes
+            return await self.client.execute_command(
+                "EVALSHA", self._sha_bytes[call.script], cached_arg(len(keys)), *keys, *args
+            )
         except NoScriptError:
             return await self.client.eval(lua.ALL[call.script], len(keys), *keys, *args)
 
@@ -342,7 +346,9 @@ class Scripts:
             keys = call.keys()
             # execute_command, not pipe.evalsha: redis-py's ClusterPipeline blocks the
             # script methods but routes a raw EVALSHA by its KEYS (one partition: one slot)
-            pipe.execute_command("EVALSHA", self.sha[call.script], len(keys), *keys, *call.args())
+            pipe.execute_command(
+                "EVALSHA", self._sha_bytes[call.script], cached_arg(len(keys)), *keys, *call.args()
+            )
         if not self.wait_replicas:
             return list(await pipe.execute(raise_on_error=False))
         if self._cluster:

@@ -9,10 +9,12 @@ listing; finished jobs are removed by age and count like BullMQ's
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import hashlib
 import itertools
 import json
+import re
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -215,6 +217,84 @@ def _submitted(result: Any) -> tuple[str, bool]:
     return bytes(result[1]).decode(), bool(int(result[0]))
 
 
+#: a job id that needs no JSON escaping and that Envelope accepts (1 to 200 characters)
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.:@+=-]{1,200}")
+_MARK_ID, _MARK_TS = "@@docgraph-job-id@@", 1.25  # placeholders in a template's pydantic JSON
+
+
+class RootPayloads:
+    """A root stage's envelope JSON without pydantic per submit.
+
+    The template is ``Envelope.model_dump_json`` of placeholders, once per (root,
+    lane); a submit fills in the job id, the time and the document's own JSON: the
+    same bytes pydantic writes.  A submit it does not cover (metadata, a job id that
+    needs escaping, a DocumentRef subclass) gets the Envelope built as before."""
+
+    def __init__(self) -> None:
+        self._templates: dict[tuple[str, Lane], tuple[str, str, str, str] | None] = {}
+
+    def _template(self, root: str, lane: Lane) -> tuple[str, str, str, str] | None:
+        key = (root, lane)
+        if key not in self._templates:
+            text = Envelope(
+                job_id=_MARK_ID, stage=root, priority=lane, submitted_at=_MARK_TS
+            ).model_dump_json()
+            marks = (f'"job_id":"{_MARK_ID}"', f'"submitted_at":{_MARK_TS!r}', '"document":null')
+            parts: tuple[str, str, str, str] | None = None
+            if all(text.count(m) == 1 for m in marks):
+                head, rest = text.split(marks[0])
+                mid, rest = rest.split(marks[1])
+                mid2, tail = rest.split(marks[2])
+                parts = (head + '"job_id":"', '"' + mid + '"submitted_at":', mid2 + '"document":', tail)
+            self._templates[key] = parts
+        return self._templates[key]
+
+    def payload(
+        self,
+        root: str,
+        lane: Lane,
+        job_id: str,
+        submitted_at: float,
+        document: DocumentRef | None,
+        metadata: dict[str, Any] | None,
+        doc_json: str | None = None,
+    ) -> str:
+        """The root's envelope JSON (``doc_json``: the document's, when the caller has it)."""
+        template = self._template(root, lane)
+        if (
+            template is None
+            or metadata
+            or not (document is None or type(document) is DocumentRef)
+            or not _PLAIN_ID.fullmatch(job_id)
+        ):
+            return Envelope(
+                job_id=job_id,
+                stage=root,
+                priority=lane,
+                submitted_at=submitted_at,
+                document=document,
+                metadata=metadata or {},
+            ).model_dump_json()
+        if doc_json is None:
+            doc_json = document.model_dump_json() if document is not None else "null"
+        head, mid, mid2, tail = template
+        return f"{head}{job_id}{mid}{submitted_at!r}{mid2}{doc_json}{tail}"
+
+
+_Batch = list[tuple[telemetry.JobSpan, calls.Submit]]
+_SLICE = 100  # submit_many builds a chunk this many calls at a time, yielding between
+
+
+def _collect(batch: _Batch, results: list[Any], out: list[tuple[str, bool]]) -> None:
+    """SUBMIT's replies of one chunk into ``out``; the first error raises."""
+    for (span, _), result in zip(batch, results, strict=True):
+        if isinstance(result, Exception):
+            raise result
+        existing, created = _submitted(result)
+        span.submitted(created)
+        out.append((existing, created))
+
+
 class JobStore:
     """Submit jobs and read their state. Safe to share within one event loop."""
 
@@ -227,6 +307,8 @@ class JobStore:
         self.batcher = Batcher(self.scripts)  # concurrent submits share round trips
         self._stages_json = calls.encode(self.topology.stages)
         self._layout_checked = False  # the first submit records or checks the partition count
+        self._payloads = RootPayloads()
+        self._root_streams: dict[tuple[int, Lane], str] = {}  # (partition, lane) -> the first root's stream
 
     async def _check_layout(self) -> None:
         if not self._layout_checked:
@@ -258,8 +340,9 @@ class JobStore:
         (name, else URI) that has not started is cancelled in the same step.
         """
         check_callback(self.settings, callback_url)
-        await self._check_layout()
-        lane = Lane(priority)
+        if not self._layout_checked:
+            await self._check_layout()
+        lane = priority if isinstance(priority, Lane) else Lane(priority)
         latest = self._latest(document, metadata, latest_wins)
         job_id = self._job_id(job_id, idempotency_key, latest)
         # PRODUCER span `send <stream>`: the root of the job's trace unless a span is
@@ -300,37 +383,87 @@ class JobStore:
         one document in the batch wins).
         """
         check_callback(self.settings, callback_url)
-        await self._check_layout()
-        lane = Lane(priority)
+        if not self._layout_checked:
+            await self._check_layout()
+        lane = priority if isinstance(priority, Lane) else Lane(priority)
         n = len(documents)
         keys = list(idempotency_keys) if idempotency_keys is not None else [None] * n
         metas = list(metadata) if metadata is not None else [None] * n
         if len(keys) != n or len(metas) != n:
             raise ValueError("metadata and idempotency_keys need one entry per document")
         out: list[tuple[str, bool]] = []
-        for start in range(0, n, chunk):
-            with ExitStack() as stack:
-                batch = []
-                window = slice(start, start + chunk)
-                for document, idem, meta in zip(documents[window], keys[window], metas[window], strict=True):
-                    latest = self._latest(document, meta, latest_wins)
-                    job_id = self._job_id(None, idem, latest)
-                    span = stack.enter_context(
-                        telemetry.send_span(self._root_stream(job_id, lane), job_id, priority=lane.value)
-                    )
-                    call = self._submit_call(
-                        job_id, document, lane, meta, idem, span.traceparent, not_before, callback_url
-                    )
-                    call.latest = latest
-                    batch.append((span, call))
-                results = await self.scripts.call_many([call for _, call in batch])
-                for (span, _), result in zip(batch, results, strict=True):
-                    if isinstance(result, Exception):
-                        raise result
-                    existing, created = _submitted(result)
-                    span.submitted(created)
-                    out.append((existing, created))
+        # With tracing off the spans are stand-ins (no context to nest), so the next
+        # chunk is built while this one runs in Redis, a slice at a time with a turn of
+        # the event loop between (the in-flight pipeline is sent and read meanwhile); it
+        # is sent only after this one's replies are in: an error stops all after it.
+        overlap = not telemetry.enabled()
+        in_flight: tuple[_Batch, asyncio.Task[list[Any]]] | None = None
+        try:
+            for start in range(0, n, chunk):
+                end = min(n, start + chunk)
+                with ExitStack() as stack:
+                    batch: _Batch = []
+                    for lo in range(start, end, _SLICE):
+                        hi = min(end, lo + _SLICE)
+                        batch += self._submit_batch(
+                            stack,
+                            lane,
+                            documents[lo:hi],
+                            keys[lo:hi],
+                            metas[lo:hi],
+                            not_before,
+                            callback_url,
+                            latest_wins,
+                        )
+                        if in_flight is not None:
+                            await asyncio.sleep(0)
+                    if not overlap:
+                        _collect(batch, await self.scripts.call_many([call for _, call in batch]), out)
+                        continue
+                if in_flight is not None:
+                    done, in_flight = in_flight, None
+                    _collect(done[0], await done[1], out)
+                in_flight = (batch, asyncio.create_task(self.scripts.call_many([call for _, call in batch])))
+                await asyncio.sleep(0)
+            if in_flight is not None:
+                done, in_flight = in_flight, None
+                _collect(done[0], await done[1], out)
+        finally:
+            if in_flight is not None:  # cancelled meanwhile: that chunk's replies are not waited for
+                in_flight[1].cancel()
         return out
+
+    def _submit_batch(
+        self,
+        stack: ExitStack,
+        lane: Lane,
+        documents: Sequence[DocumentRef | None],
+        keys: Sequence[str | None],
+        metas: Sequence[dict[str, Any] | None],
+        not_before: datetime | None,
+        callback_url: str | None,
+        latest_wins: bool | None,
+    ) -> _Batch:
+        """One chunk of submit_many's calls, each with its send span entered on ``stack``."""
+        batch: _Batch = []
+        doc_json: dict[int, str] = {}  # a document object repeated in the chunk is encoded once
+        for document, idem, meta in zip(documents, keys, metas, strict=True):
+            latest = self._latest(document, meta, latest_wins)
+            job_id = self._job_id(None, idem, latest)
+            span = stack.enter_context(
+                telemetry.send_span(self._root_stream(job_id, lane), job_id, priority=lane.value)
+            )
+            encoded = None
+            if document is not None and type(document) is DocumentRef:
+                encoded = doc_json.get(id(document))
+                if encoded is None:
+                    encoded = doc_json[id(document)] = document.model_dump_json()
+            call = self._submit_call(
+                job_id, document, lane, meta, idem, span.traceparent, not_before, callback_url, encoded
+            )
+            call.latest = latest
+            batch.append((span, call))
+        return batch
 
     def _latest(self, document: DocumentRef | None, metadata: dict[str, Any] | None, on: bool | None) -> str:
         """The document's latest-wins identity (its name, else its URI), or '' when off."""
@@ -359,7 +492,11 @@ class JobStore:
         raise AssertionError("unreachable")
 
     def _root_stream(self, job_id: str, lane: Lane) -> str:
-        return self.keys.for_job(job_id).stream(self.topology.roots[0], lane)
+        key = (self.keys.partition_of(job_id), lane)
+        stream = self._root_streams.get(key)
+        if stream is None:
+            stream = self._root_streams[key] = self.keys.part(key[0]).stream(self.topology.roots[0], lane)
+        return stream
 
     def _submit_call(
         self,
@@ -371,21 +508,15 @@ class JobStore:
         traceparent: str,
         not_before: datetime | None = None,
         callback_url: str | None = None,
+        doc_json: str | None = None,
     ) -> calls.Submit:
+        """The SUBMIT call (``doc_json``: the document's JSON, when the caller has it)."""
         part = self.keys.for_job(job_id)
         now = now_ms()
+        at = now / 1000
+        payload = self._payloads.payload
         roots = [
-            (
-                root,
-                Envelope(
-                    job_id=job_id,
-                    stage=root,
-                    priority=lane,
-                    submitted_at=now / 1000,
-                    document=document,
-                    metadata=metadata or {},
-                ).model_dump_json(),
-            )
+            (root, payload(root, lane, job_id, at, document, metadata, doc_json))
             for root in self.topology.roots
         ]
         return calls.Submit(

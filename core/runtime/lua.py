@@ -219,17 +219,26 @@ for _, r in ipairs(roots) do
   end
   field(root .. ':enq', 1)
 end
+local cap = tonumber(ARGV[10])
+if cap > 0 then field('seq', 1) end  -- job.submitted is the new record's first event
 redis.call('HSET', job, unpack(f))
 redis.call('ZADD', idx(tag, 'queued'), now, id)  -- what set_state does for a new job
-emit(tag, job, tonumber(ARGV[10]), now, 'job.submitted', id, false,
-  {'priority', lane, 'not_before', not_before > now and not_before or false}, {ARGV[11], ARGV[12], ARGV[13], tp})
+if cap > 0 then  -- job.submitted as emit() writes it, from what is at hand (no HINCRBY, no closure)
+  local e = {'type', 'job.submitted', 'job_id', id, 'seq', 1, 'time', now, 'priority', lane}
+  if not_before > now then e[#e + 1] = 'not_before'; e[#e + 1] = not_before end
+  if ARGV[11] ~= '' then e[#e + 1] = 'uri'; e[#e + 1] = ARGV[11] end
+  if ARGV[12] ~= '' then e[#e + 1] = 'sha256'; e[#e + 1] = ARGV[12] end
+  if ARGV[13] ~= '' then e[#e + 1] = 'name'; e[#e + 1] = ARGV[13] end
+  if tp ~= '' then e[#e + 1] = 'traceparent'; e[#e + 1] = tp end
+  redis.call('XADD', tag .. ':events', 'MAXLEN', '~', cap, '*', unpack(e))
+end
 if ARGV[16] ~= '' then  -- latest wins: an older job of this document that has not started is cancelled
   local older = redis.call('HGET', tag .. ':latest', ARGV[16])
   if older and older ~= id then
     local ojob = tag .. ':job:' .. older
     if redis.call('HGET', ojob, 'state') == 'queued' and not redis.call('HGET', ojob, 'started') then
       redis.call('HSET', ojob, 'superseded_by', id)
-      cancel_job(ojob, tag, older, 'queued', now, tonumber(ARGV[10]), {'superseded_by', id})
+      cancel_job(ojob, tag, older, 'queued', now, cap, {'superseded_by', id})
     end
   end
   redis.call('HSET', tag .. ':latest', ARGV[16], id)

@@ -12,7 +12,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from opentelemetry import trace
@@ -91,6 +91,13 @@ class JobSpan:
         self.attrs = attrs
         self._t0 = time.perf_counter()
 
+    def __enter__(self) -> JobSpan:
+        """A stand-in is its own (no-op) context: :func:`send_span` with tracing off, no generator."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
     def set(self, key: str, value: Any) -> None:
         if self.span is not None:
             self.span.set_attribute(key, value)
@@ -141,16 +148,20 @@ class JobSpan:
         self.outcome(outcome)
 
 
-@contextmanager
 def send_span(
     stream: str, job_id: str, traceparent: str | None = None, *, priority: str | None = None
-) -> Iterator[JobSpan]:
+) -> AbstractContextManager[JobSpan]:
     """PRODUCER span ``send <stream>`` around submitting a job.
 
-    Parent: ``traceparent`` if given, else the active span, else none (root)."""
+    Parent: ``traceparent`` if given, else the active span, else none (root).
+    With tracing off, the stand-in itself (the submit hot path: no generator)."""
     if not enabled():
-        yield JobSpan(None, traceparent or new_traceparent())
-        return
+        return JobSpan(None, traceparent or new_traceparent())
+    return _send_span(stream, job_id, traceparent, priority)
+
+
+@contextmanager
+def _send_span(stream: str, job_id: str, traceparent: str | None, priority: str | None) -> Iterator[JobSpan]:
     attrs = {
         "messaging.system": MESSAGING_SYSTEM,
         "messaging.operation.type": "send",

@@ -108,3 +108,79 @@ async def test_a_deferred_call_waits_one_turn_for_the_calls_that_follow(client, 
     assert sent == [3]
     entries = await client.xrange(f"{tag}:stream:extract:normal")
     assert [e[1][b"payload"] for e in entries] == [f'{{"n": {i}}}'.encode() for i in range(3)]
+
+
+def test_root_payloads_are_what_pydantic_writes():
+    """The submit hot path's envelope templates give Envelope.model_dump_json's bytes,
+    and fall back to it where they do not apply (metadata, odd ids, subclasses)."""
+    import random
+    import uuid
+
+    from docgraph.core.envelope import Envelope, new_job_id
+    from docgraph.core.runtime.jobs import RootPayloads
+
+    class MyRef(DocumentRef):
+        tag: str = "t"
+
+    docs = [
+        None,
+        DocumentRef(uri="file:///tmp/a.txt"),
+        DocumentRef(
+            uri='s3://b/zürich ✓ "q".pdf', sha256="ab" * 32, size=12, content_type="text/plain", name="n\n"
+        ),
+        DocumentRef(uri="x", extra_field={"a": [1, 2.5]}, other="é"),
+        MyRef(uri="y"),
+    ]
+    ids = [new_job_id(), "job-1", "a:b.c", "x" * 200, "x" * 201, "", 'q"uote', "ü", "a/b"]
+    times = [0.0, 0.001, 1796655648.0, 1796655648.396, 9999999999.999, 1e15 / 1000]
+    rng = random.Random(7)
+    payloads = RootPayloads()
+    for i in range(3000):
+        doc, job_id, lane = rng.choice(docs), rng.choice(ids), rng.choice(list(Lane))
+        at = rng.choice(times) if i % 2 else rng.randint(0, 4_000_000_000_000) / 1000
+        root = rng.choice(["extract", "a", "b/c", "é"])
+        meta = rng.choice([None, {}, {"k": "v", "n": 1}])
+        try:
+            want: object = Envelope(
+                job_id=job_id, stage=root, priority=lane, submitted_at=at, document=doc, metadata=meta or {}
+            ).model_dump_json()
+        except ValueError as exc:
+            want = type(exc)
+        try:
+            got: object = payloads.payload(root, lane, job_id, at, doc, meta)
+        except ValueError as exc:
+            got = type(exc)
+        assert got == want
+    job_id = new_job_id()
+    assert len(job_id) == 32 and uuid.UUID(hex=job_id).version == 4 and uuid.UUID(hex=job_id).hex == job_id
+
+
+async def test_submit_many_overlapping_chunks_keep_order_and_stop_at_an_error(settings, client, monkeypatch):
+    """The next chunk is built while one runs, but sent only after its replies: results
+    in order, and after a failed chunk nothing more is sent."""
+    store = JobStore(client, settings)
+    docs = [_doc(i) for i in range(70)]
+    ids = [job_id for job_id, _ in await store.submit_many(docs, chunk=8)]
+    jobs = await store.get_many(ids)
+    assert [j.document_name if j else None for j in jobs] == [d.name for d in docs]
+
+    sent: list[int] = []
+    real = Scripts.call_many
+
+    async def failing(self, batch):
+        sent.append(len(batch))
+        results = await real(self, batch)
+        if len(sent) == 2:
+            results[3] = RuntimeError("boom")
+        return results
+
+    monkeypatch.setattr(Scripts, "call_many", failing)
+    before = (await store.count_by_state())["queued"]
+    try:
+        await store.submit_many([_doc(i) for i in range(100, 150)], chunk=10)
+    except RuntimeError as exc:
+        assert str(exc) == "boom"
+    else:
+        raise AssertionError("the failed chunk did not raise")
+    assert sent == [10, 10]  # the third chunk was built, never sent
+    assert (await store.count_by_state())["queued"] == before + 20
