@@ -64,15 +64,40 @@ def _entry(alias: str, row: dict[str, str], kind: str, props: dict[str, Any], we
     )
 
 
+#: group names' suffixes reports often drop ("Sandworm" for Sandworm Team)
+GROUP_SUFFIXES = (" Team", " Group")
+#: short forms that are a place, a word or another thing's name first
+SHORT_FORMS_LEFT_OUT = frozenset({"Beijing", "Comment", "Tsar", "Cobalt"})
+
+
+def short_forms(rows: list[dict[str, str]]) -> dict[str, dict[str, str]]:
+    """Short form -> group row, for group names ending in " Team" or " Group" whose rest
+    (4+ characters) is no ATT&CK name itself.  Weak evidence, like ``ambiguous.txt``:
+    they resolve only written so and labelled Organization by NER."""
+    names = {r["name"].casefold() for r in rows}
+    out = {}
+    for row in rows:
+        for suffix in GROUP_SUFFIXES if row["type"] == "group" else ():
+            short = row["name"].removesuffix(suffix)
+            if short != row["name"] and len(short) >= 4 and short.casefold() not in names:
+                if short not in SHORT_FORMS_LEFT_OUT:
+                    out[short] = row
+    return out
+
+
 @lru_cache(maxsize=1)
 def attack_entries() -> tuple[AliasEntry, ...]:
     """Every ATT&CK alias as an entry (cached: built once per process)."""
     weak = ambiguous_names()
     out: list[AliasEntry] = []
     seen_ids: set[str] = set()
-    for row in _rows("gazetteer.tsv"):
+    rows = _rows("gazetteer.tsv")
+    shorts = short_forms(rows)
+    for row in rows:
         props: dict[str, Any] = {"attack_type": row["type"], "domains": row["domain"].split(",")}
         out.append(_entry(row["name"], row, row["type"], props, row["name"] in weak))
+        for short in (s for s, r in shorts.items() if r is row):
+            out.append(_entry(short, row, row["type"], props, True))
         if row["attack_id"] not in seen_ids:
             seen_ids.add(row["attack_id"])
             out.append(_entry(row["attack_id"], row, row["type"], props, False))

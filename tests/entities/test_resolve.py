@@ -51,6 +51,17 @@ def test_every_alias_of_apt28_is_one_group(resolver, text, label):
     assert "G0007" not in e.properties["aliases"]
 
 
+def test_a_group_named_without_its_team_or_group_suffix(resolver):
+    # "Sandworm", "Lazarus": what reports write for Sandworm Team, Lazarus Group
+    assert resolver.resolve("Sandworm", "Organization").key == "attack:G0034"
+    assert resolver.resolve("Lazarus", "Organization").key == "attack:G0032"
+    assert "Sandworm" in resolver.resolve("Sandworm Team", "Organization").properties["aliases"]
+    # weak evidence: only written so and labelled as an actor; places and words stay out
+    assert resolver.resolve("sandworm", "Organization").key == "Organization:sandworm"
+    assert resolver.resolve("Lazarus", "Malware").key == "Malware:lazarus"
+    assert resolver.resolve("Beijing", "Organization").key == "Organization:beijing"
+
+
 def test_software_and_techniques(resolver):
     mimikatz = resolver.resolve("mimikatz", "Malware")
     assert (mimikatz.key, mimikatz.label) == ("attack:S0002", "Tool")
