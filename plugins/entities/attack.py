@@ -112,6 +112,54 @@ def attack_entries() -> tuple[AliasEntry, ...]:
     return tuple(out)
 
 
+#: ATT&CK tools that are legitimate admin software first: the NER pack names them System
+#: (stages/ner/pack.py SYSTEM_TERMS), not Malware
+DUAL_USE_TOOLS = frozenset(
+    {
+        "PsExec",
+        "AdFind",
+        "Rclone",
+        "ScreenConnect",
+        "ConnectWise",
+        "Quick Assist",
+        "RemoteUtilities",
+        "BITSAdmin",
+        "Nltest",
+        "SDelete",
+        "ngrok",
+        "Forfiles",
+        "Tasklist",
+        "Systeminfo",
+        "Wevtutil",
+        "NBTscan",
+        "Winexe",
+        "esentutl",
+        "certutil",
+        "dsquery",
+        "schtasks",
+        "netsh",
+        "ifconfig",
+        "ipconfig",
+        "netstat",
+        "nbtstat",
+        "attrib",
+        "Expand",
+    }
+)
+
+
+@lru_cache(maxsize=1)
+def group_names() -> tuple[str, ...]:
+    """ATT&CK group names, aliases and short forms safe to match as words (the NER pack's
+    actor gazetteer, Organization as CyNER labels actors): not ambiguous, 4 characters
+    or more, not also the name of malware, a tool, a campaign or an asset."""
+    weak = {n.casefold() for n in ambiguous_names()}
+    rows = _rows("gazetteer.tsv")
+    other = {r["name"].casefold() for r in rows if r["type"] != "group"}
+    names = {r["name"] for r in rows if r["type"] == "group"} | set(short_forms(rows))
+    return tuple(sorted(n for n in names if len(n) >= 4 and n.casefold() not in weak | other))
+
+
 @lru_cache(maxsize=1)
 def software_names() -> tuple[str, ...]:
     """ATT&CK malware and tool names and aliases safe to match as words (the NER pack's
@@ -122,6 +170,7 @@ def software_names() -> tuple[str, ...]:
     weak = {n.casefold() for n in ambiguous_names()}
     rows = _rows("gazetteer.tsv")
     kinds = ("malware", "tool")
+    weak |= {n.casefold() for n in DUAL_USE_TOOLS}
     other = {r["name"].casefold() for r in rows if r["type"] not in kinds}
     names = {
         r["name"]

@@ -228,7 +228,8 @@ def test_attack_software_names_fill_gaps_but_ambiguous_ones_do_not_match() -> No
     )
     found = {(text[m.start : m.end], m.label) for m in rule_matches(text)}
     assert ("Emotet", "Malware") in found and ("TrickBot", "Malware") in found
-    assert ("Mimikatz", "Malware") in found and ("PsExec", "Malware") in found  # ATT&CK tools
+    assert ("Mimikatz", "Malware") in found  # an ATT&CK tool; PsExec, dual-use, is a System
+    assert ("PsExec", "System") in found and ("PsExec", "Malware") not in found
     malware = {t for t, label in found if label == "Malware"}
     assert (
         not {"Page", "Flame", "Sofacy", "trickbot", "netsh"} & malware
@@ -255,3 +256,11 @@ def test_the_trie_gazetteer_matches_what_a_flat_alternation_matches() -> None:
     for _ in range(500):
         text = "".join(rng.choice(alphabet + "c ") for _ in range(40))
         assert [m.span() for m in trie_re.finditer(text)] == [m.span() for m in flat_re.finditer(text)], text
+
+
+def test_reporters_actors_and_platforms_fill_gaps() -> None:
+    text = "CISA and Mandiant said HAFNIUM and Lazarus used AnyDesk and PowerShell on Active Directory."
+    found = {(text[m.start : m.end], m.label) for m in rule_matches(text)}
+    assert {("CISA", "Organization"), ("Mandiant", "Organization")} <= found  # reporters
+    assert {("HAFNIUM", "Organization"), ("Lazarus", "Organization")} <= found  # ATT&CK groups
+    assert {("AnyDesk", "System"), ("PowerShell", "System"), ("Active Directory", "System")} <= found
