@@ -49,6 +49,7 @@ async def test_entity_and_document_graph_endpoints(kind: str, tmp_path: Path) ->
                 assert r.status_code == 200 and r.json() == expected_url.model_dump(mode="json")
                 assert [(x["type"], x["node"]["key"], x["count"]) for x in r.json()["relations"]] == [
                     ("CO_OCCURS", GROUP, 2),
+                    ("CO_OCCURS", "System:powershell", 1),
                     ("CO_OCCURS", "attack:T1059.001", 1),
                     ("BEACONS_TO", GROUP, 2),
                 ]

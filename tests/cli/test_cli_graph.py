@@ -44,8 +44,16 @@ def test_graph_commands_on_the_embedded_default(tmp_path: Path) -> None:
     stats = cli("graph", "stats", "--json", env=env, cwd=tmp_path)
     assert stats.returncode == 0, stats.stderr
     assert json.loads(stats.stdout) == {
-        "nodes": {"Chunk": 2, "Document": 2, "Entity": 3, "Group": 1, "Indicator": 1, "Technique": 1},
-        "edges": {"CO_OCCURS": 3, "MENTIONS": 6, "PART_OF": 2},
+        "nodes": {
+            "Chunk": 2,
+            "Document": 2,
+            "Entity": 4,
+            "Group": 1,
+            "Indicator": 1,
+            "System": 1,  # "PowerShell", the software; T1059.001, the technique
+            "Technique": 1,
+        },
+        "edges": {"CO_OCCURS": 6, "MENTIONS": 7, "PART_OF": 2},
     }
     assert "using the embedded Redis" in stats.stderr
     no_server_left(data)
@@ -62,6 +70,7 @@ def test_graph_commands_on_the_embedded_default(tmp_path: Path) -> None:
     assert [(d["name"], d["mentions"]) for d in found["documents"]] == [("b.txt", 2), ("a.txt", 1)]
     assert [(r["node"]["key"], r["count"]) for r in found["relations"]] == [
         (f"Indicator:http://c2-{tag}.com/a", 2),
+        ("System:powershell", 1),
         ("attack:T1059.001", 1),
     ]
 
@@ -72,12 +81,12 @@ def test_graph_commands_on_the_embedded_default(tmp_path: Path) -> None:
 
     doc = cli("graph", "document", "a.txt", env=env, cwd=tmp_path)
     assert doc.returncode == 0, doc.stderr
-    assert "1 chunk(s), 3 entities, 3 mention(s)" in doc.stdout
+    assert "1 chunk(s), 4 entities, 4 mention(s)" in doc.stdout
     for text in ("attack:G0007", "attack:T1059.001", f"Indicator:http://c2-{tag}.com/a", "CO_OCCURS"):
         assert text in doc.stdout, (text, doc.stdout)
     doc_id = json.loads(cli("graph", "document", "a.txt", "--json", env=env, cwd=tmp_path).stdout)["id"]
     by_prefix = json.loads(cli("graph", "document", doc_id[:10], "--json", env=env, cwd=tmp_path).stdout)
-    assert by_prefix["name"] == "a.txt" and len(by_prefix["entities"]) == 3
+    assert by_prefix["name"] == "a.txt" and len(by_prefix["entities"]) == 4
 
     missing = cli("graph", "entity", f"nobody-{tag}", env=env, cwd=tmp_path)
     assert (

@@ -109,12 +109,13 @@ async def test_reads_after_the_real_pipeline(kind: str) -> None:
         assert stats.nodes == {
             "Chunk": 2,
             "Document": 2,
-            "Entity": 3,
+            "Entity": 4,
             "Group": 1,
             "Indicator": 1,
+            "System": 1,  # "PowerShell", the software (CyNER's System); T1059.001 the technique
             "Technique": 1,
         }
-        assert stats.edges == {"BEACONS_TO": 2, "CO_OCCURS": 3, "MENTIONS": 6, "PART_OF": 2}
+        assert stats.edges == {"BEACONS_TO": 2, "CO_OCCURS": 6, "MENTIONS": 7, "PART_OF": 2}
 
     fancy = r["fancy"]  # an alias, through the resolver ingest uses
     assert (fancy.key, fancy.label, fancy.name, fancy.attack_id) == (GROUP, "Group", "APT28", "G0007")
@@ -142,6 +143,7 @@ async def test_reads_after_the_real_pipeline(kind: str) -> None:
     assert sorted(d.id for d in url.documents) == sorted([a_id, b_id])
     assert [(x.type, x.direction, x.node.key, x.count, x.documents) for x in url.relations] == [
         ("CO_OCCURS", "both", GROUP, 2, 2),
+        ("CO_OCCURS", "both", "System:powershell", 1, 1),
         ("CO_OCCURS", "both", "attack:T1059.001", 1, 1),
         ("BEACONS_TO", "in", GROUP, 2, 2),
     ]
@@ -162,9 +164,9 @@ async def test_reads_after_the_real_pipeline(kind: str) -> None:
 
     by_id = r["doc_a_by_id"]
     assert by_id.name == f"a-{tag}.txt" and r["doc_a_by_prefix"] == by_id
-    assert {e.key for e in by_id.entities} == {GROUP, url_key, "attack:T1059.001"}
+    assert {e.key for e in by_id.entities} == {GROUP, url_key, "System:powershell", "attack:T1059.001"}
     limited = r["doc_a_limited"]
-    assert len(limited.entities) == 1 and limited.entity_count == 3
+    assert len(limited.entities) == 1 and limited.entity_count == 4
     assert r["no_doc"] is None
 
 
