@@ -118,8 +118,7 @@ def candidates(items: list[tuple[str, str, bytes, str]]) -> list[dict[str, Any]]
     from docgraph.core.settings import Settings
     from docgraph.plugins.entities.resolve import resolver_for
     from docgraph.plugins.manager import plugin_manager
-    from docgraph.plugins.types import RelationMention
-    from docgraph.stages.ingest import resolve_mentions, typed_relations
+    from docgraph.stages.ingest import relation_mentions, resolve_mentions, typed_relations
     from docgraph.stages.ner.model import load_ner_model
     from docgraph.stages.ner.pack import find_mentions
 
@@ -146,22 +145,9 @@ def candidates(items: list[tuple[str, str, bytes, str]]) -> list[dict[str, Any]]
         entities, rows = resolve_mentions(name, mentions, resolver)
         records = {"chunks": chunks, "entities": entities, "mentions": rows}
         written = typed_relations(records, pm, settings)
-        labels = {e["key"]: e["label"] for e in entities}
         names = {e["key"]: e.get("name") or e["key"] for e in entities}
         found: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for chunk, ms in zip(chunks, per_chunk, strict=True):
-            off = chunk["start"]
-            rel_mentions = [
-                RelationMention(
-                    text=m.text,
-                    label=labels[resolver.resolve(m.text, m.label).key],
-                    ner_label=m.label,
-                    key=resolver.resolve(m.text, m.label).key,
-                    start=m.start - off,
-                    end=m.end - off,
-                )
-                for m in sorted(ms, key=lambda m: m.start)
-            ]
+        for chunk, rel_mentions in relation_mentions(records):
             for rel_type, src, dst, lo, hi, s_lo, s_hi in loose_pairs(chunk["text"], rel_mentions):
                 a, b = rel_mentions[src], rel_mentions[dst]
                 found.setdefault(

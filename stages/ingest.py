@@ -112,26 +112,17 @@ def relation_edges(found: dict[tuple[str, str, str], dict[str, Any]]) -> GraphCo
     return GraphContribution(stage="ingest", edges=edges)
 
 
-def typed_relations(
-    records: dict[str, Any], plugins: Any, settings: Any
-) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """(source key, type, target key) -> edge properties: one per pair, type and document,
-    with the evidence of the most confident finding and a count.  What ingest writes, and
-    what bench/relations_eval.py measures."""
-    hook = getattr(plugins.hook, "docgraph_extract_relations", None)
-    if hook is None or not settings.relations.enabled:
-        return {}
-    floor = settings.relations.min_confidence
+def relation_mentions(records: dict[str, Any]) -> list[tuple[dict[str, Any], list[RelationMention]]]:
+    """Each chunk with its mentions in text order, as relation extractors see them: offsets
+    in the chunk, the canonical entity's key and graph label."""
     labels = {e["key"]: e["label"] for e in records["entities"]}
     by_chunk: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for m in records["mentions"]:
         by_chunk[m["chunk"]].append(m)
-    found: dict[tuple[str, str, str], dict[str, Any]] = {}
+    out = []
     for chunk in records["chunks"]:
-        rows = sorted(by_chunk.get(chunk["id"], ()), key=lambda m: m["start"])
-        if len(rows) < 2:
-            continue
         offset = chunk["start"]
+        rows = sorted(by_chunk.get(chunk["id"], ()), key=lambda m: m["start"])
         mentions = [
             RelationMention(
                 text=m["text"],
@@ -143,6 +134,25 @@ def typed_relations(
             )
             for m in rows
         ]
+        out.append((chunk, mentions))
+    return out
+
+
+def typed_relations(
+    records: dict[str, Any], plugins: Any, settings: Any
+) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """(source key, type, target key) -> edge properties: one per pair, type and document,
+    with the evidence of the most confident finding and a count.  What ingest writes, and
+    what bench/relations_eval.py measures."""
+    hook = getattr(plugins.hook, "docgraph_extract_relations", None)
+    if hook is None or not settings.relations.enabled:
+        return {}
+    floor = settings.relations.min_confidence
+    found: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for chunk, mentions in relation_mentions(records):
+        if len(mentions) < 2:
+            continue
+        offset = chunk["start"]
         for group in hook(text=chunk["text"], mentions=mentions, settings=settings):
             for item in group or ():
                 rel = item if isinstance(item, Relation) else Relation.model_validate(item)

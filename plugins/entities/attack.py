@@ -92,12 +92,12 @@ def attack_entries() -> tuple[AliasEntry, ...]:
     out: list[AliasEntry] = []
     seen_ids: set[str] = set()
     rows = _rows("gazetteer.tsv")
-    shorts = short_forms(rows)
+    short_of = {id(row): short for short, row in short_forms(rows).items()}  # one per group name
     for row in rows:
         props: dict[str, Any] = {"attack_type": row["type"], "domains": row["domain"].split(",")}
         out.append(_entry(row["name"], row, row["type"], props, row["name"] in weak))
-        for short in (s for s, r in shorts.items() if r is row):
-            out.append(_entry(short, row, row["type"], props, True))
+        if id(row) in short_of:
+            out.append(_entry(short_of[id(row)], row, row["type"], props, True))
         if row["attack_id"] not in seen_ids:
             seen_ids.add(row["attack_id"])
             out.append(_entry(row["attack_id"], row, row["type"], props, False))
@@ -112,39 +112,26 @@ def attack_entries() -> tuple[AliasEntry, ...]:
     return tuple(out)
 
 
-#: ATT&CK tools that are legitimate admin software first: the NER pack names them System
-#: (stages/ner/pack.py SYSTEM_TERMS), not Malware
+#: ATT&CK tools that are admin software first: the NER pack matches them as System
+#: (stages/ner/pack.py SYSTEM_TERMS), and they leave the Malware gazetteer
+ADMIN_TOOLS = (
+    "PsExec",
+    "AdFind",
+    "Rclone",
+    "ScreenConnect",
+    "ConnectWise",
+    "Quick Assist",
+    "RemoteUtilities",
+    "BITSAdmin",
+    "Nltest",
+    "SDelete",
+    "ngrok",
+    "certutil",
+)
+#: every ATT&CK tool kept out of the Malware gazetteer as dual-use (lower-case commands,
+#: ``netsh`` and the like, are out already: a tool needs a capital)
 DUAL_USE_TOOLS = frozenset(
-    {
-        "PsExec",
-        "AdFind",
-        "Rclone",
-        "ScreenConnect",
-        "ConnectWise",
-        "Quick Assist",
-        "RemoteUtilities",
-        "BITSAdmin",
-        "Nltest",
-        "SDelete",
-        "ngrok",
-        "Forfiles",
-        "Tasklist",
-        "Systeminfo",
-        "Wevtutil",
-        "NBTscan",
-        "Winexe",
-        "esentutl",
-        "certutil",
-        "dsquery",
-        "schtasks",
-        "netsh",
-        "ifconfig",
-        "ipconfig",
-        "netstat",
-        "nbtstat",
-        "attrib",
-        "Expand",
-    }
+    {*ADMIN_TOOLS, "Forfiles", "Tasklist", "Systeminfo", "Wevtutil", "NBTscan", "Winexe", "Expand"}
 )
 
 

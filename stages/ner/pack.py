@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from docgraph.plugins.entities.attack import group_names, software_names
+from docgraph.plugins.entities.attack import ADMIN_TOOLS, group_names, software_names
 from docgraph.plugins.hookspecs import hookimpl
 from docgraph.plugins.types import EntityPattern, Mention
 
@@ -306,21 +306,10 @@ SYSTEM_TERMS = [
     "TeamViewer",
     "Atera",
     "Splashtop",
-    "ScreenConnect",
-    "ConnectWise",
     "ConnectWise ScreenConnect",
-    "Quick Assist",
-    "RemoteUtilities",
-    "Rclone",
-    "PsExec",
-    "AdFind",
     "ProcDump",
     "Procdump",
     "Sysinternals",
-    "BITSAdmin",
-    "Nltest",
-    "SDelete",
-    "ngrok",
     "WinSCP",
     "FileZilla",
     "7-Zip",
@@ -328,7 +317,6 @@ SYSTEM_TERMS = [
     "Sysmon",
     "Velociraptor",
     "vssadmin",
-    "certutil",
     "Okta",
     "OneDrive",
     "SharePoint",
@@ -336,6 +324,7 @@ SYSTEM_TERMS = [
     "Office 365",
     "Outlook",
     "Exchange Server",
+    *ADMIN_TOOLS,  # plugins/entities/attack.py: kept out of the Malware gazetteer
 ]
 THREAT_ACTORS = [
     "APT1",
